@@ -1,0 +1,6 @@
+"""`python -m cellbox` serves LSP over stdio, like `cellbox serve`."""
+
+from cellbox.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The Docker engine, behind one class: the only module that imports the docker SDK.
+
+The SDK is blocking, so every call runs in a thread and the methods here are
+async. Long-lived exec streams get their own thread pool, so that a block
+running for a minute never holds up a status or restart in another workspace.
+Every engine failure comes out as a CellboxError that says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import attrs
+import docker
+import docker.errors
+import requests.exceptions
+
+from cellbox.errors import CellboxError, EngineUnavailable, ImageUnavailable, SandboxFailed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# PID 1 of every sandbox: Docker's init (tini) reaps zombies and forwards
+# SIGTERM to this shell, which exits at once, so stop and restart do not wait
+# out a grace period the way the seed's `/bin/sh` with a TTY did. Plain POSIX
+# sh, so it works in any image that has a shell.
+KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"]
+STOP_GRACE_SECONDS = 1
+
+OutputCallback = Callable[[str, bytes], None]
+"""Called from a worker thread with ("stdout" | "stderr", raw bytes) as output arrives."""
+
+
+@attrs.frozen
+class ContainerSpec:
+    """Everything the engine needs to create one workspace's sandbox."""
+
+    name: str
+    image: str
+    bind_source: str
+    """Host path mounted read-write at /workspace."""
+    network: str
+    auto_remove: bool
+    labels: Mapping[str, str]
+
+
+@attrs.frozen
+class ContainerInfo:
+    id: str
+    name: str
+    state: str
+    """The engine's status: created, running, exited, ..."""
+    image: str
+    labels: Mapping[str, str]
+
+
+def engine_address() -> str:
+    """Where the docker SDK looks for the engine, for error messages."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default; DOCKER_HOST is not set)"
+
+
+class DockerBackend:
+    def __init__(self, api_timeout: float = 30.0) -> None:
+        self._api_timeout = api_timeout
+        self._client: docker.DockerClient | None = None
+        self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
+        self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix="exec")
+
+    # ----------------------------------------------------------- plumbing
+
+    def _connect(self) -> docker.DockerClient:
+        # Connected lazily and again after a failure, so that an engine that
+        # comes back is picked up without restarting the daemon.
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=self._api_timeout)
+            except docker.errors.DockerException as exc:
+                raise _engine_unavailable(exc) from None
+        return self._client
+
+    async def _call(self, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None) -> T:
+        def guarded() -> T:
+            try:
+                return fn(*args)
+            except CellboxError:
+                raise
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                self._client = None
+                raise _engine_unavailable(exc) from None
+            except docker.errors.DockerException as exc:
+                if "Error while fetching server API version" in str(exc):
+                    self._client = None
+                    raise _engine_unavailable(exc) from None
+                raise
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool or self._calls, guarded)
+
+    def close(self) -> None:
+        self._calls.shutdown(wait=False, cancel_futures=True)
+        self._streams.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------- images
+
+    async def has_image(self, image: str) -> bool:
+        return await self._call(self._has_image, image)
+
+    async def pull_image(self, image: str) -> None:
+        """Pull `image`; ImageUnavailable, saying how to build one, when no registry has it."""
+        await self._call(self._pull, image)
+
+    def _has_image(self, image: str) -> bool:
+        try:
+            self._connect().images.get(image)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _pull(self, image: str) -> None:
+        try:
+            self._connect().images.pull(image)
+        except docker.errors.APIError as exc:
+            raise ImageUnavailable(
+                f"Image {image!r} is not on the Docker engine and could not be pulled "
+                f"({_reason(exc)}). Build the local sandbox image with `scripts/build-image` "
+                f"(it makes cellbox-sandbox:bookworm from Debian packages) and set "
+                f'image = "cellbox-sandbox:bookworm" in cellbox.toml, or make {image!r} '
+                f"available with `docker pull` or `docker load`."
+            ) from None
+
+    # --------------------------------------------------------- containers
+
+    async def find_container(self, name: str) -> ContainerInfo | None:
+        return await self._call(self._find, name)
+
+    def _find(self, name: str) -> ContainerInfo | None:
+        try:
+            return _info(self._connect().containers.get(name))
+        except docker.errors.NotFound:
+            return None
+
+    async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
+        """Create and start the sandbox; if another daemon just created it, use that one."""
+        return await self._call(self._create, spec)
+
+    def _create(self, spec: ContainerSpec) -> ContainerInfo:
+        client = self._connect()
+        try:
+            container = client.containers.create(
+                spec.image,
+                name=spec.name,
+                entrypoint=KEEPALIVE[:1],
+                command=KEEPALIVE[1:],
+                init=True,
+                labels=dict(spec.labels),
+                volumes={spec.bind_source: {"bind": "/workspace", "mode": "rw"}},
+                working_dir="/workspace",
+                network_mode=spec.network,
+                auto_remove=spec.auto_remove,
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise ImageUnavailable(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # name taken: a concurrent daemon won the race
+                container = client.containers.get(spec.name)
+            else:
+                raise SandboxFailed(
+                    f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
+                ) from None
+        return self._start_container(container)
+
+    async def start_container(self, name: str) -> ContainerInfo:
+        return await self._call(lambda: self._start_container(self._connect().containers.get(name)))
+
+    def _start_container(self, container: Any) -> ContainerInfo:
+        try:
+            container.start()
+            container.reload()
+        except docker.errors.APIError as exc:
+            raise SandboxFailed(
+                f"The sandbox container {container.name!r} did not start: {_reason(exc)}. "
+                f"Its logs: {_logs(container)}"
+            ) from None
+        if container.status != "running":
+            raise SandboxFailed(
+                f"The sandbox container {container.name!r} stopped right after starting "
+                f"(state {container.status}). Its logs: {_logs(container)}"
+            )
+        return _info(container)
+
+    async def restart_container(self, name: str) -> ContainerInfo:
+        def restart() -> ContainerInfo:
+            container = self._connect().containers.get(name)
+            container.restart(timeout=STOP_GRACE_SECONDS)
+            container.reload()
+            return _info(container)
+
+        return await self._call(restart)
+
+    async def stop_container(self, name: str) -> None:
+        """Stop the container if it exists; with auto-remove the engine then removes it."""
+
+        def stop() -> None:
+            try:
+                self._connect().containers.get(name).stop(timeout=STOP_GRACE_SECONDS)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 404:
+                    raise SandboxFailed(f"Could not stop {name!r}: {_reason(exc)}") from None
+
+        await self._call(stop)
+
+    async def remove_container(self, name: str) -> None:
+        def remove() -> None:
+            try:
+                self._connect().containers.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (404, 409):  # 409: removal already in progress
+                    raise
+
+        await self._call(remove)
+
+    # --------------------------------------------------------------- exec
+
+    async def exec_stream(self, container_id: str, argv: list[str], on_output: OutputCallback) -> int:
+        """Run `argv` in the container at /workspace, feeding output as it comes; return its exit code.
+
+        The engine cannot kill an exec (moby #9098): callers stop one by killing
+        its processes inside the container, which ends this stream.
+        """
+        return await self._call(self._exec_stream, container_id, argv, on_output, pool=self._streams)
+
+    def _exec_stream(self, container_id: str, argv: list[str], on_output: OutputCallback) -> int:
+        api = self._connect().api
+        try:
+            exec_id = api.exec_create(container_id, argv, workdir="/workspace")["Id"]
+            for stdout, stderr in api.exec_start(exec_id, stream=True, demux=True):
+                if stdout:
+                    on_output("stdout", stdout)
+                if stderr:
+                    on_output("stderr", stderr)
+            exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.NotFound as exc:
+            raise ContainerGone(_reason(exc)) from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # "container ... is not running"
+                raise ContainerGone(_reason(exc)) from None
+            raise SandboxFailed(f"Could not run a block in the sandbox: {_reason(exc)}") from None
+        # None when the engine lost track of the process (container stopped under it).
+        return -1 if exit_code is None else exit_code
+
+    async def exec_quick(self, container_id: str, argv: list[str]) -> int:
+        """Run a short helper command and wait for it, output discarded."""
+
+        def run() -> int:
+            try:
+                return self._connect().containers.get(container_id).exec_run(argv).exit_code
+            except (docker.errors.NotFound, docker.errors.APIError):
+                return -1  # nothing to do in a container that is gone or stopped
+
+        return await self._call(run)
+
+
+class ContainerGone(SandboxFailed):
+    """The container vanished or stopped; the caller may recreate it and retry."""
+
+
+def _info(container: Any) -> ContainerInfo:
+    image = container.attrs.get("Config", {}).get("Image") or ""
+    return ContainerInfo(
+        id=container.id,
+        name=container.name,
+        state=container.status,
+        image=image,
+        labels=dict(container.labels or {}),
+    )
+
+
+def _reason(exc: docker.errors.DockerException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+def _logs(container: Any) -> str:
+    try:
+        return container.logs(tail=20).decode("utf-8", "replace").strip() or "(empty)"
+    except docker.errors.DockerException:
+        return "(unavailable)"
+
+
+def _engine_unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"Cannot reach the Docker engine at {engine_address()}: {exc}. "
+        "Start it (e.g. `sudo systemctl start docker`, or `dockerd &` as root), "
+        "or point DOCKER_HOST at a running engine."
+    )

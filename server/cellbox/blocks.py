@@ -1,0 +1,182 @@
+"""The rules for one code block, before anything runs: pure functions, no I/O.
+
+Parity with the seed executor (autogen's DockerCommandLineCodeExecutor) where it
+was right: the same languages, aliases, execution policies, `# filename:`
+comments and quieted `pip install` lines. Where it was wrong, fixed: an
+ordinary first comment such as `# compute fib` is not a file name, and blocks
+the user did not name are saved under `.cellbox/` instead of the workspace root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+LANGUAGE_ALIASES = {"py": "python", "js": "javascript"}
+
+# The seed's DEFAULT_EXECUTION_POLICY: True runs the block, False only saves it.
+DEFAULT_EXECUTION_POLICIES: Mapping[str, bool] = {
+    "bash": True,
+    "shell": True,
+    "sh": True,
+    "pwsh": True,
+    "powershell": True,
+    "ps1": True,
+    "python": True,
+    "javascript": False,
+    "html": False,
+    "css": False,
+}
+KNOWN_LANGUAGES = frozenset(DEFAULT_EXECUTION_POLICIES)
+
+# The interpreter each language runs with inside the container.
+_INTERPRETERS = {
+    "python": "python",
+    "bash": "bash",
+    "sh": "sh",
+    "shell": "sh",
+    "pwsh": "pwsh",
+    "powershell": "pwsh",
+    "ps1": "pwsh",
+    "javascript": "node",
+}
+
+# File extensions for blocks saved under a generated name. The seed used the
+# language itself (".python"); real extensions make tracebacks and editors happy.
+_EXTENSIONS = {
+    "python": "py",
+    "bash": "sh",
+    "sh": "sh",
+    "shell": "sh",
+    "pwsh": "ps1",
+    "powershell": "ps1",
+    "ps1": "ps1",
+    "javascript": "js",
+    "html": "html",
+    "css": "css",
+}
+
+BLOCK_DIR = ".cellbox"
+"""Folder inside the workspace for blocks the user did not name."""
+
+_SHELLS = frozenset({"bash", "shell", "sh", "pwsh", "powershell", "ps1"})
+
+# First-line comments that may carry a file name, in the seed's four forms.
+_FILENAME_COMMENTS = [
+    re.compile(r"^<!--\s*(?P<tag>filename:)?\s*(?P<name>.+?)\s*-->$"),
+    re.compile(r"^/\*\s*(?P<tag>filename:)?\s*(?P<name>.+?)\s*\*/$"),
+    re.compile(r"^//\s*(?P<tag>filename:)?\s*(?P<name>.+?)$"),
+    re.compile(r"^#\s*(?P<tag>filename:)?\s*(?P<name>.+?)$"),
+]
+# Without the `filename:` tag, a comment names a file only when it looks like
+# one: a single word of path characters ending in an extension that starts with
+# a letter ("test.py", "src/app.js"), never a sentence ("compute fib").
+_LOOKS_LIKE_FILE = re.compile(r"^[\w./-]*\w\.[A-Za-z][A-Za-z0-9]*$")
+
+
+class FilenameOutsideWorkspace(ValueError):
+    """A `# filename:` comment names a path outside the workspace."""
+
+
+def normalize_language(language: str) -> str:
+    """Lower-case the language and apply the seed's aliases (py, js)."""
+    lowered = language.strip().lower()
+    return LANGUAGE_ALIASES.get(lowered, lowered)
+
+
+def interpreter_for(language: str) -> str:
+    return _INTERPRETERS[language]
+
+
+def declared_filename(code: str) -> str | None:
+    """The file name the block's first line asks for, or None.
+
+    `# filename: a b.txt` is honoured whatever the name; a bare `# NAME` only
+    when NAME looks like a file name.
+    """
+    first_line = code.split("\n", 1)[0].strip()
+    for pattern in _FILENAME_COMMENTS:
+        match = pattern.match(first_line)
+        if match is None:
+            continue
+        name = match.group("name").strip()
+        if match.group("tag") or _LOOKS_LIKE_FILE.match(name):
+            return name
+        return None
+    return None
+
+
+def resolve_in_workspace(name: str, workspace: Path) -> Path:
+    """The absolute path `name` denotes inside `workspace`, symlinks followed.
+
+    Raises FilenameOutsideWorkspace when the path, once resolved, is not inside
+    the workspace: `../x`, `/etc/passwd`, or a symlink pointing out.
+    """
+    root = workspace.resolve()
+    path = Path(name)
+    if not path.is_absolute():
+        path = root / path
+    path = path.resolve()
+    if path != root and root not in path.parents:
+        raise FilenameOutsideWorkspace(name)
+    if path == root:
+        raise FilenameOutsideWorkspace(name)
+    return path
+
+
+def generated_filename(code: str, language: str) -> str:
+    """Where a block the user did not name is saved, relative to the workspace."""
+    digest = hashlib.md5(code.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{BLOCK_DIR}/tmp_code_{digest}.{_EXTENSIONS.get(language, language)}"
+
+
+def silence_pip(code: str, language: str) -> str:
+    """Add `-qqq` to `pip install` lines, as the seed does, so output stays short."""
+    if language == "python":
+        pattern = re.compile(r"^! ?pip install")
+    elif language in _SHELLS:
+        pattern = re.compile(r"^pip install")
+    else:
+        return code
+    lines = code.split("\n")
+    for index, line in enumerate(lines):
+        match = pattern.search(line)
+        if match is not None and "-qqq" not in line:
+            lines[index] = line.replace(match.group(0), match.group(0) + " -qqq", 1)
+    return "\n".join(lines)
+
+
+@attrs.frozen
+class PreparedBlock:
+    """A block checked against the rules: where to save it and whether to run it."""
+
+    language: str
+    code: str
+    relative_path: str | None
+    """Path relative to the workspace, or None when the block is refused."""
+    runs: bool
+    refusal: str | None = None
+    """Output to report instead of running, e.g. "Unsupported language ruby"."""
+
+
+def prepare_block(
+    language: str, code: str, workspace: Path, policies: Mapping[str, bool]
+) -> PreparedBlock:
+    """Apply aliases, policies and the filename rule to one block."""
+    lang = normalize_language(language)
+    if lang not in KNOWN_LANGUAGES:
+        return PreparedBlock(lang, code, None, False, f"Unsupported language {lang}\n")
+    code = silence_pip(code, lang)
+    name = declared_filename(code)
+    if name is None:
+        relative = generated_filename(code, lang)
+    else:
+        try:
+            relative = str(resolve_in_workspace(name, workspace).relative_to(workspace.resolve()))
+        except FilenameOutsideWorkspace:
+            return PreparedBlock(lang, code, None, False, "Filename is not in the workspace")
+    return PreparedBlock(lang, code, relative, policies.get(lang, False))

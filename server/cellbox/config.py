@@ -1,0 +1,147 @@
+"""Per-workspace configuration: defaults, files, and client overrides.
+
+Sources, later ones winning key by key: built-in defaults, `[tool.cellbox]` in
+the workspace's `pyproject.toml`, `cellbox.toml` at the workspace root, then
+the client's `initializationOptions`. TOML keys are snake_case, JSON keys
+camelCase; both spellings are accepted everywhere. A bad value is a
+ConfigError that names the source, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cellbox.blocks import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES
+from cellbox.errors import ConfigError
+
+DEFAULT_IMAGE = "python:3-slim"
+CONFIG_FILE = "cellbox.toml"
+
+
+@attrs.frozen
+class SandboxConfig:
+    """How one workspace's sandbox is built and how its blocks run."""
+
+    image: str = DEFAULT_IMAGE
+    """Image of the sandbox container."""
+    timeout: float = 60.0
+    """Seconds a block may run before it is killed (>= 1)."""
+    network: str = "none"
+    """Engine network for the container: "none" (default), "bridge", or a named network."""
+    bind_dir: str | None = None
+    """Host path the engine mounts at /workspace, when it differs from the workspace's path here."""
+    container_name: str | None = None
+    """Fixed container name; by default derived from the workspace path."""
+    auto_remove: bool = True
+    """Remove the container when it stops."""
+    stop_container: bool = True
+    """Stop the containers this daemon started when it shuts down."""
+    execution_policies: Mapping[str, bool] = attrs.field(
+        factory=lambda: dict(DEFAULT_EXECUTION_POLICIES)
+    )
+    """Per language: true runs its blocks, false only saves them."""
+
+
+_FIELDS = {field.name: field for field in attrs.fields(SandboxConfig)}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _check(key: str, value: Any) -> Any:
+    """Validate one key's value; return it normalised or raise ValueError saying what is allowed."""
+    if key in ("image", "network"):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a non-empty string")
+        return value.strip()
+    if key in ("bind_dir", "container_name"):
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a non-empty string")
+        if key == "container_name" and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
+            raise ValueError("must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (Docker's container name rule)")
+        return value
+    if key == "timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("must be a number of seconds, at least 1")
+        if value < 1:
+            raise ValueError(f"must be at least 1 second (got {value})")
+        return float(value)
+    if key in ("auto_remove", "stop_container"):
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if key == "execution_policies":
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a table of language = true/false")
+        policies = {}
+        for language, runs in value.items():
+            lang = str(language).lower()
+            if lang not in KNOWN_LANGUAGES:
+                allowed = ", ".join(sorted(KNOWN_LANGUAGES))
+                raise ValueError(f"unknown language {language!r}; known: {allowed}")
+            if not isinstance(runs, bool):
+                raise ValueError(f"{language} must be true or false")
+            policies[lang] = runs
+        return policies
+    raise AssertionError(key)
+
+
+def validate_overrides(raw: Any, source: str) -> dict[str, Any]:
+    """Check a mapping of config keys and return it snake_cased and normalised."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a table/object of settings, got {type(raw).__name__}")
+    checked: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _snake(str(key))
+        if name not in _FIELDS:
+            allowed = ", ".join(_FIELDS)
+            raise ConfigError(f"{source}: unknown setting {key!r}; allowed: {allowed}")
+        try:
+            checked[name] = _check(name, value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {key} {exc}") from None
+    return checked
+
+
+def _file_sources(workspace: Path) -> list[tuple[str, Mapping[str, Any]]]:
+    sources = []
+    pyproject = workspace / "pyproject.toml"
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        table = data.get("tool", {}).get("cellbox")
+        if table is not None:
+            sources.append((f"{pyproject} [tool.cellbox]", table))
+    own = workspace / CONFIG_FILE
+    if own.is_file():
+        sources.append((str(own), _read_toml(own)))
+    return sources
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as TOML: {exc}") from None
+
+
+def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> SandboxConfig:
+    """The workspace's configuration; `overrides` are already-validated client settings."""
+    merged: dict[str, Any] = {}
+    for source, table in _file_sources(workspace):
+        merged.update(validate_overrides(table, source))
+    merged.update(overrides or {})
+    if "execution_policies" in merged:
+        # A partial table changes only the languages it names, as in the seed.
+        merged["execution_policies"] = {**DEFAULT_EXECUTION_POLICIES, **merged["execution_policies"]}
+    return SandboxConfig(**merged)

@@ -1,0 +1,87 @@
+"""Owns the sandboxes of every workspace this daemon serves.
+
+One Sandbox object per workspace path, made on first use; the Sandbox itself
+serialises its container's creation, so two requests arriving together never
+create two containers (the slot is reserved before the slow start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from cellbox.backend import DockerBackend
+from cellbox.errors import CellboxError, InvalidParams
+from cellbox.sandbox import Sandbox
+from cellbox.wire import SandboxInfo
+
+log = logging.getLogger(__name__)
+
+
+def workspace_path(value: str, field: str = "workspace") -> Path:
+    """A workspace given as a file:// URI or a path, as an absolute, existing folder."""
+    if value.startswith("file:"):
+        parsed = urlparse(value)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidParams(f"{field}: {value!r} is on another host; give a local file:// URI or path")
+        raw = unquote(parsed.path)
+    elif "://" in value:
+        raise InvalidParams(f"{field}: {value!r} is not a file:// URI; give a file:// URI or a local path")
+    else:
+        raw = value
+    if not raw:
+        raise InvalidParams(f"{field}: is empty; give a file:// URI or a local path")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise InvalidParams(f"{field}: {value!r} is relative; give an absolute path or a file:// URI")
+    path = path.resolve()
+    if not path.is_dir():
+        raise InvalidParams(f"{field}: {path} is not an existing folder")
+    return path
+
+
+class SandboxManager:
+    def __init__(self, backend: DockerBackend) -> None:
+        self.backend = backend
+        self.overrides: dict[str, Any] = {}
+        """Validated settings from the client's initializationOptions, applied to every workspace."""
+        self.default_workspaces: list[Path] = []
+        """Workspaces named at initialize; the first is used when a request names none."""
+        self._sandboxes: dict[Path, Sandbox] = {}
+
+    def resolve(self, value: str | None) -> Path:
+        if value is not None:
+            return workspace_path(value)
+        if not self.default_workspaces:
+            raise InvalidParams(
+                "workspace: the request names no workspace and the client gave none at "
+                "initialize (workspaceFolders, rootUri or rootPath); pass a workspace"
+            )
+        return self.default_workspaces[0]
+
+    def sandbox(self, workspace: str | None) -> Sandbox:
+        path = self.resolve(workspace)
+        if path not in self._sandboxes:
+            self._sandboxes[path] = Sandbox(path, self.backend, self.overrides)
+        return self._sandboxes[path]
+
+    async def status(self) -> list[SandboxInfo]:
+        for path in self.default_workspaces:
+            self._sandboxes.setdefault(path, Sandbox(path, self.backend, self.overrides))
+        return list(await asyncio.gather(*(s.info() for s in self._sandboxes.values())))
+
+    async def shutdown(self) -> None:
+        """Stop the containers this daemon started, unless their config says to keep them."""
+        stopping = []
+        for sandbox in self._sandboxes.values():
+            config = sandbox.last_config
+            if sandbox.started_here and config is not None and config.stop_container:
+                stopping.append(sandbox.stop())
+        for outcome in await asyncio.gather(*stopping, return_exceptions=True):
+            if isinstance(outcome, CellboxError):
+                log.warning("could not stop a sandbox at shutdown: %s", outcome)
+            elif isinstance(outcome, BaseException):
+                log.error("could not stop a sandbox at shutdown", exc_info=outcome)

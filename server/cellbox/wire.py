@@ -1,0 +1,260 @@
+"""Everything that crosses the wire: command arguments and results.
+
+These are plain attrs classes with no pygls in them. `converter` turns them
+into JSON-ready dicts with camelCase keys and EVERY field present (lsprotocol's
+own converter drops fields equal to their default, which would make `exitCode:
+0` or `codeFile: null` vanish), and structures incoming arguments strictly, so
+that `"timeout": "5"` or a misspelt key is an error naming the field instead
+of a silent coercion.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from cellbox.errors import InvalidParams
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- arguments
+
+
+@attrs.define
+class BlockParams:
+    """One code block to run."""
+
+    language: str
+    """Language of the block, e.g. ``python``, ``bash``; case-insensitive, ``py`` and ``js`` are aliases."""
+    code: str
+    """The block's source text."""
+
+
+@attrs.define
+class ExecuteParams:
+    """Argument of ``cellbox.execute``."""
+
+    blocks: list[BlockParams]
+    """Blocks to run in order; the run stops at the first non-zero exit."""
+    workspace: str | None = None
+    """Workspace folder as a ``file://`` URI or a path; defaults to the first workspace of ``initialize``."""
+    timeout: float | None = None
+    """Seconds each block may run (>= 1); defaults to the workspace's configured timeout."""
+
+
+@attrs.define
+class WorkspaceParams:
+    """Argument of ``cellbox.restart`` and ``cellbox.stop``."""
+
+    workspace: str | None = None
+    """Workspace folder as a ``file://`` URI or a path; defaults to the first workspace."""
+
+
+@attrs.define
+class StatusParams:
+    """Argument of ``cellbox.status`` (takes no fields)."""
+
+
+# ------------------------------------------------------------------ results
+
+
+@attrs.define
+class BlockResult:
+    """What happened to one block that the run reached."""
+
+    language: str
+    """The block's language after aliases, lower-case."""
+    exit_code: int
+    """Exit code of the block's process; 124 on timeout, 1 for a refused block."""
+    output: str
+    """Combined stdout and stderr, decoded as UTF-8 with replacement."""
+    code_file: str | None
+    """Path on the daemon's side of the file the block was saved to, or null when it was refused."""
+    executed: bool
+    """Whether the block was run (false when only saved, or refused)."""
+    timed_out: bool
+    """Whether the block was killed at the timeout."""
+    duration_ms: float
+    """Wall time spent on this block."""
+
+
+@attrs.define
+class ExecuteResult:
+    """Result of ``cellbox.execute``; the top-level fields keep the seed executor's meaning."""
+
+    exit_code: int
+    """Exit code of the last block reached (0 when all succeeded)."""
+    output: str
+    """Output of all blocks reached, concatenated."""
+    code_file: str | None
+    """File of the first block saved, or null when none was."""
+    timed_out: bool
+    """Whether any block timed out."""
+    duration_ms: float
+    """Wall time of the whole request, container start included."""
+    workspace: str
+    """Absolute path of the workspace the blocks ran in."""
+    container: str
+    """Name of the workspace's sandbox container."""
+    blocks: list[BlockResult]
+    """One entry per block reached, in order."""
+
+
+@attrs.define
+class SandboxState:
+    """Result of ``cellbox.restart`` and ``cellbox.stop``."""
+
+    workspace: str
+    container: str
+    state: str
+    """``running`` after restart, ``stopped`` after stop."""
+
+
+@attrs.define
+class SandboxInfo:
+    """One sandbox in ``cellbox.status``."""
+
+    workspace: str
+    container: str
+    state: str
+    """The engine's state (``running``, ``exited``, ...), or ``absent`` when no container exists yet."""
+    image: str
+
+
+@attrs.define
+class StatusResult:
+    """Result of ``cellbox.status``."""
+
+    sandboxes: list[SandboxInfo]
+
+
+# ---------------------------------------------------------------- converter
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _strict(expected: type, label: str):
+    """A structure hook that accepts only values already of the right JSON type."""
+
+    def hook(value: Any, _type: type) -> Any:
+        # bool is a subclass of int in Python but not a number in JSON.
+        if isinstance(value, bool) and expected is not bool:
+            raise TypeError(f"expected {label}, got a boolean")
+        if not isinstance(value, expected):
+            raise TypeError(f"expected {label}, got {_json_type(value)}")
+        return value
+
+    return hook
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(str, _strict(str, "a string"))
+    conv.register_structure_hook(bool, _strict(bool, "a boolean"))
+    conv.register_structure_hook(int, _strict(int, "an integer"))
+    conv.register_structure_hook(float, lambda v, t: float(_strict((int, float), "a number")(v, t)))
+
+    def _list_hook(value: Any, type_: Any) -> list:
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {_json_type(value)}")
+        (item_type,) = type_.__args__
+        items, errors = [], []
+        for index, item in enumerate(value):
+            try:
+                items.append(conv.structure(item, item_type))
+            except Exception as exc:
+                # The note carries the index so that messages say blocks[1].code.
+                note = IterableValidationNote(f"index {index}", index, item_type)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {type_}", errors, type_)
+        return items
+
+    conv.register_structure_hook_func(
+        lambda t: getattr(t, "__origin__", None) is list, _list_hook
+    )
+
+    def unstructure_factory(cls: type) -> Any:
+        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        return make_dict_unstructure_fn(cls, conv, **renames)
+
+    def structure_factory(cls: type) -> Any:
+        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **renames)
+
+        def structure(value: Any, type_: type) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected an object, got {_json_type(value)}")
+            return inner(value, type_)
+
+        return structure
+
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    conv.register_structure_hook_factory(attrs.has, structure_factory)
+    return conv
+
+
+converter = _make_converter()
+
+
+def to_json(value: Any) -> Any:
+    """Unstructure a result into JSON-ready data with every field present."""
+    return converter.unstructure(value)
+
+
+def parse(value: Any, cls: type[T], what: str) -> T:
+    """Structure `value` as `cls` or raise InvalidParams naming each bad field.
+
+    `what` names the thing being parsed in the message, e.g. "cellbox.execute".
+    """
+    try:
+        return converter.structure(value, cls)
+    except Exception as exc:  # cattrs groups every field's error in one exception
+        problems = describe_structure_error(exc)
+        raise InvalidParams(f"Invalid {what} arguments: " + "; ".join(problems)) from None
+
+
+def describe_structure_error(exc: Exception) -> list[str]:
+    """Turn a cattrs error into lines like ``blocks[0].code: required field missing``."""
+    lines = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
+        message, _, path = line.rpartition(" @ ")
+        field = path.removeprefix("$").removeprefix(".")
+        lines.append(f"{field or 'argument'}: {message}")
+    return lines
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, TypeError) and str(exc).startswith("expected"):
+        return str(exc)  # our strict hooks' own wording
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return "unknown field(s) " + ", ".join(sorted(exc.extra_fields))
+    return cattrs.v.format_exception(exc, type_)

@@ -1,0 +1,71 @@
+"""Drive the real daemon over stdio with pytest-lsp's client."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from pytest_lsp.client import make_test_lsp_client
+
+SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
+
+pytestmark = pytest.mark.e2e
+
+
+class Daemon:
+    """One running `cellbox serve` process and the client talking to it."""
+
+    def __init__(self, client: LanguageClient, workspace: Path | None) -> None:
+        self.client = client
+        self.workspace = workspace
+
+    async def command(self, name: str, *arguments):
+        return await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=name, arguments=list(arguments))
+        )
+
+    async def execute(self, *blocks: tuple[str, str], **params):
+        payload = {"blocks": [{"language": lang, "code": code} for lang, code in blocks], **params}
+        return await self.command("cellbox.execute", payload)
+
+
+@pytest.fixture
+async def start_daemon():
+    """Start daemons: start_daemon(workspace, init_options=..., env=..., capabilities=...)."""
+    started: list[LanguageClient] = []
+
+    async def start(
+        workspace: Path | None,
+        init_options=None,
+        env: dict[str, str] | None = None,
+        capabilities: str = "visual_studio_code",
+        root: str = "folders",
+    ) -> Daemon:
+        client = make_test_lsp_client()
+        await client.start_io(*SERVER_COMMAND, env={**os.environ, **(env or {})})
+        started.append(client)
+        uri = workspace.as_uri() if workspace else None
+        params = types.InitializeParams(
+            capabilities=pytest_lsp.client_capabilities(capabilities),
+            initialization_options=init_options,
+        )
+        if workspace is not None and root == "folders":
+            params.workspace_folders = [types.WorkspaceFolder(uri=uri, name=workspace.name)]
+        elif workspace is not None and root == "rootUri":
+            params.root_uri = uri
+        elif workspace is not None and root == "rootPath":
+            params.root_path = str(workspace)
+        await client.initialize_session(params)
+        return Daemon(client, workspace)
+
+    yield start
+    for client in started:
+        try:
+            await client.shutdown_session()
+        finally:
+            await client.stop()
