@@ -9,6 +9,7 @@ ConfigError that names the source, the key and what is allowed.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -70,8 +71,8 @@ def _check(key: str, value: Any) -> Any:
             raise ValueError("must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (Docker's container name rule)")
         return value
     if key == "timeout":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("must be a number of seconds, at least 1")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds, at least 1")
         if value < 1:
             raise ValueError(f"must be at least 1 second (got {value})")
         return float(value)
@@ -138,10 +139,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> SandboxConfig:
     """The workspace's configuration; `overrides` are already-validated client settings."""
     merged: dict[str, Any] = {}
-    for source, table in _file_sources(workspace):
-        merged.update(validate_overrides(table, source))
-    merged.update(overrides or {})
-    if "execution_policies" in merged:
-        # A partial table changes only the languages it names, as in the seed.
-        merged["execution_policies"] = {**DEFAULT_EXECUTION_POLICIES, **merged["execution_policies"]}
-    return SandboxConfig(**merged)
+    # A partial policy table changes only the languages it names, as in the
+    # seed, so tables from each source add up instead of replacing each other.
+    policies = dict(DEFAULT_EXECUTION_POLICIES)
+    layers = [validate_overrides(table, source) for source, table in _file_sources(workspace)]
+    for layer in [*layers, dict(overrides or {})]:
+        policies.update(layer.pop("execution_policies", {}))
+        merged.update(layer)
+    return SandboxConfig(**merged, execution_policies=policies)

@@ -7,17 +7,30 @@ POSIX shell and grep, without privileges: the engine itself cannot kill an
 exec (moby #9098).
 """
 
-# Kill every process whose environment carries the run's marker; repeat until
-# none is left, so that children forked during the sweep are caught too. The
-# shell running this does not carry the marker itself (see RUN_WRAPPER).
+# Kill every process whose environment carries the run's marker. First freeze
+# them all (SIGSTOP, repeated until no new one appears, so a process forked
+# meanwhile is caught too), then kill them: frozen, none can react, fork or
+# print "Killed" for a sibling that died first. The whole pass repeats until no
+# marked process is left. The shell running this does not carry the marker.
 _SWEEP = r"""
+marked() {
+  for f in $(grep -lsxzF "CELLBOX_RUN=$1" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; echo "${p%/environ}"
+  done
+}
 sweep() {
-  n=0
-  while [ $n -lt 20 ]; do
-    found=$(grep -lsxzF "CELLBOX_RUN=$1" /proc/[0-9]*/environ 2>/dev/null)
-    [ -z "$found" ] && return 0
-    for f in $found; do p=${f#/proc/}; kill -9 "${p%/environ}" 2>/dev/null; done
-    n=$((n+1))
+  round=0
+  while [ $round -lt 20 ]; do
+    pids=$(marked "$1")
+    [ -z "$pids" ] && return 0
+    while :; do
+      kill -STOP $pids 2>/dev/null
+      more=$(marked "$1")
+      [ "$more" = "$pids" ] && break
+      pids=$more
+    done
+    kill -KILL $pids 2>/dev/null
+    round=$((round+1))
   done
 }
 """
@@ -29,7 +42,11 @@ sweep() {
 # would keep the exec's output stream open and the run would hang.
 RUN_WRAPPER = _SWEEP + r"""
 run_id=$1; shift
-CELLBOX_RUN=$run_id "$@"
+# The shell reports a killed child ("Killed") on its own stderr, which is not
+# the block's output: point the shell's stderr at /dev/null and hand the real
+# one to the block only, inside the subshell that becomes the block's process.
+exec 3>&2 2>/dev/null
+(exec 2>&3 3>&-; export CELLBOX_RUN="$run_id"; exec "$@")
 status=$?
 sweep "$run_id"
 exit $status

@@ -117,7 +117,7 @@ def build_server() -> CellboxServer:
         params = parse(_one_argument(EXECUTE, args), ExecuteParams, EXECUTE)
         if not params.blocks:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
-        if params.timeout is not None and params.timeout < 1:
+        if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
         sandbox = ls.manager.sandbox(params.workspace)
         return await sandbox.execute(params.blocks, params.timeout, ls.progress)

@@ -20,9 +20,10 @@ pytestmark = pytest.mark.e2e
 class Daemon:
     """One running `cellbox serve` process and the client talking to it."""
 
-    def __init__(self, client: LanguageClient, workspace: Path | None) -> None:
+    def __init__(self, client: LanguageClient, workspace: Path | None, initialize_result) -> None:
         self.client = client
         self.workspace = workspace
+        self.initialize_result: types.InitializeResult = initialize_result
 
     async def command(self, name: str, *arguments):
         return await self.client.workspace_execute_command_async(
@@ -60,8 +61,8 @@ async def start_daemon():
             params.root_uri = uri
         elif workspace is not None and root == "rootPath":
             params.root_path = str(workspace)
-        await client.initialize_session(params)
-        return Daemon(client, workspace)
+        result = await client.initialize_session(params)
+        return Daemon(client, workspace, result)
 
     yield start
     for client in started:

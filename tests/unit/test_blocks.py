@@ -1,0 +1,237 @@
+"""Unit tests for cellbox.blocks: the pure rules applied to one code block."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from cellbox.blocks import (
+    DEFAULT_EXECUTION_POLICIES,
+    FilenameOutsideWorkspace,
+    declared_filename,
+    generated_filename,
+    normalize_language,
+    prepare_block,
+    resolve_in_workspace,
+    silence_pip,
+)
+
+# ------------------------------------------------------------ normalize_language
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("py", "python"),
+        ("PY", "python"),
+        ("Py", "python"),
+        ("js", "javascript"),
+        ("JS", "javascript"),
+        ("Python", "python"),
+        ("BASH", "bash"),
+        ("ruby", "ruby"),
+    ],
+)
+def test_normalize_language(raw: str, expected: str) -> None:
+    assert normalize_language(raw) == expected
+
+
+# ------------------------------------------------------------ declared_filename
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("# filename: a.py\nprint(1)", "a.py"),
+        ("// filename: app.js\nconsole.log(1)", "app.js"),
+        ("/* filename: style.css */\nbody {}", "style.css"),
+        ("<!-- filename: index.html -->\n<p>hi</p>", "index.html"),
+        ("# test.py\nprint(1)", "test.py"),
+        ("# src/app.py\nprint(1)", "src/app.py"),
+        # With the explicit tag any name is honoured, spaces included.
+        ("# filename: my file.txt\n", "my file.txt"),
+    ],
+)
+def test_declared_filename_forms(code: str, expected: str) -> None:
+    assert declared_filename(code) == expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "# compute fib\nprint(1)",
+        "# e.g.\nprint(1)",
+        "# v1.2\nprint(1)",
+        "// just a comment\nconsole.log(1)",
+        "print(1)",
+        "",
+    ],
+)
+def test_declared_filename_ordinary_comment_is_not_a_name(code: str) -> None:
+    assert declared_filename(code) is None
+
+
+def test_declared_filename_only_first_line_counts() -> None:
+    assert declared_filename("print(1)\n# filename: late.py\n") is None
+    assert declared_filename("import os\n# other.py") is None
+
+
+# ---------------------------------------------------------- resolve_in_workspace
+
+
+def test_resolve_relative_inside(tmp_path: Path) -> None:
+    assert resolve_in_workspace("sub/a.py", tmp_path) == tmp_path.resolve() / "sub" / "a.py"
+
+
+def test_resolve_absolute_inside(tmp_path: Path) -> None:
+    target = tmp_path.resolve() / "b.py"
+    assert resolve_in_workspace(str(target), tmp_path) == target
+
+
+@pytest.mark.parametrize("name", ["../x", "sub/../../x", "/etc/passwd"])
+def test_resolve_outside_raises(tmp_path: Path, name: str) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with pytest.raises(FilenameOutsideWorkspace):
+        resolve_in_workspace(name, workspace)
+
+
+def test_resolve_absolute_sibling_outside_raises(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with pytest.raises(FilenameOutsideWorkspace):
+        resolve_in_workspace(str(tmp_path / "ws-other" / "a.py"), workspace)
+
+
+def test_resolve_symlink_pointing_outside_raises(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, workspace / "link")
+    with pytest.raises(FilenameOutsideWorkspace):
+        resolve_in_workspace("link/evil.py", workspace)
+
+
+def test_resolve_file_symlink_pointing_outside_raises(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    os.symlink(secret, workspace / "innocent.py")
+    with pytest.raises(FilenameOutsideWorkspace):
+        resolve_in_workspace("innocent.py", workspace)
+
+
+# ------------------------------------------------------------ generated_filename
+
+
+def test_generated_filename_python() -> None:
+    code = "print('hi')\n"
+    digest = hashlib.md5(code.encode()).hexdigest()
+    assert generated_filename(code, "python") == f".cellbox/tmp_code_{digest}.py"
+
+
+def test_generated_filename_bash() -> None:
+    code = "echo hi\n"
+    digest = hashlib.md5(code.encode()).hexdigest()
+    assert generated_filename(code, "bash") == f".cellbox/tmp_code_{digest}.sh"
+
+
+def test_generated_filename_depends_on_code() -> None:
+    assert generated_filename("a", "python") != generated_filename("b", "python")
+    assert generated_filename("a", "python") == generated_filename("a", "python")
+
+
+# ------------------------------------------------------------------ silence_pip
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("!pip install numpy", "!pip install -qqq numpy"),
+        ("! pip install numpy", "! pip install -qqq numpy"),
+        # Not valid Python, so the seed leaves it alone and so do we.
+        ("pip install numpy", "pip install numpy"),
+    ],
+)
+def test_silence_pip_python(code: str, expected: str) -> None:
+    assert silence_pip(code, "python") == expected
+
+
+@pytest.mark.parametrize("language", ["bash", "sh", "shell"])
+def test_silence_pip_shell(language: str) -> None:
+    code = "echo start\npip install requests\necho done"
+    assert silence_pip(code, language) == "echo start\npip install -qqq requests\necho done"
+
+
+@pytest.mark.parametrize(
+    ("code", "language"),
+    [
+        ("!pip install -qqq numpy", "python"),
+        ("pip install -qqq requests", "bash"),
+    ],
+)
+def test_silence_pip_already_quiet_unchanged(code: str, language: str) -> None:
+    assert silence_pip(code, language) == code
+
+
+@pytest.mark.parametrize("language", ["javascript", "html", "css"])
+def test_silence_pip_other_languages_unchanged(language: str) -> None:
+    code = "pip install requests\n!pip install numpy"
+    assert silence_pip(code, language) == code
+
+
+def test_silence_pip_leaves_other_lines_alone() -> None:
+    code = "import os\nprint('pip install x')\n!pip install numpy"
+    assert silence_pip(code, "python") == "import os\nprint('pip install x')\n!pip install -qqq numpy"
+
+
+# ---------------------------------------------------------------- prepare_block
+
+
+def test_prepare_unsupported_language(tmp_path: Path) -> None:
+    block = prepare_block("Ruby", "puts 1", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.refusal == "Unsupported language ruby\n"
+    assert block.relative_path is None
+    assert block.runs is False
+
+
+def test_prepare_filename_escape_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    block = prepare_block("python", "# filename: ../evil.py\nprint(1)", workspace, DEFAULT_EXECUTION_POLICIES)
+    assert block.refusal == "Filename is not in the workspace"
+    assert block.relative_path is None
+    assert block.runs is False
+
+
+def test_prepare_javascript_saved_not_run(tmp_path: Path) -> None:
+    block = prepare_block("js", "console.log(1)", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.language == "javascript"
+    assert block.runs is False
+    assert block.refusal is None
+    assert block.relative_path == generated_filename("console.log(1)", "javascript")
+
+
+def test_prepare_python_runs(tmp_path: Path) -> None:
+    block = prepare_block("py", "print(1)", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.language == "python"
+    assert block.runs is True
+    assert block.refusal is None
+    assert block.relative_path == generated_filename("print(1)", "python")
+    assert block.relative_path.startswith(".cellbox/")
+
+
+def test_prepare_declared_name_is_relative(tmp_path: Path) -> None:
+    block = prepare_block("python", "# filename: pkg/mod.py\nx = 1", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.relative_path == "pkg/mod.py"
+    assert block.runs is True
+
+
+def test_prepare_silences_pip(tmp_path: Path) -> None:
+    block = prepare_block("bash", "pip install requests", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.code == "pip install -qqq requests"
