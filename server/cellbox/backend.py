@@ -202,14 +202,21 @@ class DockerBackend:
 
         return await self._call(restart)
 
-    async def stop_container(self, name: str) -> None:
-        """Stop the container if it exists; with auto-remove the engine then removes it."""
+    async def stop_container(self, name: str, removed: bool) -> None:
+        """Stop the container if it exists. With `removed` (auto-remove), return
+        only once the engine has removed it too, so that a status or execute
+        right after sees "absent" rather than a container on its way out."""
 
         def stop() -> None:
             try:
-                self._connect().containers.get(name).stop(timeout=STOP_GRACE_SECONDS)
+                container = self._connect().containers.get(name)
+                container.stop(timeout=STOP_GRACE_SECONDS)
+                if removed:
+                    container.wait(condition="removed", timeout=10)
             except docker.errors.NotFound:
                 pass
+            except requests.exceptions.ReadTimeout:
+                raise SandboxFailed(f"{name!r} stopped but the engine did not remove it within 10 s") from None
             except docker.errors.APIError as exc:
                 if exc.status_code != 404:
                     raise SandboxFailed(f"Could not stop {name!r}: {_reason(exc)}") from None

@@ -126,7 +126,7 @@ class Sandbox:
         config = self.config()
         name = self.container_name(config)
         async with self._lifecycle_lock:
-            await self._backend.stop_container(name)
+            await self._backend.stop_container(name, removed=config.auto_remove)
         return SandboxState(str(self.workspace), name, "stopped")
 
     async def info(self) -> SandboxInfo:

@@ -1,0 +1,159 @@
+"""One container per workspace: reuse, restart, stop, shutdown, and settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import TEST_IMAGE, containers_of
+
+
+async def test_the_container_is_named_and_labelled_from_the_workspace(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("sh", "true"))
+    (container,) = containers_of(engine, workspace)
+    assert container.name == result["container"]
+    assert container.name.startswith("cellbox-ws-") and len(container.name) == len("cellbox-ws-") + 10
+    assert container.labels["org.cellbox.workspace"] == str(workspace)
+    mounts = container.attrs["Mounts"]
+    assert [(m["Source"], m["Destination"], m["RW"]) for m in mounts] == [(str(workspace), "/workspace", True)]
+
+
+async def test_the_container_is_created_lazily_on_the_first_execute(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.command("cellbox.status", {})
+    assert containers_of(engine, workspace) == []
+    await daemon.execute(("sh", "true"))
+    assert len(containers_of(engine, workspace)) == 1
+
+
+async def test_a_second_daemon_reuses_the_running_container(workspace, start_daemon, engine):
+    first = await start_daemon(workspace)
+    await first.execute(("sh", "echo hello > /tmp/marker"))
+    (container,) = containers_of(engine, workspace)
+    second = await start_daemon(workspace)
+    result = await second.execute(("sh", "cat /tmp/marker"))
+    assert result["output"] == "hello\n"  # the same container, not a new one from the image
+    assert [c.id for c in containers_of(engine, workspace)] == [container.id]
+
+
+async def test_concurrent_first_requests_create_one_container(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    results = await asyncio.gather(*(daemon.execute(("sh", f"echo {i}")) for i in range(5)))
+    assert [r["output"] for r in results] == [f"{i}\n" for i in range(5)]
+    assert len(containers_of(engine, workspace)) == 1
+
+
+async def test_workspaces_never_share_a_container(make_workspace, start_daemon, engine):
+    first, second = make_workspace("a"), make_workspace("b")
+    daemon = await start_daemon(first)
+    one = await daemon.execute(("sh", "echo one > /tmp/who"), workspace=str(first))
+    two = await daemon.execute(("sh", "cat /tmp/who 2>/dev/null || echo none"), workspace=str(second))
+    assert one["container"] != two["container"]
+    assert two["output"] == "none\n"
+    assert len(containers_of(engine, first)) == len(containers_of(engine, second)) == 1
+
+
+async def test_restart_restarts_the_container_and_keeps_workspace_files(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "echo kept > kept.txt"))
+    (container,) = containers_of(engine, workspace)
+    started_at = container.attrs["State"]["StartedAt"]
+    result = await daemon.command("cellbox.restart", {})
+    assert result == {"workspace": str(workspace), "container": container.name, "state": "running"}
+    container.reload()
+    assert container.status == "running" and container.attrs["State"]["StartedAt"] != started_at
+    after = await daemon.execute(("sh", "cat kept.txt"))
+    assert after["output"] == "kept\n"
+
+
+async def test_restart_kills_a_running_block(workspace, start_daemon):
+    daemon = await start_daemon(workspace)
+    running = asyncio.ensure_future(daemon.execute(("python", "import time\ntime.sleep(60)"), timeout=120))
+    await asyncio.sleep(1.5)
+    await daemon.command("cellbox.restart", {})
+    result = await asyncio.wait_for(running, 15)
+    assert result["exitCode"] != 0 and result["timedOut"] is False
+
+
+async def test_stop_stops_and_the_next_execute_starts_again(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    first = await daemon.execute(("sh", "true"))
+    stopped = await daemon.command("cellbox.stop", {"workspace": str(workspace)})
+    assert stopped == {"workspace": str(workspace), "container": first["container"], "state": "stopped"}
+    assert containers_of(engine, workspace) == []  # autoRemove (the default) removed it
+    status = await daemon.command("cellbox.status", {})
+    assert status["sandboxes"][0]["state"] == "absent"
+    again = await daemon.execute(("sh", "echo back"))
+    assert again["output"] == "back\n" and again["container"] == first["container"]
+
+
+async def test_without_auto_remove_a_stopped_container_is_kept_and_restarted(make_workspace, start_daemon, engine):
+    workspace = make_workspace("keep", f'image = "{TEST_IMAGE}"\nauto_remove = false\n')
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "echo state > /tmp/state"))
+    await daemon.command("cellbox.stop", {})
+    (container,) = containers_of(engine, workspace)
+    assert container.status == "exited"
+    status = await daemon.command("cellbox.status", {})
+    assert status["sandboxes"][0]["state"] == "exited"
+    result = await daemon.execute(("sh", "cat /tmp/state"))
+    assert result["output"] == "state\n"  # the same container, started again
+
+
+async def test_shutdown_stops_the_containers_this_daemon_started(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    assert len(containers_of(engine, workspace)) == 1
+    await daemon.client.shutdown_session()
+    assert containers_of(engine, workspace) == []
+
+
+async def test_shutdown_keeps_containers_when_stop_container_is_false(make_workspace, start_daemon, engine):
+    workspace = make_workspace("stay", f'image = "{TEST_IMAGE}"\nstop_container = false\n')
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    await daemon.client.shutdown_session()
+    (container,) = containers_of(engine, workspace)
+    assert container.status == "running"
+
+
+async def test_a_container_removed_from_outside_is_recreated(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    containers_of(engine, workspace)[0].remove(force=True)
+    result = await daemon.execute(("sh", "echo recreated"))
+    assert result["output"] == "recreated\n"
+
+
+async def test_changing_the_image_replaces_the_container(make_workspace, start_daemon, engine):
+    workspace = make_workspace("change")
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    (old,) = containers_of(engine, workspace)
+    (workspace / "cellbox.toml").write_text(f'image = "{TEST_IMAGE}"\nnetwork = "none"\nauto_remove = false\n')
+    await daemon.execute(("sh", "true"))
+    (new,) = containers_of(engine, workspace)
+    assert new.id != old.id and new.attrs["HostConfig"]["AutoRemove"] is False
+
+
+async def test_bind_dir_is_what_the_engine_mounts(make_workspace, start_daemon, engine, tmp_path):
+    # The docker-in-docker case: the engine knows the workspace under another
+    # path. A symlink stands in for that other path here.
+    workspace = make_workspace("inner")
+    outer = tmp_path / "outer-view"
+    outer.symlink_to(workspace)
+    (workspace / "cellbox.toml").write_text(f'image = "{TEST_IMAGE}"\nbind_dir = "{outer}"\n')
+    (workspace / "marker.txt").write_text("seen through bind_dir\n")
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("python", "print(open('marker.txt').read(), end='')"))
+    assert result["output"] == "seen through bind_dir\n"
+    (container,) = containers_of(engine, workspace)
+    assert container.attrs["HostConfig"]["Binds"] == [f"{outer}:/workspace:rw"]
+
+
+async def test_container_name_setting(make_workspace, start_daemon, engine):
+    workspace = make_workspace("named", f'image = "{TEST_IMAGE}"\ncontainer_name = "cellbox-test-fixed-name"\n')
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("sh", "true"))
+    assert result["container"] == "cellbox-test-fixed-name"
+    assert [c.name for c in containers_of(engine, workspace)] == ["cellbox-test-fixed-name"]
