@@ -157,3 +157,12 @@ async def test_container_name_setting(make_workspace, start_daemon, engine):
     result = await daemon.execute(("sh", "true"))
     assert result["container"] == "cellbox-test-fixed-name"
     assert [c.name for c in containers_of(engine, workspace)] == ["cellbox-test-fixed-name"]
+
+
+async def test_a_client_that_just_closes_stdin_still_gets_its_containers_stopped(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    server = daemon.client._server
+    server.stdin.close()  # no shutdown, no exit: an editor that crashed
+    await asyncio.wait_for(server.wait(), 15)
+    assert containers_of(engine, workspace) == []
