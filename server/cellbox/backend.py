@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import attrs
 import docker
 import docker.errors
+import docker.types
+from docker.utils.socket import frames_iter
 import requests.exceptions
 
 from cellbox.errors import CellboxError, EngineUnavailable, ImageUnavailable, SandboxFailed
@@ -25,11 +28,9 @@ from cellbox.errors import CellboxError, EngineUnavailable, ImageUnavailable, Sa
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# PID 1 of every sandbox: Docker's init (tini) reaps zombies and forwards
-# SIGTERM to this shell, which exits at once, so stop and restart do not wait
-# out a grace period the way the seed's `/bin/sh` with a TTY did. Plain POSIX
-# sh, so it works in any image that has a shell.
-KEEPALIVE = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"]
+# Docker's init (tini) is PID 1 of every sandbox: it reaps zombies and
+# forwards SIGTERM to the main process, which exits at once, so stop and
+# restart do not wait out a grace period the way the seed's `/bin/sh` did.
 STOP_GRACE_SECONDS = 1
 
 OutputCallback = Callable[[str, bytes], None]
@@ -42,6 +43,8 @@ class ContainerSpec:
 
     name: str
     image: str
+    main: list[str]
+    """The container's main process (argv), fed by the daemon through the container's stdin."""
     bind_source: str
     """Host path mounted read-write at /workspace."""
     network: str
@@ -107,19 +110,9 @@ class DockerBackend:
 
     # ------------------------------------------------------------- images
 
-    async def has_image(self, image: str) -> bool:
-        return await self._call(self._has_image, image)
-
     async def pull_image(self, image: str) -> None:
         """Pull `image`; ImageUnavailable, saying how to build one, when no registry has it."""
         await self._call(self._pull, image)
-
-    def _has_image(self, image: str) -> bool:
-        try:
-            self._connect().images.get(image)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
 
     def _pull(self, image: str) -> None:
         try:
@@ -145,7 +138,10 @@ class DockerBackend:
             return None
 
     async def create_container(self, spec: ContainerSpec) -> ContainerInfo:
-        """Create and start the sandbox; if another daemon just created it, use that one."""
+        """Create the sandbox (not started); if another daemon just created it, return that one.
+
+        Raises ImageMissing when the image is not on the engine.
+        """
         return await self._call(self._create, spec)
 
     def _create(self, spec: ContainerSpec) -> ContainerInfo:
@@ -154,9 +150,13 @@ class DockerBackend:
             container = client.containers.create(
                 spec.image,
                 name=spec.name,
-                entrypoint=KEEPALIVE[:1],
-                command=KEEPALIVE[1:],
+                entrypoint=spec.main,
+                command=[],
                 init=True,
+                # The main process talks to the daemon over stdin/stdout; the
+                # engine must neither close stdin nor log that traffic.
+                stdin_open=True,
+                log_config=docker.types.LogConfig(type=docker.types.LogConfig.types.NONE),
                 labels=dict(spec.labels),
                 volumes={spec.bind_source: {"bind": "/workspace", "mode": "rw"}},
                 working_dir="/workspace",
@@ -164,43 +164,50 @@ class DockerBackend:
                 auto_remove=spec.auto_remove,
             )
         except docker.errors.ImageNotFound as exc:
-            raise ImageUnavailable(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None
+            raise ImageMissing(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # name taken: a concurrent daemon won the race
-                container = client.containers.get(spec.name)
-            else:
-                raise SandboxFailed(
-                    f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
-                ) from None
-        return self._start_container(container)
-
-    async def start_container(self, name: str) -> ContainerInfo:
-        return await self._call(lambda: self._start_container(self._connect().containers.get(name)))
-
-    def _start_container(self, container: Any) -> ContainerInfo:
-        try:
-            container.start()
-            container.reload()
-        except docker.errors.APIError as exc:
+                return _info(client.containers.get(spec.name))
             raise SandboxFailed(
-                f"The sandbox container {container.name!r} did not start: {_reason(exc)}. "
-                f"Its logs: {_logs(container)}"
+                f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
             ) from None
-        if container.status != "running":
-            raise SandboxFailed(
-                f"The sandbox container {container.name!r} stopped right after starting "
-                f"(state {container.status}). Its logs: {_logs(container)}"
-            )
         return _info(container)
 
-    async def restart_container(self, name: str) -> ContainerInfo:
-        def restart() -> ContainerInfo:
+    async def start_container(self, name: str) -> None:
+        def start() -> None:
             container = self._connect().containers.get(name)
-            container.restart(timeout=STOP_GRACE_SECONDS)
-            container.reload()
-            return _info(container)
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise SandboxFailed(f"The sandbox container {name!r} did not start: {_reason(exc)}") from None
 
-        return await self._call(restart)
+        await self._call(start)
+
+    async def attach(self, container_id: str) -> StreamConnection:
+        """Attach to the container's main process: its stdin, stdout and stderr.
+
+        Attaching before start loses nothing the process prints at start-up.
+        """
+
+        def attach() -> StreamConnection:
+            try:
+                sock = self._connect().api.attach_socket(
+                    container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                )
+            except docker.errors.NotFound as exc:
+                raise ContainerGone(_reason(exc)) from None
+            return StreamConnection(sock)
+
+        return await self._call(attach)
+
+    async def restart_container(self, name: str) -> None:
+        def restart() -> None:
+            try:
+                self._connect().containers.get(name).restart(timeout=STOP_GRACE_SECONDS)
+            except docker.errors.NotFound as exc:
+                raise ContainerGone(_reason(exc)) from None
+
+        await self._call(restart)
 
     async def stop_container(self, name: str, removed: bool) -> None:
         """Stop the container if it exists. With `removed` (auto-remove), return
@@ -280,6 +287,38 @@ class ContainerGone(SandboxFailed):
     """The container vanished or stopped; the caller may recreate it and retry."""
 
 
+class ImageMissing(ImageUnavailable):
+    """The image is not on the engine (it may still be pullable)."""
+
+
+class StreamConnection:
+    """A hijacked engine connection carrying a process's stdin and its
+    multiplexed stdout/stderr. Blocking: read it from a thread of its own."""
+
+    def __init__(self, sock: Any) -> None:
+        self._io = sock
+        self._raw = getattr(sock, "_sock", sock)  # the real socket, for writes
+
+    def send(self, data: bytes) -> None:
+        """Write to the process's stdin; OSError when the connection is gone."""
+        self._raw.sendall(data)
+
+    def frames(self) -> Iterator[tuple[str, bytes]]:
+        """("stdout" | "stderr", bytes) as the process writes them, until it ends."""
+        try:
+            for stream_id, data in frames_iter(self._io, tty=False):
+                yield ("stderr" if stream_id == 2 else "stdout"), data
+        except (OSError, ValueError):
+            return  # closed under us: the same as the end of the stream
+
+    def close(self) -> None:
+        for closer in (lambda: self._raw.shutdown(socket.SHUT_RDWR), self._raw.close, self._io.close):
+            try:
+                closer()
+            except OSError:
+                pass
+
+
 def _info(container: Any) -> ContainerInfo:
     image = container.attrs.get("Config", {}).get("Image") or ""
     return ContainerInfo(
@@ -294,13 +333,6 @@ def _info(container: Any) -> ContainerInfo:
 def _reason(exc: docker.errors.DockerException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc)
-
-
-def _logs(container: Any) -> str:
-    try:
-        return container.logs(tail=20).decode("utf-8", "replace").strip() or "(empty)"
-    except docker.errors.DockerException:
-        return "(unavailable)"
 
 
 def _engine_unavailable(exc: BaseException) -> EngineUnavailable:

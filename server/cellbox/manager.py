@@ -80,7 +80,10 @@ class SandboxManager:
             config = sandbox.last_config
             if sandbox.started_here and config is not None and config.stop_container:
                 stopping.append(sandbox.stop())
-        for outcome in await asyncio.gather(*stopping, return_exceptions=True):
+        outcomes = await asyncio.gather(*stopping, return_exceptions=True)
+        for sandbox in self._sandboxes.values():
+            sandbox.close()
+        for outcome in outcomes:
             if isinstance(outcome, CellboxError):
                 log.warning("could not stop a sandbox at shutdown: %s", outcome)
             elif isinstance(outcome, BaseException):

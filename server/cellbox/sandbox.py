@@ -3,6 +3,12 @@
 Runs are serialised per workspace (asyncio.Lock is FIFO, so they go in arrival
 order and never interleave in the container's files); container lifecycle
 changes take a second, short lock so a restart need not wait for a long run.
+
+The daemon stays attached to the container's main process, the warm runner
+(runner.py). While that attachment is alive the container is known to be
+running, so a warm execute makes no engine call at all: the request goes
+straight to the runner, which forks the block. Images without Python fall back
+to one `docker exec` per block (exec_path.py).
 """
 
 from __future__ import annotations
@@ -16,14 +22,20 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from cellbox import container_scripts
-from cellbox.backend import ContainerGone, ContainerInfo, ContainerSpec, DockerBackend
+from cellbox.backend import ContainerGone, ContainerInfo, ContainerSpec, DockerBackend, ImageMissing
 from cellbox.blocks import interpreter_for, prepare_block
 from cellbox.config import SandboxConfig, load_config
+from cellbox.errors import SandboxFailed
+from cellbox.exec_path import ExecPath
 from cellbox.output import OutputCollector
+from cellbox.runner_client import RunnerClient, RunnerLost
 from cellbox.wire import BlockParams, BlockResult, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
@@ -32,7 +44,12 @@ LABEL_WORKSPACE = "org.cellbox.workspace"
 LABEL_SPEC = "org.cellbox.spec"
 TIMEOUT_MESSAGE = "Timeout"
 TIMEOUT_EXIT_CODE = 124
+INTERRUPTED_EXIT_CODE = 137
+"""A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
 KILL_WAIT_SECONDS = 5.0
+
+RUNNER_SOURCE = resources.files("cellbox").joinpath("runner.py").read_text(encoding="utf-8")
+SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
 
 ProgressFactory = Callable[[str], AbstractAsyncContextManager[Any]]
 """Opens a progress indicator with a title for the duration of a slow step."""
@@ -50,6 +67,24 @@ def container_name_for(workspace: Path) -> str:
     return f"cellbox-{slug}-{digest}"
 
 
+@attrs.define
+class Attached:
+    """A running container this daemon is attached to, and how its blocks run."""
+
+    container: ContainerInfo
+    runner: RunnerClient
+    spec_label: str
+    exec_path: ExecPath
+
+    @property
+    def path(self) -> RunnerClient | ExecPath:
+        return self.runner if self.runner.available else self.exec_path
+
+    @property
+    def usable(self) -> bool:
+        return self.runner.alive
+
+
 class Sandbox:
     def __init__(self, workspace: Path, backend: DockerBackend, overrides: dict[str, Any]) -> None:
         self.workspace = workspace
@@ -57,6 +92,7 @@ class Sandbox:
         self._overrides = overrides
         self._run_lock = asyncio.Lock()
         self._lifecycle_lock = asyncio.Lock()
+        self._attached: Attached | None = None
         self.started_here = False
         """Whether this daemon created or started the container (and so stops it on shutdown)."""
         self.last_config: SandboxConfig | None = None
@@ -73,10 +109,15 @@ class Sandbox:
 
     def _spec(self, config: SandboxConfig) -> ContainerSpec:
         bind_source = config.bind_dir or str(self.workspace)
-        fingerprint = f"{config.image}\0{bind_source}\0{config.network}\0{config.auto_remove}"
+        # Anything here that changes makes the existing container stale, the
+        # runner's own source included, so an upgraded cellbox replaces it.
+        fingerprint = "\0".join(
+            [config.image, bind_source, config.network, str(config.auto_remove), *SANDBOX_MAIN]
+        )
         return ContainerSpec(
             name=self.container_name(config),
             image=config.image,
+            main=SANDBOX_MAIN,
             bind_source=bind_source,
             network=config.network,
             auto_remove=config.auto_remove,
@@ -88,44 +129,81 @@ class Sandbox:
 
     # --------------------------------------------------------- container
 
-    async def _ensure_container(self, config: SandboxConfig, progress: ProgressFactory) -> ContainerInfo:
-        """The running container for this workspace: reused, started, or created."""
+    async def _ensure_container(self, config: SandboxConfig, progress: ProgressFactory) -> Attached:
+        """The attached, running container for this workspace: reused, started, or created."""
         spec = self._spec(config)
+        attached = self._attached
+        if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
+            return attached  # the warm path: no engine call
         async with self._lifecycle_lock:
-            info = await self._backend.find_container(spec.name)
-            if info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
-                # Image, mount or network changed in the config: the old container is stale.
-                log.info("replacing %s: its settings changed", spec.name)
-                await self._backend.remove_container(spec.name)
-                info = None
-            if info is None:
-                if not await self._backend.has_image(spec.image):
-                    async with progress(f"Pulling image {spec.image}"):
-                        await self._backend.pull_image(spec.image)
+            attached = self._attached
+            if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
+                return attached  # a concurrent request did the work
+            self._detach()
+            self._attached = await self._attach(spec, progress)
+            return self._attached
+
+    async def _attach(self, spec: ContainerSpec, progress: ProgressFactory) -> Attached:
+        info = await self._backend.find_container(spec.name)
+        if info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
+            # Image, mount, network or runner changed: the old container is stale.
+            log.info("replacing %s: its settings changed", spec.name)
+            await self._backend.remove_container(spec.name)
+            info = None
+        if info is None:
+            try:
                 info = await self._backend.create_container(spec)
+            except ImageMissing:
+                async with progress(f"Pulling image {spec.image}"):
+                    await self._backend.pull_image(spec.image)
+                info = await self._backend.create_container(spec)
+        # Attach before starting, so the runner's first words are not lost.
+        connection = await self._backend.attach(info.id)
+        runner = RunnerClient(connection, asyncio.get_running_loop(), info.name)
+        try:
+            if info.state != "running":
+                await self._backend.start_container(info.name)
                 self.started_here = True
-            elif info.state != "running":
-                info = await self._backend.start_container(spec.name)
-                self.started_here = True
-            return info
+            await runner.wait_ready()
+        except BaseException:
+            runner.close()
+            raise
+        if not runner.available:
+            log.info("%s has no python3: blocks run with docker exec", info.name)
+        return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._backend, info.id))
+
+    def _detach(self) -> None:
+        if self._attached is not None:
+            self._attached.runner.close()
+            self._attached = None
+
+    def close(self) -> None:
+        """Let go of the container (it keeps running)."""
+        self._detach()
 
     async def restart(self, progress: ProgressFactory = no_progress) -> SandboxState:
         """Restart the container (files in the workspace stay); create it if there is none."""
         config = self.config()
         name = self.container_name(config)
         async with self._lifecycle_lock:
+            self._detach()
             info = await self._backend.find_container(name)
+            restarted = False
             if info is not None and info.state == "running":
-                await self._backend.restart_container(name)
-                self.started_here = True
-                return SandboxState(str(self.workspace), name, "running")
-        await self._ensure_container(config, progress)
+                try:
+                    await self._backend.restart_container(name)
+                    self.started_here = restarted = True
+                except ContainerGone:
+                    pass
+        if not restarted:
+            await self._ensure_container(config, progress)
         return SandboxState(str(self.workspace), name, "running")
 
     async def stop(self) -> SandboxState:
         config = self.config()
         name = self.container_name(config)
         async with self._lifecycle_lock:
+            self._detach()
             await self._backend.stop_container(name, removed=config.auto_remove)
         return SandboxState(str(self.workspace), name, "stopped")
 
@@ -152,11 +230,11 @@ class Sandbox:
         config = self.config()
         timeout = config.timeout if timeout is None else timeout
         async with self._run_lock:
-            container = await self._ensure_container(config, progress)
+            attached = await self._ensure_container(config, progress)
             results: list[BlockResult] = []
             files: list[str] = []
             for block in blocks:
-                result = await self._execute_block(block, config, container, timeout, progress)
+                result = await self._execute_block(block, config, timeout, progress)
                 results.append(result)
                 if result.code_file is not None:
                     files.append(result.code_file)
@@ -169,17 +247,12 @@ class Sandbox:
             timed_out=any(r.timed_out for r in results),
             duration_ms=_ms_since(started),
             workspace=str(self.workspace),
-            container=container.name,
+            container=attached.container.name,
             blocks=results,
         )
 
     async def _execute_block(
-        self,
-        block: BlockParams,
-        config: SandboxConfig,
-        container: ContainerInfo,
-        timeout: float,
-        progress: ProgressFactory,
+        self, block: BlockParams, config: SandboxConfig, timeout: float, progress: ProgressFactory
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
@@ -196,48 +269,67 @@ class Sandbox:
             )
 
         command = [interpreter_for(prepared.language), prepared.relative_path]
-        try:
-            exit_code, output, timed_out = await self._run(container, command, timeout)
-        except ContainerGone:
-            # Stopped or removed from outside since we checked: bring it back once.
-            container = await self._ensure_container(config, progress)
-            exit_code, output, timed_out = await self._run(container, command, timeout)
+        for attempt in (1, 2):
+            attached = await self._ensure_container(config, progress)
+            try:
+                exit_code, output, timed_out = await self._run(attached, command, timeout)
+                break
+            except (ContainerGone, RunnerLost) as lost:
+                # The block never started: the container went away or the
+                # runner died or wedged since we last looked. Bring it back once.
+                log.warning("retrying a block in %s: %s", self.workspace, lost)
+                await self._recover(attached)
+                if attempt == 2:
+                    raise SandboxFailed(f"The sandbox could not run the block: {lost}") from None
         return BlockResult(prepared.language, exit_code, output, str(path), True, timed_out, _ms_since(started))
 
-    async def _run(self, container: ContainerInfo, command: list[str], timeout: float) -> tuple[int, str, bool]:
-        """Run one command in the container under the timeout; (exit code, output, timed out)."""
+    async def _recover(self, attached: Attached) -> None:
+        """Drop a broken attachment; kill a wedged runner so the sandbox starts a fresh one."""
+        async with self._lifecycle_lock:
+            if attached.runner.alive and attached.runner.pid is not None:
+                await self._backend.exec_quick(attached.container.id, ["kill", "-9", str(attached.runner.pid)])
+            attached.runner.close()
+            if self._attached is attached:
+                self._attached = None
+
+    async def _run(self, attached: Attached, command: list[str], timeout: float) -> tuple[int, str, bool]:
+        """Run one command under the timeout; (exit code, output, timed out)."""
         run_id = uuid.uuid4().hex
         collector = OutputCollector()
-        loop = asyncio.get_running_loop()
-
-        def on_output(stream: str, data: bytes) -> None:
-            # Called in the exec thread; hop onto the loop so output stays ordered
-            # before the exec's own completion, which arrives the same way.
-            loop.call_soon_threadsafe(collector.feed, stream, data)
-
-        argv = container_scripts.run_argv(run_id, command)
-        execution = asyncio.ensure_future(self._backend.exec_stream(container.id, argv, on_output))
+        path = attached.path
+        execution = asyncio.ensure_future(path.run(run_id, command, collector.feed))
         try:
             exit_code = await asyncio.wait_for(asyncio.shield(execution), timeout)
             return exit_code, collector.text(), False
         except TimeoutError:
-            await self._kill(container, run_id, execution)
+            await self._kill(attached, path, run_id, execution)
             return TIMEOUT_EXIT_CODE, collector.text() + "\n" + TIMEOUT_MESSAGE, True
+        except RunnerLost as lost:
+            if not lost.started:
+                raise
+            # The runner went away mid-run: make sure nothing of the run is left.
+            await attached.exec_path.kill(run_id)
+            return INTERRUPTED_EXIT_CODE, collector.text(), False
         except asyncio.CancelledError:
             # The request was cancelled (or the daemon is shutting down): the
             # block must not keep running in the container.
-            await asyncio.shield(self._kill(container, run_id, execution))
+            await asyncio.shield(self._kill(attached, path, run_id, execution))
             raise
 
-    async def _kill(self, container: ContainerInfo, run_id: str, execution: asyncio.Future[int]) -> None:
-        """Kill every process of a run and wait for its output stream to end."""
-        await self._backend.exec_quick(container.id, container_scripts.kill_argv(run_id))
+    async def _kill(
+        self, attached: Attached, path: RunnerClient | ExecPath, run_id: str, execution: asyncio.Future[int]
+    ) -> None:
+        """Kill every process of a run and wait for its output to end."""
+        await path.kill(run_id)
         try:
             await asyncio.wait_for(execution, KILL_WAIT_SECONDS)
+            return
         except TimeoutError:
-            log.warning("run %s still streaming %.0f s after it was killed", run_id, KILL_WAIT_SECONDS)
-        except Exception:
-            log.exception("run %s failed after it was killed", run_id)
+            log.warning("run %s still going %.0f s after it was killed", run_id, KILL_WAIT_SECONDS)
+        except Exception as exc:  # the runner died meanwhile
+            log.info("run %s ended badly after it was killed: %s", run_id, exc)
+        if path is not attached.exec_path:
+            await attached.exec_path.kill(run_id)  # by marker, without the runner
 
 
 def _ms_since(started: float) -> float:

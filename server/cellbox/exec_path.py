@@ -1,0 +1,34 @@
+"""Running a block with one `docker exec`: the fallback for images without Python.
+
+Slower than the warm runner (the exec round trip costs ~50 ms) but needs only
+a POSIX shell and grep in the image. Same semantics: a fresh process per
+block, the same marker for killing, output fed on the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from cellbox import container_scripts
+from cellbox.backend import DockerBackend
+
+
+class ExecPath:
+    def __init__(self, backend: DockerBackend, container_id: str) -> None:
+        self._backend = backend
+        self._container_id = container_id
+
+    async def run(self, run_id: str, argv: list[str], on_output: Callable[[str, bytes], None]) -> int:
+        loop = asyncio.get_running_loop()
+
+        def from_thread(stream: str, data: bytes) -> None:
+            # Output arrives on the exec's thread; hop onto the loop, where it
+            # stays ordered before the exec's completion, which hops the same way.
+            loop.call_soon_threadsafe(on_output, stream, data)
+
+        argv = container_scripts.run_argv(run_id, argv)
+        return await self._backend.exec_stream(self._container_id, argv, from_thread)
+
+    async def kill(self, run_id: str) -> None:
+        await self._backend.exec_quick(self._container_id, container_scripts.kill_argv(run_id))
