@@ -153,9 +153,8 @@ class DockerBackend:
                 entrypoint=spec.main,
                 command=[],
                 init=True,
-                # The main process talks to the daemon over stdin/stdout; the
-                # engine must neither close stdin nor log that traffic.
-                stdin_open=True,
+                # The main process only announces its runner on stdout; no need
+                # to keep a log of it on the engine's disk.
                 log_config=docker.types.LogConfig(type=docker.types.LogConfig.types.NONE),
                 labels=dict(spec.labels),
                 volumes={spec.bind_source: {"bind": "/workspace", "mode": "rw"}},
@@ -184,15 +183,17 @@ class DockerBackend:
         await self._call(start)
 
     async def attach(self, container_id: str) -> StreamConnection:
-        """Attach to the container's main process: its stdin, stdout and stderr.
+        """Attach to the output of the container's main process.
 
         Attaching before start loses nothing the process prints at start-up.
+        Never stdin: the engine closes a container's stdin for good when an
+        attached client hangs up (seen with Docker 20.10), whatever StdinOnce says.
         """
 
         def attach() -> StreamConnection:
             try:
                 sock = self._connect().api.attach_socket(
-                    container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                    container_id, params={"stdin": 0, "stdout": 1, "stderr": 1, "stream": 1}
                 )
             except docker.errors.NotFound as exc:
                 raise ContainerGone(_reason(exc)) from None
@@ -292,16 +293,14 @@ class ImageMissing(ImageUnavailable):
 
 
 class StreamConnection:
-    """A hijacked engine connection carrying a process's stdin and its
-    multiplexed stdout/stderr. Blocking: read it from a thread of its own."""
+    """A hijacked engine connection carrying a process's multiplexed
+    stdout/stderr. Reading blocks: `next_line` does it in a thread."""
 
     def __init__(self, sock: Any) -> None:
         self._io = sock
-        self._raw = getattr(sock, "_sock", sock)  # the real socket, for writes
-
-    def send(self, data: bytes) -> None:
-        """Write to the process's stdin; OSError when the connection is gone."""
-        self._raw.sendall(data)
+        self._raw = getattr(sock, "_sock", sock)  # the real socket
+        self._frames = self.frames()
+        self._pending = b""
 
     def frames(self) -> Iterator[tuple[str, bytes]]:
         """("stdout" | "stderr", bytes) as the process writes them, until it ends."""
@@ -310,6 +309,28 @@ class StreamConnection:
                 yield ("stderr" if stream_id == 2 else "stdout"), data
         except (OSError, ValueError):
             return  # closed under us: the same as the end of the stream
+
+    def _next_line(self) -> bytes | None:
+        while b"\n" not in self._pending:
+            frame = next(self._frames, None)
+            if frame is None:
+                return None
+            stream, data = frame
+            if stream == "stdout":
+                self._pending += data
+            else:
+                log.warning("container main process: %s", data.decode("utf-8", "replace").rstrip())
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line
+
+    async def next_line(self, timeout: float) -> bytes | None:
+        """The next line the process writes on stdout; None at its end or after `timeout`."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, self._next_line), timeout)
+        except TimeoutError:
+            self.close()  # unblocks the reading thread
+            return None
 
     def close(self) -> None:
         for closer in (lambda: self._raw.shutdown(socket.SHUT_RDWR), self._raw.close, self._io.close):

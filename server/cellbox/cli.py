@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import threading
 
 from cellbox import __version__
 
@@ -30,12 +31,34 @@ def serve_stdio(log_level: str = "INFO") -> None:
     if sys.stdin.isatty():
         print("cellbox: speaking LSP on stdin/stdout; an editor starts this. See `cellbox --help`.", file=sys.stderr)
 
+    from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+
     from cellbox.server import build_server
 
     server = build_server()
+    # pygls's own start_io, but with our clean-up inside its event loop: the
+    # client may close stdin without `shutdown`, and we must still stop the
+    # containers we started and hang up on their runners.
+    server._stop_event = threading.Event()
+    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+    reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+
+    async def serve() -> None:
+        try:
+            await run_async(
+                stop_event=server._stop_event,
+                reader=reader,
+                protocol=server.protocol,
+                logger=logging.getLogger("pygls.io"),
+                error_handler=server.report_server_error,
+            )
+        finally:
+            await server.shutdown_sandboxes()
+
     try:
-        server.start_io()
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
     finally:
-        # The client may close stdin without `shutdown`: still stop what we started.
-        asyncio.run(server.shutdown_sandboxes())
+        server.shutdown()
         server.manager.backend.close()

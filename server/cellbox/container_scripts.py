@@ -58,30 +58,35 @@ sweep "$1"
 """
 
 
-# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_SOURCE — the container's
-# main process, under Docker's init (PID 1, reaps zombies). Where the image has
-# Python it keeps the warm runner alive on the container's stdin/stdout, which
-# the daemon attaches to; a runner that dies is started again and announces
-# itself with a new "ready". Without Python it answers every request with
-# "unavailable", so the daemon falls back to one `docker exec` per block. On
-# SIGTERM it exits at once: stop and restart never wait out a grace period.
+# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_SOURCE SOCKET — the
+# container's main process, under Docker's init (PID 1, reaps zombies). Where
+# the image has Python it keeps the warm runner alive; a runner that dies is
+# started again and announces itself with a new "ready" on stdout. Without
+# Python it says "unavailable" on stdout and in a file beside the socket, so a
+# daemon arriving later knows at once to fall back to one `docker exec` per
+# block. On SIGTERM it exits at once: stop and restart never wait out a grace
+# period.
 SANDBOX_MAIN = r"""
 trap 'kill $runner 2>/dev/null; exit 0' TERM INT
 if command -v python3 >/dev/null 2>&1; then
-  exec 3<&0
   while :; do
-    python3 -I -S -c "$1" <&3 3<&- &
+    python3 -I -S -c "$1" "$2" &
     runner=$!
     wait $runner
     sleep 0.2  # a runner that cannot start must not spin the CPU
   done
 fi
-while read -r request; do echo '{"ev":"unavailable"}'; done
+mkdir -p "${2%/*}" && echo unavailable > "$2.unavailable"
+echo '{"ev":"unavailable"}'
+while :; do sleep 86400 & wait $!; done
 """
+
+RUNNER_SOCKET = ".cellbox/runner.sock"
+"""Where the runner listens, relative to the workspace (inside: /workspace/...)."""
 
 
 def sandbox_main_argv(runner_source: str) -> list[str]:
-    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source]
+    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source, f"/workspace/{RUNNER_SOCKET}"]
 
 
 def run_argv(run_id: str, command: list[str]) -> list[str]:

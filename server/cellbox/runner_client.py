@@ -1,47 +1,46 @@
 """The daemon's end of a sandbox's warm runner (see runner.py for the other end).
 
-One RunnerClient per attached container. A reader thread turns the runner's
-JSON lines into events on the asyncio loop; `run` sends a request and waits
-for the run's "started" and "exit" events, feeding its output in between, in
-the order the runner wrote it. Free of docker: it only needs a connection with
-send(), frames() and close().
+One RunnerClient per connection to a container's runner, over the Unix socket
+the runner keeps in the workspace. A reader task turns the runner's JSON lines
+into events; `run` sends a request and waits for the run's "started" and
+"exit" events, feeding its output in between, in the order the runner wrote
+it. Pure asyncio: no docker, no threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
-import threading
+import os
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_SECONDS = 15.0
-"""How long a runner may take to answer its first ping (Python start-up on a loaded machine)."""
 STARTED_TIMEOUT_SECONDS = 5.0
 """How long a healthy runner takes at most to start a process; past it, the runner is wedged."""
-
-
-class Connection(Protocol):
-    def send(self, data: bytes) -> None: ...
-    def frames(self): ...
-    def close(self) -> None: ...
+PING_TIMEOUT_SECONDS = 5.0
+STREAM_LIMIT = 16 * 1024 * 1024
+"""Longest line the runner may send: a 64 KiB output chunk is ~88 KiB of JSON."""
 
 
 class RunnerLost(Exception):
-    """The runner died, restarted or is wedged.
+    """The runner died or is wedged.
 
     `started` says whether the run had begun: a run that had not can be sent
     again; one that had may have left processes behind for the caller to kill.
     """
 
-    def __init__(self, message: str, started: bool) -> None:
+    def __init__(self, message: str, started: bool, wedged: bool = False) -> None:
         super().__init__(message)
         self.started = started
+        self.wedged = wedged
+        """The runner is alive but does not answer: it must be killed to be replaced."""
 
 
 class _RunState:
@@ -51,126 +50,130 @@ class _RunState:
         self.exit: asyncio.Future[int] = loop.create_future()
 
 
+async def connect_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a Unix socket whatever the length of its path.
+
+    sun_path holds 108 bytes and workspaces can be deeper than that, so we go
+    through /proc/self/fd of the socket's folder, a short path to the same place.
+    """
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        return await asyncio.open_unix_connection(f"/proc/self/fd/{folder}/{path.name}", limit=STREAM_LIMIT)
+    finally:
+        os.close(folder)
+
+
 class RunnerClient:
-    def __init__(self, connection: Connection, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        self._connection = connection
-        self._loop = loop
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
+        self._reader = reader
+        self._writer = writer
         self._name = name
         self._runs: dict[str, _RunState] = {}
-        self._pings: dict[str, asyncio.Future[bool]] = {}
+        self._pings: dict[str, asyncio.Future[int]] = {}
         self.alive = True
-        """False once the connection ended: the container stopped, or we closed it."""
-        self.available: bool | None = None
-        """True when a runner answers, False when the image has no Python, None until known."""
+        """False once the connection ended: the runner died, or we closed it."""
         self.pid: int | None = None
-        """The runner's pid inside the container."""
-        self._reader = threading.Thread(target=self._read, name=f"runner-{name}", daemon=True)
-        self._reader.start()
+        """The runner's pid inside the container, from its answer to a ping."""
+        self._reading = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, socket_path: Path, name: str) -> RunnerClient:
+        """Connect and check the runner answers; OSError or RunnerLost if not."""
+        reader, writer = await connect_unix(socket_path)
+        client = cls(reader, writer, name)
+        try:
+            await client.ping()
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     # ------------------------------------------------------------ reading
 
-    def _read(self) -> None:
-        pending = b""
-        for stream, data in self._connection.frames():
-            if stream == "stderr":  # the runner's own complaints, not a block's output
-                log.warning("runner in %s: %s", self._name, data.decode("utf-8", "replace").rstrip())
-                continue
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            events = [json.loads(line) for line in lines if line.strip()]
-            if events:
-                self._loop.call_soon_threadsafe(self._dispatch, events)
+    async def _read(self) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._closed)
-        except RuntimeError:
-            pass  # the loop is gone: the daemon is exiting
+            while line := await self._reader.readline():
+                self._dispatch(json.loads(line))
+        except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
+            log.warning("connection to the runner of %s broke: %s", self._name, exc)
+        finally:
+            self._closed()
 
-    def _dispatch(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            kind = event.get("ev")
-            run = self._runs.get(event.get("id", ""))
-            if kind == "out" and run is not None:
-                run.on_output(event["s"], base64.b64decode(event["b"]))
-            elif kind == "started" and run is not None and not run.started.done():
-                run.started.set_result(None)
-            elif kind == "exit" and run is not None:
-                self._runs.pop(event["id"], None)
-                if not run.exit.done():
-                    run.exit.set_result(event["code"])
-            elif kind in ("ready", "pong"):
-                if kind == "ready" and self.pid is not None and event.get("pid") != self.pid:
-                    # A new runner replaced a dead one: what the old one had is lost.
-                    self._fail_runs("the sandbox's runner restarted")
-                self.pid = event.get("pid", self.pid)
-                self._answer_pings(True)
-            elif kind == "unavailable":
-                self._answer_pings(False)
-
-    def _answer_pings(self, available: bool) -> None:
-        self.available = available
-        for future in self._pings.values():
-            if not future.done():
-                future.set_result(available)
-        self._pings.clear()
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("ev")
+        if kind == "pong":
+            self.pid = event.get("pid")
+            future = self._pings.pop(event.get("id"), None)
+            if future is not None and not future.done():
+                future.set_result(self.pid)
+            return
+        run = self._runs.get(event.get("id", ""))
+        if run is None:
+            return
+        if kind == "out":
+            run.on_output(event["s"], base64.b64decode(event["b"]))
+        elif kind == "started" and not run.started.done():
+            run.started.set_result(None)
+        elif kind == "exit":
+            self._runs.pop(event["id"], None)
+            if not run.exit.done():
+                run.exit.set_result(event["code"])
 
     def _closed(self) -> None:
         self.alive = False
-        self._fail_runs("the sandbox's runner stopped (container stopped or restarted)")
-        for future in self._pings.values():
-            if not future.done():
-                future.set_exception(RunnerLost("the sandbox's main process ended", started=False))
-        self._pings.clear()
-
-    def _fail_runs(self, why: str) -> None:
         runs, self._runs = self._runs, {}
         for run in runs.values():
-            started = run.started.done()
-            error = RunnerLost(why, started=started)
+            error = RunnerLost("the sandbox's runner stopped (container stopped or restarted?)", run.started.done())
             for future in (run.started, run.exit):
                 if not future.done():
                     future.set_exception(error)
                     future.exception()  # retrieved: only one of the two is awaited
+        for future in self._pings.values():
+            if not future.done():
+                future.set_exception(RunnerLost("the sandbox's runner stopped", started=False))
+                future.exception()
+        self._pings.clear()
 
     # ------------------------------------------------------------ writing
 
     def _send(self, request: dict[str, Any]) -> None:
-        try:
-            self._connection.send(json.dumps(request).encode() + b"\n")
-        except OSError as exc:
-            self.alive = False
-            raise RunnerLost(f"cannot reach the sandbox's runner: {exc}", started=False) from None
+        if not self.alive:
+            raise RunnerLost("the connection to the sandbox's runner is closed", started=False)
+        self._writer.write(json.dumps(request).encode() + b"\n")
 
-    async def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-        """Whether a runner serves this container (False: no Python in the image)."""
+    async def ping(self) -> int:
+        """Check the runner answers; its pid."""
         ping_id = uuid.uuid4().hex
-        answer = self._pings[ping_id] = self._loop.create_future()
+        answer = self._pings[ping_id] = asyncio.get_running_loop().create_future()
         self._send({"op": "ping", "id": ping_id})
         try:
-            return await asyncio.wait_for(answer, timeout)
+            return await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
-            raise RunnerLost(f"the sandbox's runner did not answer within {timeout:.0f} s", started=False) from None
+            raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
     async def run(self, run_id: str, argv: list[str], on_output: Callable[[str, bytes], None]) -> int:
         """Run `argv` in a fresh process; feed its output; return its exit code."""
-        state = self._runs[run_id] = _RunState(self._loop, on_output)
+        state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), on_output)
         try:
             self._send({"op": "run", "id": run_id, "argv": argv})
             try:
                 await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:
-                self.close()  # wedged: the sandbox starts a new runner for the next request
-                raise RunnerLost("the sandbox's runner did not start the block", started=False) from None
+                raise RunnerLost(
+                    f"the sandbox's runner did not start the block within {STARTED_TIMEOUT_SECONDS:.0f} s",
+                    started=False,
+                    wedged=True,
+                ) from None
             return await state.exit
         finally:
             self._runs.pop(run_id, None)
 
     async def kill(self, run_id: str) -> None:
         """Ask the runner to kill the run and everything it started."""
-        try:
+        with contextlib.suppress(RunnerLost):
             self._send({"op": "kill", "id": run_id})
-        except RunnerLost:
-            pass  # the caller falls back to killing by marker with docker exec
 
     def close(self) -> None:
+        """Hang up; the runner kills whatever runs of ours are still going."""
         self.alive = False
-        self._connection.close()
+        self._writer.close()

@@ -29,7 +29,14 @@ from typing import Any
 import attrs
 
 from cellbox import container_scripts
-from cellbox.backend import ContainerGone, ContainerInfo, ContainerSpec, DockerBackend, ImageMissing
+from cellbox.backend import (
+    ContainerGone,
+    ContainerInfo,
+    ContainerSpec,
+    DockerBackend,
+    ImageMissing,
+    StreamConnection,
+)
 from cellbox.blocks import interpreter_for, prepare_block
 from cellbox.config import SandboxConfig, load_config
 from cellbox.errors import SandboxFailed
@@ -47,6 +54,8 @@ TIMEOUT_EXIT_CODE = 124
 INTERRUPTED_EXIT_CODE = 137
 """A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
 KILL_WAIT_SECONDS = 5.0
+RUNNER_READY_TIMEOUT_SECONDS = 30.0
+"""A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
 
 RUNNER_SOURCE = resources.files("cellbox").joinpath("runner.py").read_text(encoding="utf-8")
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
@@ -69,20 +78,27 @@ def container_name_for(workspace: Path) -> str:
 
 @attrs.define
 class Attached:
-    """A running container this daemon is attached to, and how its blocks run."""
+    """A running container this daemon is connected to, and how its blocks run."""
 
     container: ContainerInfo
-    runner: RunnerClient
+    runner: RunnerClient | None
+    """The connection to its warm runner; None when the image has no Python."""
     spec_label: str
     exec_path: ExecPath
 
     @property
     def path(self) -> RunnerClient | ExecPath:
-        return self.runner if self.runner.available else self.exec_path
+        return self.runner if self.runner is not None else self.exec_path
 
     @property
     def usable(self) -> bool:
-        return self.runner.alive
+        # Without a runner nothing tells us the container went away: the next
+        # exec finds out (ContainerGone) and the block is retried.
+        return self.runner is None or self.runner.alive
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
 
 
 class Sandbox:
@@ -157,24 +173,50 @@ class Sandbox:
                 async with progress(f"Pulling image {spec.image}"):
                     await self._backend.pull_image(spec.image)
                 info = await self._backend.create_container(spec)
-        # Attach before starting, so the runner's first words are not lost.
-        connection = await self._backend.attach(info.id)
-        runner = RunnerClient(connection, asyncio.get_running_loop(), info.name)
+        # Watch the main process's announcements from before it starts (or
+        # before we look for its runner), so that none is missed.
+        watch = await self._backend.attach(info.id)
         try:
             if info.state != "running":
                 await self._backend.start_container(info.name)
                 self.started_here = True
-            await runner.wait_ready()
-        except BaseException:
-            runner.close()
-            raise
-        if not runner.available:
-            log.info("%s has no python3: blocks run with docker exec", info.name)
+            runner = await self._connect_runner(info, watch)
+        finally:
+            watch.close()
         return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._backend, info.id))
+
+    async def _connect_runner(self, info: ContainerInfo, watch: StreamConnection) -> RunnerClient | None:
+        """Connect to the container's runner; None when the image has no Python."""
+        socket_path = self.workspace / container_scripts.RUNNER_SOCKET
+        deadline = time.monotonic() + RUNNER_READY_TIMEOUT_SECONDS
+        while True:
+            try:
+                return await RunnerClient.connect(socket_path, info.name)
+            except RunnerLost as exc:  # listening, but not answering: wedged
+                log.warning("the runner of %s is wedged, replacing it: %s", info.name, exc)
+                await self._kill_runner(info, _read_pid(socket_path.with_name(socket_path.name + ".pid")))
+            except OSError as exc:
+                if socket_path.with_name(socket_path.name + ".unavailable").exists():
+                    log.info("%s has no python3: blocks run with docker exec", info.name)
+                    return None
+                log.debug("runner of %s not there yet: %s", info.name, exc)
+            # Not listening yet (starting, or being replaced): wait for it to say so.
+            while True:
+                line = await watch.next_line(max(0.0, deadline - time.monotonic()))
+                if line is None:
+                    raise SandboxFailed(
+                        f"The sandbox {info.name!r} started but its runner did not come up within "
+                        f"{RUNNER_READY_TIMEOUT_SECONDS:.0f} s; see the daemon's log"
+                    )
+                if b'"unavailable"' in line:
+                    log.info("%s has no python3: blocks run with docker exec", info.name)
+                    return None
+                if b'"ready"' in line:
+                    break
 
     def _detach(self) -> None:
         if self._attached is not None:
-            self._attached.runner.close()
+            self._attached.close()
             self._attached = None
 
     def close(self) -> None:
@@ -278,19 +320,25 @@ class Sandbox:
                 # The block never started: the container went away or the
                 # runner died or wedged since we last looked. Bring it back once.
                 log.warning("retrying a block in %s: %s", self.workspace, lost)
-                await self._recover(attached)
+                await self._recover(attached, wedged=isinstance(lost, RunnerLost) and lost.wedged)
                 if attempt == 2:
                     raise SandboxFailed(f"The sandbox could not run the block: {lost}") from None
         return BlockResult(prepared.language, exit_code, output, str(path), True, timed_out, _ms_since(started))
 
-    async def _recover(self, attached: Attached) -> None:
-        """Drop a broken attachment; kill a wedged runner so the sandbox starts a fresh one."""
+    async def _recover(self, attached: Attached, wedged: bool) -> None:
+        """Drop a broken attachment; kill a wedged runner so that the
+        container's main process starts a fresh one."""
         async with self._lifecycle_lock:
-            if attached.runner.alive and attached.runner.pid is not None:
-                await self._backend.exec_quick(attached.container.id, ["kill", "-9", str(attached.runner.pid)])
-            attached.runner.close()
+            if wedged and attached.runner is not None:
+                await self._kill_runner(attached.container, attached.runner.pid)
+            attached.close()
             if self._attached is attached:
                 self._attached = None
+
+    async def _kill_runner(self, container: ContainerInfo, pid: int | None) -> None:
+        """Kill a wedged runner; the container's main process starts a new one."""
+        if pid is not None:
+            await self._backend.exec_quick(container.id, ["kill", "-9", str(pid)])
 
     async def _run(self, attached: Attached, command: list[str], timeout: float) -> tuple[int, str, bool]:
         """Run one command under the timeout; (exit code, output, timed out)."""
@@ -330,6 +378,13 @@ class Sandbox:
             log.info("run %s ended badly after it was killed: %s", run_id, exc)
         if path is not attached.exec_path:
             await attached.exec_path.kill(run_id)  # by marker, without the runner
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _ms_since(started: float) -> float:
