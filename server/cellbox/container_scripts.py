@@ -77,7 +77,7 @@ if command -v python3 >/dev/null 2>&1; then
   done
 fi
 mkdir -p "${2%/*}" && echo unavailable > "$2.unavailable"
-echo '{"ev":"unavailable"}'
+echo unavailable
 while :; do sleep 86400 & wait $!; done
 """
 

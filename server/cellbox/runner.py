@@ -1,23 +1,25 @@
 """The warm runner: a small process kept alive inside each sandbox container.
 
 It is NOT imported by the daemon. Its source is handed to the container's main
-process as an argument (`python3 -c SOURCE`), so nothing is baked into the
-image or copied in. It must stay stdlib-only and run on any Python 3.8+.
+process as an argument (`python3 -I -S -c SOURCE SOCKET`), so nothing is baked
+into the image or copied in. It must stay stdlib-only and run on Python 3.8+.
+It imports only C-level modules (no json, re, subprocess, selectors, socket or
+signal, which together tripled its start-up): a cold sandbox waits for it.
 
-It listens on a Unix socket in the workspace (`/workspace/.cellbox/runner.sock`),
-which the daemon reaches through the bind mount: no `docker exec` round trip
-per block, and each daemon has a connection of its own. When it is listening
-it prints {"ev": "ready", "pid": N} on stdout, which a daemon attached to the
-container reads on a cold start.
+It listens on a Unix socket in the workspace (`/workspace/.cellbox/runner.sock`)
+that the daemon reaches through the bind mount: no `docker exec` round trip per
+block, and a connection of its own for each daemon. Once listening it prints
+`ready PID` on stdout, for a daemon attached to the container on a cold start.
 
-Protocol on each connection, one JSON object per line. Requests:
-    {"op": "run", "id": ID, "argv": [...]}   start a block as a new process
-    {"op": "kill", "id": ID}                 kill that run and all it started
-    {"op": "ping", "id": ID}                 answered with {"ev": "pong", "id": ID, "pid": N}
+Protocol: one line per message, fields separated by single spaces; ids are
+plain words, bytes travel as base64. Requests:
+    run ID ARGV        start ARGV (base64 of the NUL-joined arguments) as a new process
+    kill ID            kill that run and all it started
+    ping ID            answered with: pong ID PID
 Events:
-    {"ev": "started", "id": ID}              the run's process exists
-    {"ev": "out", "id": ID, "s": "stdout"|"stderr", "b": BASE64}
-    {"ev": "exit", "id": ID, "code": N}      after all of the run's output
+    started ID         the run's process exists
+    out ID 1|2 DATA    a chunk of its stdout (1) or stderr (2), base64
+    exit ID CODE       after all of the run's output; 128+N when killed by signal N
 
 Each run is a fresh process in a session and process group of its own, with
 CELLBOX_RUN=ID in its environment (inherited by everything it starts, even
@@ -27,17 +29,21 @@ kills the whole group and every process carrying the marker: nothing of the
 run survives, and no leftover holds its output open.
 """
 
-import base64
-import json
+import _socket
+import binascii
 import os
-import selectors
-import signal
-import socket
-import subprocess
+import select
+import _signal as signal  # not `signal`: it imports enum, which costs more than the rest
 import sys
 
 MARKER = "CELLBOX_RUN"
 CHUNK = 65536
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ, signal.SIGCHLD)
+"""Signals a block gets with their default action, whatever the runner does with them."""
+
+
+def b64(data):
+    return binascii.b2a_base64(data, newline=False)
 
 
 def marked_pids(marker):
@@ -65,8 +71,8 @@ def signal_all(pids, sig):
 
 
 def kill_run(run_id, pgid):
-    """Freeze, then kill, the run's process group and every marked process."""
-    marker = (MARKER + "=" + run_id).encode()
+    """Freeze, then kill, the run's process group and every marked process (run_id: bytes)."""
+    marker = MARKER.encode() + b"=" + run_id
     try:
         os.killpg(pgid, signal.SIGSTOP)
     except OSError:
@@ -97,66 +103,88 @@ class Client:
 
 
 class Run:
-    def __init__(self, run_id, process, client):
+    def __init__(self, run_id, pid, client, stdout, stderr):
         self.id = run_id
-        self.process = process
+        self.pid = pid
         self.client = client
-        self.open_streams = 2
+        self.streams = {stdout: b"1", stderr: b"2"}
         self.code = None
 
 
 class Runner:
     def __init__(self, socket_path):
-        self.selector = selectors.DefaultSelector()
+        self.poll = select.epoll()
+        self.handlers = {}  # fd -> (kind, owner)
         self.runs = {}
-        # SIGCHLD wakes the selector through this pipe, so exits are seen at
-        # once without a thread per run or a polling sleep.
+        # SIGCHLD wakes the poll through this pipe, so exits are seen at once
+        # without a thread per run or a polling sleep.
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self.wake_w)
-        self.selector.register(self.wake_r, selectors.EVENT_READ, ("child", None))
+        self.watch(self.wake_r, "child", None)
         os.makedirs(os.path.dirname(socket_path), exist_ok=True)
         for stale in (socket_path, socket_path + ".unavailable"):  # left by an earlier container
             try:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the socket is for its owner only
         try:
             self.listener.bind(socket_path)
         finally:
             os.umask(old_umask)
         self.listener.listen(64)
+        self.watch(self.listener.fileno(), "accept", None)
         # For a daemon that finds this runner wedged (connects, no answer) and
         # must kill it to have the container's main process start a new one.
         with open(socket_path + ".pid", "w") as f:
             f.write(str(os.getpid()))
-        self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
+
+    def watch(self, fd, kind, owner):
+        self.handlers[fd] = (kind, owner)
+        self.poll.register(fd, select.EPOLLIN)
+
+    def unwatch(self, fd):
+        del self.handlers[fd]
+        self.poll.unregister(fd)
 
     def serve(self):
-        sys.stdout.write(json.dumps({"ev": "ready", "pid": os.getpid()}) + "\n")
-        sys.stdout.flush()
+        os.write(1, b"ready %d\n" % os.getpid())
         while True:
-            for key, _ in self.selector.select():
-                kind, owner = key.data
-                if kind == "accept":
-                    sock, _ = self.listener.accept()
-                    self.selector.register(sock, selectors.EVENT_READ, ("client", Client(sock)))
-                elif kind == "client":
-                    self.read_requests(owner)
-                elif kind == "child":
-                    os.read(self.wake_r, 4096)
-                    self.reap()
-                else:
-                    self.read_output(key.fd, kind, owner)
+            try:
+                events = self.poll.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd not in self.handlers:
+                    continue  # closed by an earlier event of this round
+                try:
+                    self.dispatch(fd)
+                except Exception as exc:  # one bad request must not take every run down
+                    sys.stderr.write("cellbox runner: %s: %s\n" % (type(exc).__name__, exc))
+                    sys.stderr.flush()
 
-    def send(self, client, event):
+    def dispatch(self, fd):
+        kind, owner = self.handlers[fd]
+        if kind == "accept":
+            conn_fd, _ = self.listener._accept()
+            sock = _socket.socket(fileno=conn_fd)
+            self.watch(sock.fileno(), "client", Client(sock))
+        elif kind == "client":
+            self.read_requests(owner)
+        elif kind == "child":
+            os.read(self.wake_r, 4096)
+            self.reap()
+        else:
+            self.read_output(fd, owner)
+
+    def send(self, client, *fields):
         if client.closed:
             return
         try:
-            client.sock.sendall(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            client.sock.sendall(b" ".join(fields) + b"\n")
         except OSError:
             self.drop(client)
 
@@ -165,10 +193,10 @@ class Runner:
         if client.closed:
             return
         client.closed = True
-        self.selector.unregister(client.sock)
+        self.unwatch(client.sock.fileno())
         client.sock.close()
         for run in list(client.runs.values()):
-            kill_run(run.id, run.process.pid)
+            kill_run(run.id, run.pid)
 
     def read_requests(self, client):
         try:
@@ -181,77 +209,96 @@ class Runner:
         client.pending += data
         while b"\n" in client.pending:
             line, client.pending = client.pending.split(b"\n", 1)
-            if line.strip():
-                self.handle(client, json.loads(line))
+            fields = line.split()
+            if len(fields) >= 2:
+                self.handle(client, fields)
 
-    def handle(self, client, request):
-        op = request.get("op")
-        if op == "run":
-            self.start(client, request["id"], request["argv"])
-        elif op == "kill":
-            run = self.runs.get(request["id"])
+    def handle(self, client, fields):
+        op, run_id = fields[0], fields[1]
+        if op == b"run" and len(fields) == 3:
+            argv = binascii.a2b_base64(fields[2]).decode("utf-8", "surrogateescape").split("\0")
+            self.start(client, run_id, argv)
+        elif op == b"kill":
+            run = self.runs.get(run_id)
             if run is not None:
-                kill_run(run.id, run.process.pid)
-        elif op == "ping":
-            self.send(client, {"ev": "pong", "id": request.get("id"), "pid": os.getpid()})
+                kill_run(run.id, run.pid)
+        elif op == b"ping":
+            self.send(client, b"pong", run_id, str(os.getpid()).encode())
 
     def start(self, client, run_id, argv):
         env = dict(os.environ)
-        env[MARKER] = run_id
+        env[MARKER] = run_id.decode()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
-            process = subprocess.Popen(
+            pid = os.posix_spawnp(
+                argv[0],
                 argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, out_w, 1),
+                    (os.POSIX_SPAWN_DUP2, err_w, 2),
+                ],
+                setsid=True,
+                setsigdef=RESET_SIGNALS,
+                setsigmask=(),
             )
         except OSError as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
             # As a shell would say it, with the shell's exit codes.
             missing = isinstance(exc, FileNotFoundError)
             text = "%s: %s\n" % (argv[0], "not found" if missing else exc.strerror)
-            self.send(client, {"ev": "started", "id": run_id})
-            self.send(client, {"ev": "out", "id": run_id, "s": "stderr", "b": base64.b64encode(text.encode()).decode()})
-            self.send(client, {"ev": "exit", "id": run_id, "code": 127 if missing else 126})
+            self.send(client, b"started", run_id)
+            self.send(client, b"out", run_id, b"2", b64(text.encode()))
+            self.send(client, b"exit", run_id, b"127" if missing else b"126")
             return
-        run = Run(run_id, process, client)
+        os.close(out_w)
+        os.close(err_w)
+        run = Run(run_id, pid, client, out_r, err_r)
         self.runs[run_id] = client.runs[run_id] = run
-        self.send(client, {"ev": "started", "id": run_id})
-        self.selector.register(process.stdout.fileno(), selectors.EVENT_READ, ("stdout", run))
-        self.selector.register(process.stderr.fileno(), selectors.EVENT_READ, ("stderr", run))
+        self.send(client, b"started", run_id)
+        self.watch(out_r, "output", run)
+        self.watch(err_r, "output", run)
 
-    def read_output(self, fd, stream, run):
+    def read_output(self, fd, run):
         data = os.read(fd, CHUNK)
         if data:
-            self.send(run.client, {"ev": "out", "id": run.id, "s": stream, "b": base64.b64encode(data).decode()})
+            self.send(run.client, b"out", run.id, run.streams[fd], b64(data))
             return
-        self.selector.unregister(fd)
+        self.unwatch(fd)
         os.close(fd)
-        run.open_streams -= 1
+        del run.streams[fd]
         self.finish_if_done(run)
 
     def reap(self):
         for run in list(self.runs.values()):
-            if run.code is None and run.process.poll() is not None:
-                code = run.process.returncode
-                run.code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
-                # Whatever the block left behind goes now; that also closes
-                # any copy of its stdout a leftover was holding.
-                kill_run(run.id, run.process.pid)
-                self.finish_if_done(run)
+            if run.code is not None:
+                continue
+            try:
+                pid, status = os.waitpid(run.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = run.pid, 255 << 8
+            if pid == 0:
+                continue
+            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+            run.code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
+            # Whatever the block left behind goes now; that also closes any
+            # copy of its stdout a leftover was holding.
+            kill_run(run.id, run.pid)
+            self.finish_if_done(run)
 
     def finish_if_done(self, run):
-        if run.code is not None and run.open_streams == 0:
+        if run.code is not None and not run.streams:
             del self.runs[run.id]
             run.client.runs.pop(run.id, None)
-            run.process.stdout = run.process.stderr = None  # closed above
-            self.send(run.client, {"ev": "exit", "id": run.id, "code": run.code})
+            self.send(run.client, b"exit", run.id, str(run.code).encode())
 
 
 if __name__ == "__main__":
     # Started as a background job of a shell, which ignores SIGINT and SIGQUIT
-    # for it; blocks must get the default behaviour, as under `docker exec`.
+    # for it; the runner itself should die of them like any process.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     Runner(sys.argv[1]).serve()

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,8 @@ STARTED_TIMEOUT_SECONDS = 5.0
 """How long a healthy runner takes at most to start a process; past it, the runner is wedged."""
 PING_TIMEOUT_SECONDS = 5.0
 STREAM_LIMIT = 16 * 1024 * 1024
-"""Longest line the runner may send: a 64 KiB output chunk is ~88 KiB of JSON."""
+"""Longest line the runner may send: a 64 KiB output chunk is ~88 KiB of base64."""
+STREAMS = {b"1": "stdout", b"2": "stderr"}
 
 
 class RunnerLost(Exception):
@@ -93,31 +92,34 @@ class RunnerClient:
     async def _read(self) -> None:
         try:
             while line := await self._reader.readline():
-                self._dispatch(json.loads(line))
+                self._dispatch(line.split())
         except (OSError, ValueError, asyncio.LimitOverrunError) as exc:
             log.warning("connection to the runner of %s broke: %s", self._name, exc)
         finally:
             self._closed()
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        kind = event.get("ev")
-        if kind == "pong":
-            self.pid = event.get("pid")
-            future = self._pings.pop(event.get("id"), None)
+    def _dispatch(self, fields: list[bytes]) -> None:
+        """One line from the runner: EVENT ID [more fields] (see runner.py)."""
+        if len(fields) < 2:
+            return
+        kind, key = fields[0], fields[1].decode()
+        if kind == b"pong":
+            self.pid = int(fields[2])
+            future = self._pings.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(self.pid)
             return
-        run = self._runs.get(event.get("id", ""))
+        run = self._runs.get(key)
         if run is None:
             return
-        if kind == "out":
-            run.on_output(event["s"], base64.b64decode(event["b"]))
-        elif kind == "started" and not run.started.done():
+        if kind == b"out":
+            run.on_output(STREAMS[fields[2]], base64.b64decode(fields[3]))
+        elif kind == b"started" and not run.started.done():
             run.started.set_result(None)
-        elif kind == "exit":
-            self._runs.pop(event["id"], None)
+        elif kind == b"exit":
+            self._runs.pop(key, None)
             if not run.exit.done():
-                run.exit.set_result(event["code"])
+                run.exit.set_result(int(fields[2]))
 
     def _closed(self) -> None:
         self.alive = False
@@ -136,16 +138,16 @@ class RunnerClient:
 
     # ------------------------------------------------------------ writing
 
-    def _send(self, request: dict[str, Any]) -> None:
+    def _send(self, *fields: str) -> None:
         if not self.alive:
             raise RunnerLost("the connection to the sandbox's runner is closed", started=False)
-        self._writer.write(json.dumps(request).encode() + b"\n")
+        self._writer.write(" ".join(fields).encode() + b"\n")
 
     async def ping(self) -> int:
         """Check the runner answers; its pid."""
         ping_id = uuid.uuid4().hex
         answer = self._pings[ping_id] = asyncio.get_running_loop().create_future()
-        self._send({"op": "ping", "id": ping_id})
+        self._send("ping", ping_id)
         try:
             return await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -155,7 +157,8 @@ class RunnerClient:
         """Run `argv` in a fresh process; feed its output; return its exit code."""
         state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), on_output)
         try:
-            self._send({"op": "run", "id": run_id, "argv": argv})
+            packed = base64.b64encode("\0".join(argv).encode("utf-8", "surrogateescape")).decode()
+            self._send("run", run_id, packed)
             try:
                 await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:
@@ -171,7 +174,7 @@ class RunnerClient:
     async def kill(self, run_id: str) -> None:
         """Ask the runner to kill the run and everything it started."""
         with contextlib.suppress(RunnerLost):
-            self._send({"op": "kill", "id": run_id})
+            self._send("kill", run_id)
 
     def close(self) -> None:
         """Hang up; the runner kills whatever runs of ours are still going."""

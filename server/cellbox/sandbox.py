@@ -160,19 +160,14 @@ class Sandbox:
             return self._attached
 
     async def _attach(self, spec: ContainerSpec, progress: ProgressFactory) -> Attached:
-        info = await self._backend.find_container(spec.name)
-        if info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
+        # Create first: on a cold start that is the one call needed, and when
+        # the container exists already the engine answers with it instead.
+        info = await self._create(spec, progress)
+        if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
             # Image, mount, network or runner changed: the old container is stale.
             log.info("replacing %s: its settings changed", spec.name)
             await self._backend.remove_container(spec.name)
-            info = None
-        if info is None:
-            try:
-                info = await self._backend.create_container(spec)
-            except ImageMissing:
-                async with progress(f"Pulling image {spec.image}"):
-                    await self._backend.pull_image(spec.image)
-                info = await self._backend.create_container(spec)
+            info = await self._create(spec, progress)
         # Watch the main process's announcements from before it starts (or
         # before we look for its runner), so that none is missed.
         watch = await self._backend.attach(info.id)
@@ -208,11 +203,19 @@ class Sandbox:
                         f"The sandbox {info.name!r} started but its runner did not come up within "
                         f"{RUNNER_READY_TIMEOUT_SECONDS:.0f} s; see the daemon's log"
                     )
-                if b'"unavailable"' in line:
+                if line == b"unavailable":
                     log.info("%s has no python3: blocks run with docker exec", info.name)
                     return None
-                if b'"ready"' in line:
+                if line.startswith(b"ready "):
                     break
+
+    async def _create(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
+        try:
+            return await self._backend.create_container(spec)
+        except ImageMissing:
+            async with progress(f"Pulling image {spec.image}"):
+                await self._backend.pull_image(spec.image)
+            return await self._backend.create_container(spec)
 
     def _detach(self) -> None:
         if self._attached is not None:
@@ -272,7 +275,6 @@ class Sandbox:
         config = self.config()
         timeout = config.timeout if timeout is None else timeout
         async with self._run_lock:
-            attached = await self._ensure_container(config, progress)
             results: list[BlockResult] = []
             files: list[str] = []
             for block in blocks:
@@ -289,7 +291,7 @@ class Sandbox:
             timed_out=any(r.timed_out for r in results),
             duration_ms=_ms_since(started),
             workspace=str(self.workspace),
-            container=attached.container.name,
+            container=self.container_name(config),
             blocks=results,
         )
 
@@ -310,6 +312,8 @@ class Sandbox:
                 prepared.language, 0, f"Code saved to {path}\n", str(path), False, False, _ms_since(started)
             )
 
+        # The container is made or checked only now: a request whose blocks are
+        # all refused or only saved needs none.
         command = [interpreter_for(prepared.language), prepared.relative_path]
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)

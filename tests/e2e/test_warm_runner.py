@@ -113,3 +113,29 @@ async def test_restart_and_stop_do_not_wait_out_a_grace_period(workspace, start_
     )
     exit_codes = [event["Actor"]["Attributes"]["exitCode"] for event in events]
     assert exit_codes == ["0", "0"]
+
+
+async def test_a_daemon_killed_mid_run_takes_its_run_with_it(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    running = asyncio.ensure_future(daemon.execute(("bash", "sleep 321 &\nsetsid sleep 322 &\nsleep 323"), timeout=300))
+    await asyncio.sleep(1.0)
+    assert len(surviving(engine, workspace, r"^sleep 32[123]")) == 3
+    daemon.client._server.kill()  # SIGKILL: no shutdown, no clean-up of its own
+    await daemon.client._server.wait()
+    running.cancel()
+    # The runner saw the daemon's connection close and killed the whole run;
+    # the container itself is left for the next daemon to adopt.
+    assert surviving(engine, workspace, r"^sleep 32[123]") == []
+    (container,) = containers_of(engine, workspace)
+    assert container.status == "running"
+    adopter = await start_daemon(workspace)
+    assert (await adopter.execute(("sh", "echo adopted")))["output"] == "adopted\n"
+
+
+async def test_refused_or_saved_only_blocks_need_no_container(workspace, start_daemon, engine):
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("html", "<p>saved</p>"), ("ruby", "puts 1"))
+    assert [b["executed"] for b in result["blocks"]] == [False, False]
+    assert result["container"].startswith("cellbox-ws-")
+    assert containers_of(engine, workspace) == []

@@ -1,0 +1,295 @@
+"""cellbox's benchmark: every figure measured in ONE run, on one machine and image.
+
+Usage: python bench/run.py [--runs N] [--json PATH]   (or: scripts/dev bench)
+
+Drives a real `cellbox serve` over stdio, as an editor would, and times each
+request from sending it to having parsed the answer. Beside it, in the same
+container, it measures the floor (the interpreter's own start-up, timed inside
+the container) and the reference (the seed executor's method: one plain
+`docker exec` per block, done here with the docker SDK). It prints a table of
+medians and p90s with the ratios the targets are stated in, and writes the
+same as JSON. Absolute numbers move with the machine's load; the ratios are
+what to compare, since every figure comes from the same minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+IMAGE = os.environ.get("CELLBOX_IMAGE", "cellbox-sandbox:bookworm")
+LABEL = "org.cellbox.workspace"
+
+
+def summary(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return {"median_ms": round(statistics.median(ordered), 3), "p90_ms": round(p90, 3), "n": len(ordered)}
+
+
+class Daemon:
+    def __init__(self) -> None:
+        self.client = LanguageClient("cellbox-bench", "1")
+
+    async def start(self, workspace: Path) -> None:
+        await self.client.start_io(sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING")
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
+                initialization_options={"image": IMAGE},
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+
+    @property
+    def pid(self) -> int:
+        return self.client._server.pid
+
+    async def command(self, name: str, argument: dict) -> tuple[float, dict]:
+        started = time.perf_counter()
+        result = await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=name, arguments=[argument])
+        )
+        return (time.perf_counter() - started) * 1000, result
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+
+
+async def timed_executes(daemon: Daemon, workspace: Path, language: str, code: str, runs: int) -> list[float]:
+    samples = []
+    for i in range(runs):
+        elapsed, result = await daemon.command(
+            "cellbox.execute", {"workspace": str(workspace), "blocks": [{"language": language, "code": code.format(i=i)}]}
+        )
+        assert result["exitCode"] == 0 and result["output"] == f"{i}\n", result
+        samples.append(elapsed)
+    return samples
+
+
+FLOOR_SCRIPT = r"""
+import json, subprocess, sys, time
+runs = int(sys.argv[1])
+def timed(argv):
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+print(json.dumps({"python": timed(["python3", "-c", "print(1)"]), "sh": timed(["sh", "-c", "echo 1"])}))
+"""
+
+
+def floor_inside(container, runs: int) -> dict[str, list[float]]:
+    result = container.exec_run(["python3", "-c", FLOOR_SCRIPT, str(runs)])
+    return json.loads(result.output)
+
+
+def reference_exec(container, workspace: Path, language: str, code: str, runs: int) -> list[float]:
+    """The seed's method: write the block to a file, then one `docker exec` running it."""
+    samples = []
+    command = {"python": "python", "bash": "bash"}[language]
+    for i in range(runs):
+        started = time.perf_counter()
+        text = code.format(i=i)
+        name = f"tmp_code_ref_{i}.{language}"
+        (workspace / name).write_text(text)
+        result = container.exec_run(["timeout", "60", command, name], workdir="/workspace")
+        assert result.exit_code == 0 and result.output == f"{i}\n".encode(), result
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def bare_create_start(engine, workspace: Path, runs: int) -> list[float]:
+    """Create+start with the sandbox's own options, and a main process that does nothing."""
+    samples = []
+    for i in range(runs):
+        started = time.perf_counter()
+        container = engine.containers.create(
+            IMAGE,
+            name=f"cellbox-bench-bare-{os.getpid()}-{i}",
+            entrypoint=["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"],
+            init=True,
+            log_config=docker.types.LogConfig(type="none"),
+            labels={LABEL: str(workspace)},
+            volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
+            working_dir="/workspace",
+            network_mode="none",
+            auto_remove=True,
+        )
+        container.start()
+        samples.append((time.perf_counter() - started) * 1000)
+        container.remove(force=True)
+    return samples
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def concurrency(daemon: Daemon, root: Path, workspaces: int, blocks: int) -> dict[str, float]:
+    folders = []
+    for w in range(workspaces):
+        folder = root / f"ws{w:02d}"
+        folder.mkdir()
+        folders.append(folder)
+    peak = rss_mb(daemon.pid)
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, rss_mb(daemon.pid))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.ensure_future(sample())
+    started = time.perf_counter()
+    requests = [
+        daemon.command(
+            "cellbox.execute",
+            {"workspace": str(folder), "blocks": [{"language": "python", "code": f"print({w} * 100 + {b})"} for b in range(blocks)]},
+        )
+        for w, folder in enumerate(folders)
+    ]
+    answers = await asyncio.gather(*requests)
+    wall = (time.perf_counter() - started) * 1000
+    sampling = False
+    await sampler
+    correct = sum(
+        1
+        for w, (_, result) in enumerate(answers)
+        for b, block in enumerate(result["blocks"])
+        if block["exitCode"] == 0 and block["output"] == f"{w * 100 + b}\n"
+    )
+    return {"workspaces": workspaces, "blocks_each": blocks, "blocks_correct": correct,
+            "blocks_total": workspaces * blocks, "wall_ms": round(wall, 1), "daemon_peak_rss_mb": round(peak, 1)}
+
+
+async def main(runs: int, json_path: Path) -> int:
+    engine = docker.from_env()
+    root = Path(tempfile.mkdtemp(prefix="cellbox-bench-"))
+    workspace = root / "warm"
+    workspace.mkdir()
+    daemon = Daemon()
+    await daemon.start(workspace)
+    figures: dict[str, dict] = {}
+    try:
+        # Warm up the sandbox (created here, then every run below is warm).
+        await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
+        container = engine.containers.list(filters={"label": f"{LABEL}={workspace}"})[0]
+
+        figures["warm_python"] = summary(await timed_executes(daemon, workspace, "python", "print({i})", runs))
+        figures["warm_bash"] = summary(await timed_executes(daemon, workspace, "bash", "echo {i}", runs))
+        floor = floor_inside(container, runs)
+        figures["floor_python"] = summary(floor["python"])
+        figures["floor_sh"] = summary(floor["sh"])
+        figures["reference_python"] = summary(reference_exec(container, workspace, "python", "print({i})", runs))
+        figures["reference_bash"] = summary(reference_exec(container, workspace, "bash", "echo {i}", runs))
+
+        cold_runs = max(5, runs // 3)
+        cold = []
+        for i in range(cold_runs):
+            fresh = root / f"cold{i:02d}"
+            fresh.mkdir()
+            elapsed, result = await daemon.command(
+                "cellbox.execute", {"workspace": str(fresh), "blocks": [{"language": "python", "code": "print(0)"}]}
+            )
+            assert result["output"] == "0\n", result
+            cold.append(elapsed)
+            await daemon.command("cellbox.stop", {"workspace": str(fresh)})
+        figures["cold_first_execute"] = summary(cold)
+        figures["bare_create_start"] = summary(bare_create_start(engine, root, cold_runs))
+
+        restarts, stops = [], []
+        for _ in range(cold_runs):
+            elapsed, _ = await daemon.command("cellbox.restart", {})
+            restarts.append(elapsed)
+        for _ in range(cold_runs):
+            await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
+            elapsed, _ = await daemon.command("cellbox.stop", {})
+            stops.append(elapsed)
+        figures["restart"] = summary(restarts)
+        figures["stop"] = summary(stops)
+
+        figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
+    finally:
+        await daemon.stop()
+        for container in engine.containers.list(all=True, filters={"label": LABEL}):
+            if container.labels.get(LABEL, "").startswith(str(root)):
+                container.remove(force=True)
+
+    med = {name: f["median_ms"] for name, f in figures.items() if "median_ms" in f}
+    ratios = {
+        "warm_python_over_python_floor": med["warm_python"] / med["floor_python"],
+        "reference_python_over_warm_python": med["reference_python"] / med["warm_python"],
+        "warm_bash_minus_sh_floor_ms": med["warm_bash"] - med["floor_sh"],
+        "reference_bash_over_warm_bash": med["reference_bash"] / med["warm_bash"],
+        "cold_over_bare_create_start": med["cold_first_execute"] / med["bare_create_start"],
+    }
+    conc = figures["concurrency"]
+    targets = {
+        "warm python <= 1.5x python floor": ratios["warm_python_over_python_floor"] <= 1.5,
+        "warm python >= 4x faster than exec reference": ratios["reference_python_over_warm_python"] >= 4,
+        "warm bash <= sh floor + 5 ms": ratios["warm_bash_minus_sh_floor_ms"] <= 5,
+        "cold first execute < 1.2x bare create+start": ratios["cold_over_bare_create_start"] < 1.2,
+        "restart < 1 s": med["restart"] < 1000,
+        "stop < 0.5 s": med["stop"] < 500,
+        "20x10 concurrent blocks all correct": conc["blocks_correct"] == conc["blocks_total"],
+        "daemon RSS < 150 MB under that load": conc["daemon_peak_rss_mb"] < 150,
+    }
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "docker": engine.version().get("Version"), "image": IMAGE, "runs": runs},
+        "figures": figures,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "targets": targets,
+    }
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    return 0
+
+
+def print_table(report: dict) -> None:
+    figures, ratios = report["figures"], report["ratios"]
+    print(f"machine: {report['machine']}")
+    print(f"{'figure':<28}{'median ms':>12}{'p90 ms':>12}{'n':>6}")
+    for name, f in figures.items():
+        if "median_ms" in f:
+            print(f"{name:<28}{f['median_ms']:>12.2f}{f['p90_ms']:>12.2f}{f['n']:>6}")
+    conc = figures["concurrency"]
+    print(f"concurrency: {conc['workspaces']} workspaces x {conc['blocks_each']} blocks at once: "
+          f"{conc['blocks_correct']}/{conc['blocks_total']} correct in {conc['wall_ms']:.0f} ms, "
+          f"daemon peak RSS {conc['daemon_peak_rss_mb']:.1f} MB")
+    print("ratios:")
+    for name, value in ratios.items():
+        print(f"  {name:<40}{value:>10.3f}")
+    print("targets:")
+    for name, met in report["targets"].items():
+        print(f"  [{'met' if met else 'MISSED'}] {name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="warm runs per figure (at least 30)")
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"))
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(max(30, args.runs), args.json)))
