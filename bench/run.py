@@ -197,13 +197,22 @@ async def main(runs: int, json_path: Path) -> int:
         await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
         container = engine.containers.list(filters={"label": f"{LABEL}={workspace}"})[0]
 
-        figures["warm_python"] = summary(await timed_executes(daemon, workspace, "python", "print({i})", runs))
-        figures["warm_bash"] = summary(await timed_executes(daemon, workspace, "bash", "echo {i}", runs))
-        floor = floor_inside(container, runs)
-        figures["floor_python"] = summary(floor["python"])
-        figures["floor_sh"] = summary(floor["sh"])
-        figures["reference_python"] = summary(reference_exec(container, workspace, "python", "print({i})", runs))
-        figures["reference_bash"] = summary(reference_exec(container, workspace, "bash", "echo {i}", runs))
+        # Interleaved in rounds, so that the machine's noise (it is shared)
+        # falls on the warm figures, the floor and the reference alike.
+        samples: dict[str, list[float]] = {key: [] for key in
+            ("warm_python", "warm_bash", "floor_python", "floor_sh", "reference_python", "reference_bash")}
+        per_round = 5
+        for start in range(0, runs, per_round):
+            n = min(per_round, runs - start)
+            samples["warm_python"] += await timed_executes(daemon, workspace, "python", "print({i})", n)
+            samples["warm_bash"] += await timed_executes(daemon, workspace, "bash", "echo {i}", n)
+            floor = floor_inside(container, n)
+            samples["floor_python"] += floor["python"]
+            samples["floor_sh"] += floor["sh"]
+            samples["reference_python"] += reference_exec(container, workspace, "python", "print({i})", n)
+            samples["reference_bash"] += reference_exec(container, workspace, "bash", "echo {i}", n)
+        for key, values in samples.items():
+            figures[key] = summary(values)
 
         cold_runs = max(5, runs // 3)
         cold = []

@@ -95,6 +95,8 @@ class DockerBackend:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 self._client = None
                 raise _engine_unavailable(exc) from None
+            except docker.errors.APIError as exc:
+                raise SandboxFailed(f"The Docker engine refused: {_reason(exc)}") from None
             except docker.errors.DockerException as exc:
                 if "Error while fetching server API version" in str(exc):
                     self._client = None
@@ -202,10 +204,23 @@ class DockerBackend:
         return await self._call(attach)
 
     async def restart_container(self, name: str) -> None:
+        """Restart; ContainerGone when the container is no more (the caller creates it anew)."""
+
         def restart() -> None:
             try:
-                self._connect().containers.get(name).restart(timeout=STOP_GRACE_SECONDS)
+                container = self._connect().containers.get(name)
+                container.restart(timeout=STOP_GRACE_SECONDS)
             except docker.errors.NotFound as exc:
+                raise ContainerGone(_reason(exc)) from None
+            except docker.errors.APIError as exc:
+                # With auto-remove, the engine may start removing the container
+                # as the restart stops it, and then refuses to start it again.
+                if "marked for removal" not in _reason(exc):
+                    raise
+                try:
+                    container.wait(condition="removed", timeout=10)
+                except docker.errors.NotFound:
+                    pass
                 raise ContainerGone(_reason(exc)) from None
 
         await self._call(restart)

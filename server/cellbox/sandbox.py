@@ -304,9 +304,7 @@ class Sandbox:
             return BlockResult(prepared.language, 1, prepared.refusal or "", None, False, False, _ms_since(started))
 
         path = self.workspace / prepared.relative_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Lone surrogates can arrive in JSON strings; never let them fail the write.
-        path.write_bytes(prepared.code.encode("utf-8", "replace"))
+        _save(path, prepared.code)
         if not prepared.runs:
             return BlockResult(
                 prepared.language, 0, f"Code saved to {path}\n", str(path), False, False, _ms_since(started)
@@ -382,6 +380,27 @@ class Sandbox:
             log.info("run %s ended badly after it was killed: %s", run_id, exc)
         if path is not attached.exec_path:
             await attached.exec_path.kill(run_id)  # by marker, without the runner
+
+
+def _save(path: Path, code: str) -> None:
+    """Write a block's file, unless it already holds exactly this code.
+
+    Re-running a block is the common case, and rewriting a file in place costs
+    ~1 ms here: ext4 flushes a file truncated and rewritten when it is closed
+    (auto_da_alloc). The folder is made only when missing.
+    """
+    # Lone surrogates can arrive in JSON strings; never let them fail the write.
+    data = code.encode("utf-8", "replace")
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    try:
+        path.write_bytes(data)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
 def _read_pid(path: Path) -> int | None:
