@@ -50,6 +50,19 @@ class ContainerSpec:
     network: str
     auto_remove: bool
     labels: Mapping[str, str]
+    user: str
+    """uid:gid the main process, and so every block, runs as."""
+    env: Mapping[str, str]
+    memory: int
+    cpus: float
+    pids_limit: int
+    open_files: int
+    max_file_size: int
+    tmp_size: int
+    read_only: bool
+    cap_add: tuple[str, ...]
+    no_new_privileges: bool
+    runtime: str | None
 
 
 @attrs.frozen
@@ -163,6 +176,24 @@ class DockerBackend:
                 working_dir="/workspace",
                 network_mode=spec.network,
                 auto_remove=spec.auto_remove,
+                user=spec.user,
+                environment=dict(spec.env),
+                # Limits and isolation; the engine's default seccomp profile
+                # stays on because nothing here asks for another.
+                mem_limit=spec.memory,
+                memswap_limit=spec.memory,  # the same figure: no swap beyond the limit
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids_limit,
+                ulimits=[
+                    docker.types.Ulimit(name="nofile", soft=spec.open_files, hard=spec.open_files),
+                    docker.types.Ulimit(name="fsize", soft=spec.max_file_size, hard=spec.max_file_size),
+                ],
+                read_only=spec.read_only,
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size}"},
+                cap_drop=["ALL"],
+                cap_add=list(spec.cap_add) or None,
+                security_opt=["no-new-privileges:true"] if spec.no_new_privileges else None,
+                runtime=spec.runtime,
             )
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None

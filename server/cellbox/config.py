@@ -48,6 +48,34 @@ class SandboxConfig:
     )
     """Per language: true runs its blocks, false only saves them."""
 
+    # ---- limits and isolation (see the README's Security section)
+    memory: int = 1 << 30
+    """Memory limit in bytes ("1g" in TOML); no swap beyond it."""
+    cpus: float = 1.0
+    """CPUs the sandbox may use."""
+    pids_limit: int = 256
+    """Processes (and threads) at once in the sandbox."""
+    open_files: int = 1024
+    """Open files per process (RLIMIT_NOFILE)."""
+    max_file_size: int = 1 << 30
+    """Largest file a block may write, in bytes (RLIMIT_FSIZE)."""
+    tmp_size: int = 256 << 20
+    """Size of the tmpfs mounted at /tmp, in bytes."""
+    output_limit: int = 1 << 20
+    """Output kept per block, in bytes; past it the block runs on but its output is cut."""
+    user: str = "auto"
+    """"auto": the uid:gid owning the workspace; or an explicit "uid:gid"."""
+    read_only: bool = True
+    """Read-only root filesystem (only /workspace and /tmp are writable)."""
+    cap_add: tuple[str, ...] = ()
+    """Linux capabilities given back (all are dropped by default)."""
+    no_new_privileges: bool = True
+    """Forbid gaining privileges through setuid binaries."""
+    runtime: str | None = None
+    """The engine's container runtime, e.g. "runsc" for gVisor; default: the engine's own."""
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    """Environment variables given to blocks, besides the image's own."""
+
 
 _FIELDS = {field.name: field for field in attrs.fields(SandboxConfig)}
 
@@ -56,8 +84,60 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(value: Any) -> int:
+    """Bytes from 1073741824, "1g", "512m", "1 GiB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        if size > 0:
+            return size
+    raise ValueError('must be a positive size: bytes, or a string such as "512m" or "1g"')
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
 def _check(key: str, value: Any) -> Any:
     """Validate one key's value; return it normalised or raise ValueError saying what is allowed."""
+    if key in ("memory", "max_file_size", "tmp_size", "output_limit"):
+        return _size(value)
+    if key in ("pids_limit", "open_files"):
+        return _positive_int(value)
+    if key == "cpus":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1024:
+            raise ValueError("must be a number of CPUs above 0, e.g. 1 or 0.5")
+        return float(value)
+    if key == "user":
+        if not isinstance(value, str) or not (value == "auto" or re.fullmatch(r"\d+(:\d+)?", value)):
+            raise ValueError('must be "auto" (the workspace owner) or "uid:gid" in numbers, e.g. "1000:1000"')
+        return value
+    if key in ("read_only", "no_new_privileges"):
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if key == "cap_add":
+        if not isinstance(value, list) or not all(isinstance(c, str) and re.fullmatch(r"[A-Za-z_]+", c) for c in value):
+            raise ValueError('must be a list of capability names, e.g. ["NET_RAW"]')
+        return tuple(c.upper().removeprefix("CAP_") for c in value)
+    if key == "runtime":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError('must be a runtime name known to the engine, e.g. "runsc"')
+        return value
+    if key == "env":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+            for k, v in value.items()
+        ):
+            raise ValueError("must be a table of NAME = \"value\" strings")
+        return dict(value)
     if key in ("image", "network"):
         if not isinstance(value, str) or not value.strip():
             raise ValueError("must be a non-empty string")

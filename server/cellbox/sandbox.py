@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import time
 import uuid
@@ -124,24 +125,41 @@ class Sandbox:
         return config.container_name or container_name_for(self.workspace)
 
     def _spec(self, config: SandboxConfig) -> ContainerSpec:
-        bind_source = config.bind_dir or str(self.workspace)
-        # Anything here that changes makes the existing container stale, the
-        # runner's own source included, so an upgraded cellbox replaces it.
-        fingerprint = "\0".join(
-            [config.image, bind_source, config.network, str(config.auto_remove), *SANDBOX_MAIN]
-        )
-        return ContainerSpec(
+        spec = ContainerSpec(
             name=self.container_name(config),
             image=config.image,
             main=SANDBOX_MAIN,
-            bind_source=bind_source,
+            bind_source=config.bind_dir or str(self.workspace),
             network=config.network,
             auto_remove=config.auto_remove,
-            labels={
-                LABEL_WORKSPACE: str(self.workspace),
-                LABEL_SPEC: hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
-            },
+            labels={LABEL_WORKSPACE: str(self.workspace)},
+            user=self.user(config),
+            # HOME: the image's /root or / is read-only or not ours; tools
+            # such as pip want a writable home.
+            env={"HOME": "/tmp", **config.env},
+            memory=config.memory,
+            cpus=config.cpus,
+            pids_limit=config.pids_limit,
+            open_files=config.open_files,
+            max_file_size=config.max_file_size,
+            tmp_size=config.tmp_size,
+            read_only=config.read_only,
+            cap_add=config.cap_add,
+            no_new_privileges=config.no_new_privileges,
+            runtime=config.runtime,
         )
+        # Anything in the spec that changes makes the existing container stale,
+        # the runner's own source included, so an upgraded cellbox replaces it.
+        fingerprint = hashlib.sha256(repr(attrs.astuple(spec)).encode()).hexdigest()[:16]
+        return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})
+
+    def user(self, config: SandboxConfig) -> str:
+        """uid:gid blocks run as: by default whoever owns the workspace, so the
+        files they make there are that person's, not root's."""
+        if config.user != "auto":
+            return config.user if ":" in config.user else f"{config.user}:{config.user}"
+        owner = self.workspace.stat()
+        return f"{owner.st_uid}:{owner.st_gid}"
 
     # --------------------------------------------------------- container
 
@@ -304,7 +322,8 @@ class Sandbox:
             return BlockResult(prepared.language, 1, prepared.refusal or "", None, False, False, _ms_since(started))
 
         path = self.workspace / prepared.relative_path
-        _save(path, prepared.code)
+        uid, _, gid = self.user(config).partition(":")
+        _save(path, prepared.code, (int(uid), int(gid)))
         if not prepared.runs:
             return BlockResult(
                 prepared.language, 0, f"Code saved to {path}\n", str(path), False, False, _ms_since(started)
@@ -382,12 +401,14 @@ class Sandbox:
             await attached.exec_path.kill(run_id)  # by marker, without the runner
 
 
-def _save(path: Path, code: str) -> None:
+def _save(path: Path, code: str, owner: tuple[int, int]) -> None:
     """Write a block's file, unless it already holds exactly this code.
 
     Re-running a block is the common case, and rewriting a file in place costs
     ~1 ms here: ext4 flushes a file truncated and rewritten when it is closed
-    (auto_da_alloc). The folder is made only when missing.
+    (auto_da_alloc). Folders are made only when missing. A daemon running as
+    root gives what it makes to `owner`, the user blocks run as, so that they
+    (and the runner, which keeps its socket in .cellbox/) can write there.
     """
     # Lone surrogates can arrive in JSON strings; never let them fail the write.
     data = code.encode("utf-8", "replace")
@@ -399,8 +420,20 @@ def _save(path: Path, code: str) -> None:
     try:
         path.write_bytes(data)
     except FileNotFoundError:
+        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        _give(missing, owner)
+    _give([path], owner)
+
+
+def _give(paths: list[Path], owner: tuple[int, int]) -> None:
+    if os.geteuid() != 0:
+        return  # files are already ours, and we could not give them away
+    for path in paths:
+        stat = path.stat()
+        if (stat.st_uid, stat.st_gid) != owner:
+            os.chown(path, *owner)
 
 
 def _read_pid(path: Path) -> int | None:

@@ -90,14 +90,16 @@ async def test_stop_stops_and_the_next_execute_starts_again(workspace, start_dae
 async def test_without_auto_remove_a_stopped_container_is_kept_and_restarted(make_workspace, start_daemon, engine):
     workspace = make_workspace("keep", f'image = "{TEST_IMAGE}"\nauto_remove = false\n')
     daemon = await start_daemon(workspace)
-    await daemon.execute(("sh", "echo state > /tmp/state"))
+    await daemon.execute(("sh", "true"))
     await daemon.command("cellbox.stop", {})
     (container,) = containers_of(engine, workspace)
     assert container.status == "exited"
     status = await daemon.command("cellbox.status", {})
     assert status["sandboxes"][0]["state"] == "exited"
-    result = await daemon.execute(("sh", "cat /tmp/state"))
-    assert result["output"] == "state\n"  # the same container, started again
+    result = await daemon.execute(("sh", "echo again"))
+    assert result["output"] == "again\n"
+    (again,) = containers_of(engine, workspace)
+    assert (again.id, again.status) == (container.id, "running")  # the same container, started again
 
 
 async def test_shutdown_stops_the_containers_this_daemon_started(workspace, start_daemon, engine):
