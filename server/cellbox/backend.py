@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -317,6 +318,22 @@ class DockerBackend:
             raise SandboxFailed(f"Could not run a block in the sandbox: {_reason(exc)}") from None
         # None when the engine lost track of the process (container stopped under it).
         return -1 if exit_code is None else exit_code
+
+    async def oom_killed_since(self, container_id: str, since: float) -> bool:
+        """Whether the engine saw the memory limit kill a process in the container since `since` (unix time)."""
+
+        def ask() -> bool:
+            # `until` in the past makes the engine answer at once instead of streaming.
+            events = self._connect().events(
+                since=since, until=time.time(), decode=True,
+                filters={"container": container_id, "event": "oom"},
+            )
+            try:
+                return any(True for _ in events)
+            finally:
+                events.close()
+
+        return await self._call(ask)
 
     async def exec_quick(self, container_id: str, argv: list[str]) -> int:
         """Run a short helper command and wait for it, output discarded."""

@@ -8,10 +8,9 @@ block, the same marker for killing, output fed on the asyncio loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-
 from cellbox import container_scripts
 from cellbox.backend import DockerBackend
+from cellbox.runner_client import OutputSink
 
 
 class ExecPath:
@@ -19,13 +18,14 @@ class ExecPath:
         self._backend = backend
         self._container_id = container_id
 
-    async def run(self, run_id: str, argv: list[str], on_output: Callable[[str, bytes], None]) -> int:
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> int:
+        """As RunnerClient.run; here the sink itself enforces `limit`."""
         loop = asyncio.get_running_loop()
 
         def from_thread(stream: str, data: bytes) -> None:
             # Output arrives on the exec's thread; hop onto the loop, where it
             # stays ordered before the exec's completion, which hops the same way.
-            loop.call_soon_threadsafe(on_output, stream, data)
+            loop.call_soon_threadsafe(sink.feed, stream, data)
 
         argv = container_scripts.run_argv(run_id, argv)
         return await self._backend.exec_stream(self._container_id, argv, from_thread)

@@ -8,9 +8,17 @@ import codecs
 class OutputCollector:
     """Decodes stdout and stderr incrementally (a UTF-8 character may be split
     across chunks) and keeps them interleaved in arrival order, as a terminal
-    would show them. Invalid bytes become U+FFFD instead of failing."""
+    would show them. Invalid bytes become U+FFFD instead of failing.
 
-    def __init__(self) -> None:
+    At most `limit` bytes are kept; past that the block runs on, its output is
+    dropped (so the daemon's memory stays bounded whatever is printed), and
+    the text ends with a marker saying so.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.truncated = False
+        self._room = limit
         self._decoders = {
             "stdout": codecs.getincrementaldecoder("utf-8")(errors="replace"),
             "stderr": codecs.getincrementaldecoder("utf-8")(errors="replace"),
@@ -19,15 +27,31 @@ class OutputCollector:
 
     def feed(self, stream: str, data: bytes) -> str:
         """Add a chunk; return the text it completed (may be empty)."""
+        if len(data) > self._room:
+            data = data[: self._room]
+            self.cut()
+        self._room -= len(data)
         text = self._decoders[stream].decode(data)
         if text:
             self._parts.append(text)
         return text
 
+    def cut(self) -> None:
+        """Output went past the limit (said by whoever counted it first)."""
+        self.truncated = True
+
     def text(self) -> str:
-        """Everything so far, with any dangling partial character flushed."""
+        """Everything kept, with any dangling partial character flushed."""
         for decoder in self._decoders.values():
             tail = decoder.decode(b"", final=True)
             if tail:
                 self._parts.append(tail)
-        return "".join(self._parts)
+        marker = f"\n[cellbox: output cut at {_size(self.limit)}; the block ran on]\n" if self.truncated else ""
+        return "".join(self._parts) + marker
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} bytes"

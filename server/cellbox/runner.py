@@ -13,12 +13,14 @@ block, and a connection of its own for each daemon. Once listening it prints
 
 Protocol: one line per message, fields separated by single spaces; ids are
 plain words, bytes travel as base64. Requests:
-    run ID ARGV        start ARGV (base64 of the NUL-joined arguments) as a new process
+    run ID ARGV LIMIT  start ARGV (base64 of the NUL-joined arguments) as a new
+                       process, forwarding at most LIMIT bytes of its output
     kill ID            kill that run and all it started
     ping ID            answered with: pong ID PID
 Events:
     started ID         the run's process exists
     out ID 1|2 DATA    a chunk of its stdout (1) or stderr (2), base64
+    cut ID             output went past LIMIT: the rest is read and dropped
     exit ID CODE       after all of the run's output; 128+N when killed by signal N
 
 Each run is a fresh process in a session and process group of its own, with
@@ -103,12 +105,14 @@ class Client:
 
 
 class Run:
-    def __init__(self, run_id, pid, client, stdout, stderr):
+    def __init__(self, run_id, pid, client, stdout, stderr, limit):
         self.id = run_id
         self.pid = pid
         self.client = client
         self.streams = {stdout: b"1", stderr: b"2"}
         self.code = None
+        self.room = limit  # bytes of output still to forward
+        self.cut = False
 
 
 class Runner:
@@ -215,9 +219,9 @@ class Runner:
 
     def handle(self, client, fields):
         op, run_id = fields[0], fields[1]
-        if op == b"run" and len(fields) == 3:
+        if op == b"run" and len(fields) == 4:
             argv = binascii.a2b_base64(fields[2]).decode("utf-8", "surrogateescape").split("\0")
-            self.start(client, run_id, argv)
+            self.start(client, run_id, argv, int(fields[3]))
         elif op == b"kill":
             run = self.runs.get(run_id)
             if run is not None:
@@ -225,7 +229,7 @@ class Runner:
         elif op == b"ping":
             self.send(client, b"pong", run_id, str(os.getpid()).encode())
 
-    def start(self, client, run_id, argv):
+    def start(self, client, run_id, argv, limit):
         env = dict(os.environ)
         env[MARKER] = run_id.decode()
         out_r, out_w = os.pipe()
@@ -256,7 +260,7 @@ class Runner:
             return
         os.close(out_w)
         os.close(err_w)
-        run = Run(run_id, pid, client, out_r, err_r)
+        run = Run(run_id, pid, client, out_r, err_r, limit)
         self.runs[run_id] = client.runs[run_id] = run
         self.send(client, b"started", run_id)
         self.watch(out_r, "output", run)
@@ -265,7 +269,18 @@ class Runner:
     def read_output(self, fd, run):
         data = os.read(fd, CHUNK)
         if data:
-            self.send(run.client, b"out", run.id, run.streams[fd], b64(data))
+            # Past the limit the block runs on, and its pipes are still
+            # drained (a full pipe would block it), but nothing is forwarded.
+            if len(data) <= run.room:
+                run.room -= len(data)
+                self.send(run.client, b"out", run.id, run.streams[fd], b64(data))
+            else:
+                if run.room > 0:
+                    self.send(run.client, b"out", run.id, run.streams[fd], b64(data[: run.room]))
+                    run.room = 0
+                if not run.cut:
+                    run.cut = True
+                    self.send(run.client, b"cut", run.id)
             return
         self.unwatch(fd)
         os.close(fd)

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,14 @@ class RunnerLost(Exception):
         """The runner is alive but does not answer: it must be killed to be replaced."""
 
 
+class OutputSink(Protocol):
+    def feed(self, stream: str, data: bytes) -> object: ...
+    def cut(self) -> None: ...
+
+
 class _RunState:
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_output: Callable[[str, bytes], None]) -> None:
-        self.on_output = on_output
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: OutputSink) -> None:
+        self.sink = sink
         self.started: asyncio.Future[None] = loop.create_future()
         self.exit: asyncio.Future[int] = loop.create_future()
 
@@ -113,7 +118,9 @@ class RunnerClient:
         if run is None:
             return
         if kind == b"out":
-            run.on_output(STREAMS[fields[2]], base64.b64decode(fields[3]))
+            run.sink.feed(STREAMS[fields[2]], base64.b64decode(fields[3]))
+        elif kind == b"cut":
+            run.sink.cut()
         elif kind == b"started" and not run.started.done():
             run.started.set_result(None)
         elif kind == b"exit":
@@ -153,12 +160,12 @@ class RunnerClient:
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
-    async def run(self, run_id: str, argv: list[str], on_output: Callable[[str, bytes], None]) -> int:
-        """Run `argv` in a fresh process; feed its output; return its exit code."""
-        state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), on_output)
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> int:
+        """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; its exit code."""
+        state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), sink)
         try:
             packed = base64.b64encode("\0".join(argv).encode("utf-8", "surrogateescape")).decode()
-            self._send("run", run_id, packed)
+            self._send("run", run_id, packed, str(limit))
             try:
                 await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -55,6 +56,7 @@ TIMEOUT_EXIT_CODE = 124
 INTERRUPTED_EXIT_CODE = 137
 """A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
 KILL_WAIT_SECONDS = 5.0
+NOT_EXECUTED = "not_executed"
 RUNNER_READY_TIMEOUT_SECONDS = 30.0
 """A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
 
@@ -75,6 +77,20 @@ def container_name_for(workspace: Path) -> str:
     slug = re.sub(r"[^a-z0-9_.-]+", "-", workspace.name.lower()).strip("-.")[:30] or "workspace"
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:10]
     return f"cellbox-{slug}-{digest}"
+
+
+@attrs.frozen
+class RunOutcome:
+    """How one block's process ended, before it is told as a BlockResult."""
+
+    exit_code: int
+    output: str
+    truncated: bool
+    started_at: float
+    """Unix time the run began (to ask the engine what happened since)."""
+    timed_out: bool = False
+    interrupted: bool = False
+    """The container stopped or restarted under it."""
 
 
 @attrs.define
@@ -311,6 +327,8 @@ class Sandbox:
             workspace=str(self.workspace),
             container=self.container_name(config),
             blocks=results,
+            status=results[-1].status,
+            truncated=any(r.truncated for r in results),
         )
 
     async def _execute_block(
@@ -318,16 +336,20 @@ class Sandbox:
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
-        if prepared.relative_path is None:
-            return BlockResult(prepared.language, 1, prepared.refusal or "", None, False, False, _ms_since(started))
 
+        def not_run(exit_code: int, output: str, code_file: str | None) -> BlockResult:
+            return BlockResult(
+                prepared.language, exit_code, output, code_file, executed=False, timed_out=False,
+                duration_ms=_ms_since(started), status=NOT_EXECUTED, truncated=False,
+            )
+
+        if prepared.relative_path is None:
+            return not_run(1, prepared.refusal or "", None)
         path = self.workspace / prepared.relative_path
         uid, _, gid = self.user(config).partition(":")
         _save(path, prepared.code, (int(uid), int(gid)))
         if not prepared.runs:
-            return BlockResult(
-                prepared.language, 0, f"Code saved to {path}\n", str(path), False, False, _ms_since(started)
-            )
+            return not_run(0, f"Code saved to {path}\n", str(path))
 
         # The container is made or checked only now: a request whose blocks are
         # all refused or only saved needs none.
@@ -335,7 +357,7 @@ class Sandbox:
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)
             try:
-                exit_code, output, timed_out = await self._run(attached, command, timeout)
+                outcome = await self._run(attached, command, timeout, config.output_limit)
                 break
             except (ContainerGone, RunnerLost) as lost:
                 # The block never started: the container went away or the
@@ -344,7 +366,26 @@ class Sandbox:
                 await self._recover(attached, wedged=isinstance(lost, RunnerLost) and lost.wedged)
                 if attempt == 2:
                     raise SandboxFailed(f"The sandbox could not run the block: {lost}") from None
-        return BlockResult(prepared.language, exit_code, output, str(path), True, timed_out, _ms_since(started))
+        return BlockResult(
+            prepared.language, outcome.exit_code, outcome.output, str(path), executed=True,
+            timed_out=outcome.timed_out, duration_ms=_ms_since(started),
+            status=await self._status(attached, outcome), truncated=outcome.truncated,
+        )
+
+    async def _status(self, attached: Attached, outcome: RunOutcome) -> str:
+        """Why a run ended, as the user should hear it."""
+        if outcome.timed_out:
+            return "timeout"
+        if outcome.exit_code == 0:
+            return "ok"
+        if outcome.exit_code == 128 + signal.SIGXFSZ:
+            return "output_limit"  # the file size limit ended it
+        if outcome.exit_code == 128 + signal.SIGKILL and not outcome.interrupted:
+            # Killed, not by us: the memory limit is the usual killer, and only
+            # the engine can say so.
+            if await self._backend.oom_killed_since(attached.container.id, outcome.started_at - 1):
+                return "oom"
+        return "error"
 
     async def _recover(self, attached: Attached, wedged: bool) -> None:
         """Drop a broken attachment; kill a wedged runner so that the
@@ -361,24 +402,26 @@ class Sandbox:
         if pid is not None:
             await self._backend.exec_quick(container.id, ["kill", "-9", str(pid)])
 
-    async def _run(self, attached: Attached, command: list[str], timeout: float) -> tuple[int, str, bool]:
-        """Run one command under the timeout; (exit code, output, timed out)."""
+    async def _run(self, attached: Attached, command: list[str], timeout: float, limit: int) -> RunOutcome:
+        """Run one command under the timeout, keeping at most `limit` bytes of output."""
         run_id = uuid.uuid4().hex
-        collector = OutputCollector()
+        collector = OutputCollector(limit)
         path = attached.path
-        execution = asyncio.ensure_future(path.run(run_id, command, collector.feed))
+        started_at = time.time()
+        execution = asyncio.ensure_future(path.run(run_id, command, collector, limit))
         try:
             exit_code = await asyncio.wait_for(asyncio.shield(execution), timeout)
-            return exit_code, collector.text(), False
+            return RunOutcome(exit_code, collector.text(), collector.truncated, started_at)
         except TimeoutError:
             await self._kill(attached, path, run_id, execution)
-            return TIMEOUT_EXIT_CODE, collector.text() + "\n" + TIMEOUT_MESSAGE, True
+            output = collector.text() + "\n" + TIMEOUT_MESSAGE
+            return RunOutcome(TIMEOUT_EXIT_CODE, output, collector.truncated, started_at, timed_out=True)
         except RunnerLost as lost:
             if not lost.started:
                 raise
             # The runner went away mid-run: make sure nothing of the run is left.
             await attached.exec_path.kill(run_id)
-            return INTERRUPTED_EXIT_CODE, collector.text(), False
+            return RunOutcome(INTERRUPTED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
         except asyncio.CancelledError:
             # The request was cancelled (or the daemon is shutting down): the
             # block must not keep running in the container.

@@ -85,6 +85,11 @@ class BlockResult:
     """Whether the block was killed at the timeout."""
     duration_ms: float
     """Wall time spent on this block."""
+    status: str
+    """Why it ended: ok, error (non-zero exit), timeout, oom (memory limit), cancelled,
+    output_limit (the file size limit ended it), not_executed (saved only, or refused)."""
+    truncated: bool
+    """Whether its output went past the output limit and was cut (the block ran on)."""
 
 
 @attrs.define
@@ -107,6 +112,10 @@ class ExecuteResult:
     """Name of the workspace's sandbox container."""
     blocks: list[BlockResult]
     """One entry per block reached, in order."""
+    status: str
+    """The last block's status."""
+    truncated: bool
+    """Whether any block's output was cut."""
 
 
 @attrs.define

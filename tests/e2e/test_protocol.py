@@ -7,8 +7,10 @@ import pytest
 from tests.conftest import TEST_IMAGE
 from pygls.exceptions import JsonRpcException
 
-BLOCK_KEYS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs"}
-RESULT_KEYS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks"}
+BLOCK_KEYS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated"}
+RESULT_KEYS = {
+    "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "status", "truncated",
+}
 
 
 async def test_initialize_lists_the_commands(workspace, start_daemon):

@@ -91,12 +91,16 @@ def _block(**changes: Any) -> BlockResult:
         executed=False,
         timed_out=False,
         duration_ms=0.0,
+        status="not_executed",
+        truncated=False,
     )
     fields.update(changes)
     return BlockResult(**fields)
 
 
-BLOCK_KEYS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs"}
+BLOCK_KEYS = {
+    "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated",
+}
 
 
 def test_block_result_keeps_falsy_fields() -> None:
@@ -110,6 +114,8 @@ def test_block_result_keeps_falsy_fields() -> None:
         "executed": False,
         "timedOut": False,
         "durationMs": 0.0,
+        "status": "not_executed",
+        "truncated": False,
     }
 
 
@@ -123,6 +129,8 @@ def test_execute_result_keeps_falsy_fields() -> None:
         workspace="/ws",
         container="cellbox-ws-0123456789",
         blocks=[],
+        status="ok",
+        truncated=False,
     )
     data = to_json(result)
     assert set(data) == {
@@ -134,7 +142,10 @@ def test_execute_result_keeps_falsy_fields() -> None:
         "workspace",
         "container",
         "blocks",
+        "status",
+        "truncated",
     }
+    assert data["truncated"] is False
     assert data["exitCode"] == 0
     assert data["codeFile"] is None
     assert data["timedOut"] is False
@@ -150,7 +161,9 @@ def test_execute_result_nested_blocks_camel_case() -> None:
         duration_ms=12.5,
         workspace="/ws",
         container="c",
-        blocks=[_block(exit_code=124, timed_out=True, code_file="/ws/a.py")],
+        blocks=[_block(exit_code=124, timed_out=True, code_file="/ws/a.py", status="timeout")],
+        status="timeout",
+        truncated=False,
     )
     data = to_json(result)
     assert len(data["blocks"]) == 1
