@@ -175,6 +175,8 @@ def prepare_block(
     if name is None:
         relative = generated_filename(code, lang)
     else:
+        if "\0" in name:
+            return PreparedBlock(lang, code, None, False, "Filename is not valid: it contains a NUL byte")
         try:
             relative = str(resolve_in_workspace(name, workspace).relative_to(workspace.resolve()))
         except FilenameOutsideWorkspace:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import TEST_IMAGE, containers_of
 
 
@@ -119,12 +121,17 @@ async def test_shutdown_keeps_containers_when_stop_container_is_false(make_works
     assert container.status == "running"
 
 
-async def test_a_container_removed_from_outside_is_recreated(workspace, start_daemon, engine):
+@pytest.mark.parametrize("fault", ["remove", "kill", "stop"])
+async def test_a_container_removed_or_killed_from_outside_comes_back(make_workspace, start_daemon, engine, fault):
+    # auto_remove off, so that a killed or stopped container is still there to restart.
+    workspace = make_workspace("outside", f'image = "{TEST_IMAGE}"\nauto_remove = false\n')
     daemon = await start_daemon(workspace)
     await daemon.execute(("sh", "true"))
-    containers_of(engine, workspace)[0].remove(force=True)
-    result = await daemon.execute(("sh", "echo recreated"))
-    assert result["output"] == "recreated\n"
+    (container,) = containers_of(engine, workspace)
+    {"remove": lambda: container.remove(force=True), "kill": container.kill, "stop": container.stop}[fault]()
+    result = await daemon.execute(("sh", "echo back"))
+    assert result["output"] == "back\n"
+    assert [c.status for c in containers_of(engine, workspace)] == ["running"]
 
 
 async def test_changing_the_image_replaces_the_container(make_workspace, start_daemon, engine):
