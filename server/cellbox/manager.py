@@ -8,6 +8,7 @@ create two containers (the slot is reserved before the slow start).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,30 @@ class SandboxManager:
         self.default_workspaces: list[Path] = []
         """Workspaces named at initialize; the first is used when a request names none."""
         self._sandboxes: dict[Path, Sandbox] = {}
+        self._cancels: dict[str, asyncio.Event] = {}
+        """Runs that can be cancelled, by the runId their client gave."""
+
+    @contextlib.contextmanager
+    def cancellable(self, run_id: str | None):
+        """An event that `cancel(run_id)` sets, for as long as the run lasts."""
+        event = asyncio.Event()
+        if run_id is None:
+            yield event
+            return
+        if run_id in self._cancels:
+            raise InvalidParams(f"runId: a run named {run_id!r} is already going; choose another")
+        self._cancels[run_id] = event
+        try:
+            yield event
+        finally:
+            del self._cancels[run_id]
+
+    def cancel(self, run_id: str) -> bool:
+        event = self._cancels.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
 
     def resolve(self, value: str | None) -> Path:
         if value is not None:

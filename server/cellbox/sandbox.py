@@ -57,6 +57,9 @@ INTERRUPTED_EXIT_CODE = 137
 """A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
 KILL_WAIT_SECONDS = 5.0
 NOT_EXECUTED = "not_executed"
+CANCELLED_EXIT_CODE = 130
+"""As a shell reports a command stopped with Ctrl-C."""
+CANCELLED_MESSAGE = "Cancelled"
 RUNNER_READY_TIMEOUT_SECONDS = 30.0
 """A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
 
@@ -89,6 +92,7 @@ class RunOutcome:
     started_at: float
     """Unix time the run began (to ask the engine what happened since)."""
     timed_out: bool = False
+    cancelled: bool = False
     interrupted: bool = False
     """The container stopped or restarted under it."""
 
@@ -303,8 +307,11 @@ class Sandbox:
         blocks: Sequence[BlockParams],
         timeout: float | None = None,
         progress: ProgressFactory = no_progress,
+        cancelled: asyncio.Event | None = None,
     ) -> ExecuteResult:
-        """Save and run `blocks` in order, stopping at the first non-zero exit."""
+        """Save and run `blocks` in order, stopping at the first non-zero exit,
+        or when `cancelled` is set (the block running then is killed)."""
+        cancelled = cancelled or asyncio.Event()
         started = time.perf_counter()
         config = self.config()
         timeout = config.timeout if timeout is None else timeout
@@ -312,7 +319,7 @@ class Sandbox:
             results: list[BlockResult] = []
             files: list[str] = []
             for block in blocks:
-                result = await self._execute_block(block, config, timeout, progress)
+                result = await self._execute_block(block, config, timeout, progress, cancelled)
                 results.append(result)
                 if result.code_file is not None:
                     files.append(result.code_file)
@@ -332,17 +339,24 @@ class Sandbox:
         )
 
     async def _execute_block(
-        self, block: BlockParams, config: SandboxConfig, timeout: float, progress: ProgressFactory
+        self,
+        block: BlockParams,
+        config: SandboxConfig,
+        timeout: float,
+        progress: ProgressFactory,
+        cancelled: asyncio.Event,
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
 
-        def not_run(exit_code: int, output: str, code_file: str | None) -> BlockResult:
+        def not_run(exit_code: int, output: str, code_file: str | None, status: str = NOT_EXECUTED) -> BlockResult:
             return BlockResult(
                 prepared.language, exit_code, output, code_file, executed=False, timed_out=False,
-                duration_ms=_ms_since(started), status=NOT_EXECUTED, truncated=False,
+                duration_ms=_ms_since(started), status=status, truncated=False,
             )
 
+        if cancelled.is_set():  # cancelled while waiting for its turn
+            return not_run(CANCELLED_EXIT_CODE, CANCELLED_MESSAGE, None, status="cancelled")
         if prepared.relative_path is None:
             return not_run(1, prepared.refusal or "", None)
         path = self.workspace / prepared.relative_path
@@ -357,7 +371,7 @@ class Sandbox:
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)
             try:
-                outcome = await self._run(attached, command, timeout, config.output_limit)
+                outcome = await self._run(attached, command, timeout, config.output_limit, cancelled)
                 break
             except (ContainerGone, RunnerLost) as lost:
                 # The block never started: the container went away or the
@@ -376,6 +390,8 @@ class Sandbox:
         """Why a run ended, as the user should hear it."""
         if outcome.timed_out:
             return "timeout"
+        if outcome.cancelled:
+            return "cancelled"
         if outcome.exit_code == 0:
             return "ok"
         if outcome.exit_code == 128 + signal.SIGXFSZ:
@@ -402,18 +418,24 @@ class Sandbox:
         if pid is not None:
             await self._backend.exec_quick(container.id, ["kill", "-9", str(pid)])
 
-    async def _run(self, attached: Attached, command: list[str], timeout: float, limit: int) -> RunOutcome:
-        """Run one command under the timeout, keeping at most `limit` bytes of output."""
+    async def _run(
+        self, attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event
+    ) -> RunOutcome:
+        """Run one command until it ends, the timeout, or `cancelled`; keep at most `limit` bytes of output."""
         run_id = uuid.uuid4().hex
         collector = OutputCollector(limit)
         path = attached.path
         started_at = time.time()
         execution = asyncio.ensure_future(path.run(run_id, command, collector, limit))
+        cancel_wait = asyncio.ensure_future(cancelled.wait())
         try:
-            exit_code = await asyncio.wait_for(asyncio.shield(execution), timeout)
-            return RunOutcome(exit_code, collector.text(), collector.truncated, started_at)
-        except TimeoutError:
+            done, _ = await asyncio.wait({execution, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if execution in done:
+                return RunOutcome(execution.result(), collector.text(), collector.truncated, started_at)
             await self._kill(attached, path, run_id, execution)
+            if cancel_wait in done:
+                output = collector.text() + "\n" + CANCELLED_MESSAGE
+                return RunOutcome(CANCELLED_EXIT_CODE, output, collector.truncated, started_at, cancelled=True)
             output = collector.text() + "\n" + TIMEOUT_MESSAGE
             return RunOutcome(TIMEOUT_EXIT_CODE, output, collector.truncated, started_at, timed_out=True)
         except RunnerLost as lost:
@@ -423,10 +445,12 @@ class Sandbox:
             await attached.exec_path.kill(run_id)
             return RunOutcome(INTERRUPTED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
         except asyncio.CancelledError:
-            # The request was cancelled (or the daemon is shutting down): the
-            # block must not keep running in the container.
+            # The request's task was cancelled (the daemon is shutting down):
+            # the block must not keep running in the container.
             await asyncio.shield(self._kill(attached, path, run_id, execution))
             raise
+        finally:
+            cancel_wait.cancel()
 
     async def _kill(
         self, attached: Attached, path: RunnerClient | ExecPath, run_id: str, execution: asyncio.Future[int]

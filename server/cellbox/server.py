@@ -23,7 +23,16 @@ from cellbox.backend import DockerBackend
 from cellbox.config import validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.manager import SandboxManager, workspace_path
-from cellbox.wire import ExecuteParams, StatusParams, StatusResult, WorkspaceParams, parse, to_json
+from cellbox.wire import (
+    CancelParams,
+    CancelResult,
+    ExecuteParams,
+    StatusParams,
+    StatusResult,
+    WorkspaceParams,
+    parse,
+    to_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,7 @@ EXECUTE = "cellbox.execute"
 RESTART = "cellbox.restart"
 STOP = "cellbox.stop"
 STATUS = "cellbox.status"
+CANCEL = "cellbox.cancel"
 
 
 class CellboxServer(LanguageServer):
@@ -120,7 +130,14 @@ def build_server() -> CellboxServer:
         if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
         sandbox = ls.manager.sandbox(params.workspace)
-        return await sandbox.execute(params.blocks, params.timeout, ls.progress)
+        with ls.manager.cancellable(params.run_id) as cancelled:
+            return await sandbox.execute(params.blocks, params.timeout, ls.progress, cancelled)
+
+    @server.command(CANCEL)
+    @command_handler
+    async def cancel(ls: CellboxServer, *args: Any):
+        params = parse(_one_argument(CANCEL, args), CancelParams, CANCEL)
+        return CancelResult(params.run_id, ls.manager.cancel(params.run_id))
 
     @server.command(RESTART)
     @command_handler

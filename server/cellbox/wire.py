@@ -49,6 +49,23 @@ class ExecuteParams:
     """Workspace folder as a ``file://`` URI or a path; defaults to the first workspace of ``initialize``."""
     timeout: float | None = None
     """Seconds each block may run (>= 1); defaults to the workspace's configured timeout."""
+    run_id: str | None = None
+    """A name the client chooses for this run, to cancel it with ``cellbox.cancel``."""
+
+
+@attrs.define
+class CancelParams:
+    """Argument of ``cellbox.cancel``."""
+
+    run_id: str
+    """The ``runId`` given to ``cellbox.execute``."""
+
+
+@attrs.define
+class CancelResult:
+    run_id: str
+    cancelled: bool
+    """True when a run of that id was going (or waiting its turn) and is now stopped."""
 
 
 @attrs.define
@@ -254,7 +271,8 @@ def describe_structure_error(exc: Exception) -> list[str]:
     lines = []
     for line in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
         message, _, path = line.rpartition(" @ ")
-        field = path.removeprefix("$").removeprefix(".")
+        # Name fields as they are on the wire (runId), not as in Python (run_id).
+        field = ".".join(_camel(part) for part in path.removeprefix("$").removeprefix(".").split(".") if part)
         lines.append(f"{field or 'argument'}: {message}")
     return lines
 
