@@ -22,6 +22,13 @@ from cellbox.wire import SandboxInfo
 log = logging.getLogger(__name__)
 
 
+def uri_path(uri: str) -> Path:
+    """The local path of a file:// URI (or of a plain path)."""
+    if uri.startswith("file:"):
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri)
+
+
 def workspace_path(value: str, field: str = "workspace") -> Path:
     """A workspace given as a file:// URI or a path, as an absolute, existing folder."""
     if value.startswith("file:"):
@@ -88,7 +95,20 @@ class SandboxManager:
         return self.default_workspaces[0]
 
     def sandbox(self, workspace: str | None) -> Sandbox:
-        path = self.resolve(workspace)
+        return self._sandbox_at(self.resolve(workspace))
+
+    def sandbox_for_file(self, path: Path) -> Sandbox:
+        """The sandbox of the workspace a document is in: the innermost
+        workspace of initialize that holds it, else the file's own folder."""
+        path = path.resolve()
+        holders = [w for w in self.default_workspaces if w == path or w in path.parents]
+        if holders:
+            return self._sandbox_at(max(holders, key=lambda w: len(w.parts)))
+        if self.default_workspaces:
+            return self._sandbox_at(self.default_workspaces[0])
+        return self._sandbox_at(path.parent)
+
+    def _sandbox_at(self, path: Path) -> Sandbox:
         if path not in self._sandboxes:
             self._sandboxes[path] = Sandbox(path, self.backend, self.overrides)
         return self._sandboxes[path]

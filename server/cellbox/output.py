@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 
 
 class OutputCollector:
@@ -15,8 +16,10 @@ class OutputCollector:
     the text ends with a marker saying so.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_text: Callable[[str, str], None] | None = None) -> None:
         self.limit = limit
+        self._on_text = on_text
+        """Told (stream, text) for each piece of text kept, as it is kept."""
         self.truncated = False
         self._room = limit
         self._decoders = {
@@ -34,6 +37,8 @@ class OutputCollector:
         text = self._decoders[stream].decode(data)
         if text:
             self._parts.append(text)
+            if self._on_text is not None:
+                self._on_text(stream, text)
         return text
 
     def cut(self) -> None:

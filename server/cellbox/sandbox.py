@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -45,7 +46,7 @@ from cellbox.errors import SandboxFailed
 from cellbox.exec_path import ExecPath
 from cellbox.output import OutputCollector
 from cellbox.runner_client import RunnerClient, RunnerLost
-from cellbox.wire import BlockParams, BlockResult, ExecuteResult, SandboxInfo, SandboxState
+from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,26 @@ def container_name_for(workspace: Path) -> str:
     slug = re.sub(r"[^a-z0-9_.-]+", "-", workspace.name.lower()).strip("-.")[:30] or "workspace"
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:10]
     return f"cellbox-{slug}-{digest}"
+
+
+@attrs.frozen
+class BlockToRun:
+    """A block as the sandbox runs it: given as text, or found in a document."""
+
+    language: str
+    code: str
+    range: Range | None = None
+    """Where it is in its document, when it comes from one."""
+
+
+class RunListener:
+    """Hears a run as it goes; the server streams what it hears to the client."""
+
+    def block_started(self, index: int, block: BlockToRun) -> None:
+        pass
+
+    def output(self, index: int, stream: str, text: str) -> None:
+        pass
 
 
 @attrs.frozen
@@ -304,22 +325,29 @@ class Sandbox:
 
     async def execute(
         self,
-        blocks: Sequence[BlockParams],
+        blocks: Sequence[BlockToRun],
         timeout: float | None = None,
         progress: ProgressFactory = no_progress,
         cancelled: asyncio.Event | None = None,
+        listener: RunListener | None = None,
+        run_id: str = "",
     ) -> ExecuteResult:
         """Save and run `blocks` in order, stopping at the first non-zero exit,
-        or when `cancelled` is set (the block running then is killed)."""
+        or when `cancelled` is set (the block running then is killed). The
+        listener hears each block start and its output as it comes."""
         cancelled = cancelled or asyncio.Event()
+        listener = listener or RunListener()
         started = time.perf_counter()
         config = self.config()
         timeout = config.timeout if timeout is None else timeout
         async with self._run_lock:
             results: list[BlockResult] = []
             files: list[str] = []
-            for block in blocks:
-                result = await self._execute_block(block, config, timeout, progress, cancelled)
+            for index, block in enumerate(blocks):
+                listener.block_started(index, block)
+                result = await self._execute_block(
+                    block, config, timeout, progress, cancelled, functools.partial(listener.output, index)
+                )
                 results.append(result)
                 if result.code_file is not None:
                     files.append(result.code_file)
@@ -336,15 +364,17 @@ class Sandbox:
             blocks=results,
             status=results[-1].status,
             truncated=any(r.truncated for r in results),
+            run_id=run_id,
         )
 
     async def _execute_block(
         self,
-        block: BlockParams,
+        block: BlockToRun,
         config: SandboxConfig,
         timeout: float,
         progress: ProgressFactory,
         cancelled: asyncio.Event,
+        on_output: Callable[[str, str], None],
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
@@ -352,7 +382,7 @@ class Sandbox:
         def not_run(exit_code: int, output: str, code_file: str | None, status: str = NOT_EXECUTED) -> BlockResult:
             return BlockResult(
                 prepared.language, exit_code, output, code_file, executed=False, timed_out=False,
-                duration_ms=_ms_since(started), status=status, truncated=False,
+                duration_ms=_ms_since(started), status=status, truncated=False, range=block.range,
             )
 
         if cancelled.is_set():  # cancelled while waiting for its turn
@@ -371,7 +401,7 @@ class Sandbox:
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)
             try:
-                outcome = await self._run(attached, command, timeout, config.output_limit, cancelled)
+                outcome = await self._run(attached, command, timeout, config.output_limit, cancelled, on_output)
                 break
             except (ContainerGone, RunnerLost) as lost:
                 # The block never started: the container went away or the
@@ -383,7 +413,7 @@ class Sandbox:
         return BlockResult(
             prepared.language, outcome.exit_code, outcome.output, str(path), executed=True,
             timed_out=outcome.timed_out, duration_ms=_ms_since(started),
-            status=await self._status(attached, outcome), truncated=outcome.truncated,
+            status=await self._status(attached, outcome), truncated=outcome.truncated, range=block.range,
         )
 
     async def _status(self, attached: Attached, outcome: RunOutcome) -> str:
@@ -419,11 +449,17 @@ class Sandbox:
             await self._backend.exec_quick(container.id, ["kill", "-9", str(pid)])
 
     async def _run(
-        self, attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event
+        self,
+        attached: Attached,
+        command: list[str],
+        timeout: float,
+        limit: int,
+        cancelled: asyncio.Event,
+        on_output: Callable[[str, str], None],
     ) -> RunOutcome:
         """Run one command until it ends, the timeout, or `cancelled`; keep at most `limit` bytes of output."""
         run_id = uuid.uuid4().hex
-        collector = OutputCollector(limit)
+        collector = OutputCollector(limit, on_output)
         path = attached.path
         started_at = time.time()
         execution = asyncio.ensure_future(path.run(run_id, command, collector, limit))

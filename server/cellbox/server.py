@@ -7,10 +7,13 @@ place, and the daemon keeps serving after it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,11 +25,19 @@ from cellbox import __version__
 from cellbox.backend import DockerBackend
 from cellbox.config import validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
-from cellbox.manager import SandboxManager, workspace_path
+from cellbox.manager import SandboxManager, uri_path, workspace_path
+from cellbox.diagnostics import python_error, shell_error
+from cellbox.document_results import DocumentResults, outcome_label
+from cellbox.documents import DocumentBlock, document_kind, find_blocks, selection_block
+from cellbox.sandbox import BlockToRun, RunListener
 from cellbox.wire import (
     CancelParams,
     CancelResult,
     ExecuteParams,
+    ExecuteResult,
+    OutputNotification,
+    Position,
+    Range,
     StatusParams,
     StatusResult,
     WorkspaceParams,
@@ -41,18 +52,130 @@ RESTART = "cellbox.restart"
 STOP = "cellbox.stop"
 STATUS = "cellbox.status"
 CANCEL = "cellbox.cancel"
+OUTPUT_NOTIFICATION = "cellbox/output"
+PROGRESS_TICK_SECONDS = 1.0
 
 
 class CellboxServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("cellbox", __version__)
         self.manager = SandboxManager(DockerBackend())
+        self.results = DocumentResults()
         self._shut_down = False
 
     async def shutdown_sandboxes(self) -> None:
         if not self._shut_down:
             self._shut_down = True
             await self.manager.shutdown()
+
+    # ------------------------------------------------------------ documents
+
+    def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
+        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
+        ways = [name for name in ("position", "range", "all") if getattr(params, name)]
+        if params.blocks is not None:
+            if params.uri is not None or ways:
+                raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, all")
+            if not params.blocks:
+                raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
+            return None, []
+        if params.uri is None:
+            raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range or all")
+        if len(ways) != 1:
+            raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, all")
+        try:
+            document = self.workspace.get_text_document(params.uri)
+            text = document.source
+        except OSError as exc:
+            raise InvalidParams(f"uri: cannot read {params.uri}: {exc.strerror}") from None
+        blocks = find_blocks(document.uri, text, document.language_id)
+        if params.all:
+            if not blocks:
+                raise InvalidParams(f"uri: {params.uri} has no runnable block")
+            return document, blocks
+        if params.position is not None:
+            line = params.position.line
+            for block in blocks:
+                if block.contains(line):
+                    return document, [block]
+            raise InvalidParams(f"position: line {line + 1} of {params.uri} is not in a runnable block")
+        start, end = params.range.start, params.range.end
+        last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+        return document, [selection_block(document.uri, text, start.line, last, document.language_id)]
+
+    def after_document_run(
+        self, document: Any, chosen: list[DocumentBlock], result: ExecuteResult, listener: StreamingListener,
+        workspace: Path,
+    ) -> None:
+        """Lens outcomes and diagnostics for the blocks of a document that ran."""
+        for index, (block, outcome) in enumerate(zip(chosen, result.blocks, strict=False)):
+            error = None
+            if outcome.status == "error" and outcome.code_file is not None:
+                if block.language == "python":
+                    relative = str(Path(outcome.code_file).relative_to(workspace))
+                    error = python_error(outcome.output, relative, block.start_line, block.end_line - block.start_line)
+                else:
+                    error = shell_error(listener.stderr(index), outcome.exit_code, block.start_line)
+            self.results.record(document.uri, block, outcome_label(outcome.status, outcome.exit_code, outcome.duration_ms), error)
+        self.publish_errors(document.uri)
+        lens = self.client_capabilities.workspace and self.client_capabilities.workspace.code_lens
+        if lens is not None and lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+
+    def publish_errors(self, uri: str) -> None:
+        diagnostics = [
+            types.Diagnostic(
+                range=types.Range(types.Position(error.line, 0), types.Position(error.line + 1, 0)),
+                message=error.message,
+                severity=types.DiagnosticSeverity.Error,
+                source="cellbox",
+            )
+            for error in self.results.errors(uri)
+        ]
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+
+    # ------------------------------------------------------------- running
+
+    def cancel_with_request(self, cancelled: asyncio.Event) -> None:
+        """Make `$/cancelRequest` on this execute request cancel its run.
+
+        pygls cancels only the future it answers the request from, not the
+        task running our handler; so listen on that future."""
+        future = self.protocol._request_futures.get(self.protocol.msg_id)
+        if future is not None:
+            future.add_done_callback(lambda f: f.cancelled() and cancelled.set())
+
+    @contextlib.asynccontextmanager
+    async def run_progress(self, listener: StreamingListener, cancelled: asyncio.Event):
+        """A cancellable work-done progress for the run, ticking the elapsed time."""
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            yield
+            return
+        token = f"cellbox-run-{listener.run_id}"
+        await self.work_done_progress.create_async(token)
+        started = time.monotonic()
+        self.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title="cellbox", message=listener.describe(0.0), cancellable=True)
+        )
+        self.work_done_progress.tokens[token].add_done_callback(lambda f: f.cancelled() and cancelled.set())
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(PROGRESS_TICK_SECONDS)
+                message = listener.describe(time.monotonic() - started)
+                self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+
+        listener.on_block = lambda: self.work_done_progress.report(
+            token, types.WorkDoneProgressReport(message=listener.describe(time.monotonic() - started))
+        )
+        ticker = asyncio.ensure_future(tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            self.work_done_progress.tokens.pop(token, None)
 
     def show_error(self, message: str) -> None:
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
@@ -71,6 +194,50 @@ class CellboxServer(LanguageServer):
             yield
         finally:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+
+
+class StreamingListener(RunListener):
+    """Sends a run's output to the client as `cellbox/output` notifications.
+
+    They are written to stdout as the output arrives, on the one event loop
+    that later writes the response: every notification of a run reaches the
+    client before the run's response, and in the order the block wrote it.
+    """
+
+    def __init__(self, ls: CellboxServer, run_id: str, count: int) -> None:
+        self.ls = ls
+        self.run_id = run_id
+        self.count = count
+        self.current = 0
+        self.on_block: Callable[[], None] | None = None
+        self._stderr: dict[int, list[str]] = {}
+
+    def block_started(self, index: int, block: BlockToRun) -> None:
+        self.current = index
+        if self.on_block is not None:
+            self.on_block()
+
+    def output(self, index: int, stream: str, text: str) -> None:
+        if stream == "stderr":
+            self._stderr.setdefault(index, []).append(text)
+        self.ls.protocol.notify(OUTPUT_NOTIFICATION, to_json(OutputNotification(self.run_id, index, stream, text)))
+
+    def stderr(self, index: int) -> str:
+        return "".join(self._stderr.get(index, []))
+
+    def describe(self, elapsed: float) -> str:
+        return f"block {self.current + 1}/{self.count} · {elapsed:.1f} s"
+
+
+def _block_range(block: DocumentBlock) -> Range:
+    return Range(Position(block.start_line, 0), Position(block.end_line, 0))
+
+
+def _lens(line: int, title: str, argument: dict[str, Any]) -> types.CodeLens:
+    return types.CodeLens(
+        range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+        command=types.Command(title=title, command=EXECUTE, arguments=[argument]),
+    )
 
 
 def _one_argument(command: str, args: tuple[Any, ...]) -> Any:
@@ -125,19 +292,62 @@ def build_server() -> CellboxServer:
     @command_handler
     async def execute(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(EXECUTE, args), ExecuteParams, EXECUTE)
-        if not params.blocks:
-            raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
         if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
-        sandbox = ls.manager.sandbox(params.workspace)
+        run_id = params.run_id or uuid.uuid4().hex
+        document, chosen = ls.chosen_blocks(params)
+        if document is not None and params.workspace is None:
+            sandbox = ls.manager.sandbox_for_file(uri_path(document.uri))
+        else:
+            sandbox = ls.manager.sandbox(params.workspace)
+        to_run = [BlockToRun(b.language, b.code, _block_range(b)) for b in chosen] if document else [
+            BlockToRun(b.language, b.code) for b in params.blocks or []
+        ]
+        listener = StreamingListener(ls, run_id, len(to_run))
         with ls.manager.cancellable(params.run_id) as cancelled:
-            return await sandbox.execute(params.blocks, params.timeout, ls.progress, cancelled)
+            ls.cancel_with_request(cancelled)
+            async with ls.run_progress(listener, cancelled):
+                result = await sandbox.execute(to_run, params.timeout, ls.progress, cancelled, listener, run_id)
+        if document is not None:
+            ls.after_document_run(document, chosen, result, listener, sandbox.workspace)
+        return result
 
     @server.command(CANCEL)
     @command_handler
     async def cancel(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(CANCEL, args), CancelParams, CANCEL)
         return CancelResult(params.run_id, ls.manager.cancel(params.run_id))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CellboxServer, params: types.DidOpenTextDocumentParams) -> None:
+        pass  # pygls keeps the text; lenses are asked for by the client
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CellboxServer, params: types.DidChangeTextDocumentParams) -> None:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        blocks = find_blocks(document.uri, document.source, document.language_id)
+        if ls.results.reanchor(document.uri, blocks):
+            ls.publish_errors(document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CellboxServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.results.forget(params.text_document.uri)
+        ls.publish_errors(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    def code_lens(ls: CellboxServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        blocks = find_blocks(document.uri, document.source, document.language_id)
+        lenses = []
+        if document_kind(document.uri, document.language_id) == "markdown" and len(blocks) > 1:
+            lenses.append(_lens(0, "▶ Run all", {"uri": document.uri, "all": True}))
+        for block in blocks:
+            argument = {"uri": document.uri, "position": {"line": block.start_line, "character": 0}}
+            lenses.append(_lens(block.header_line, "▶ Run", argument))
+            label = ls.results.outcome(document.uri, block)
+            if label is not None:
+                lenses.append(_lens(block.header_line, label, argument))
+        return lenses
 
     @server.command(RESTART)
     @command_handler

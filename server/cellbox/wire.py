@@ -40,11 +40,34 @@ class BlockParams:
 
 
 @attrs.define
-class ExecuteParams:
-    """Argument of ``cellbox.execute``."""
+class Position:
+    """A place in a document, as in LSP: 0-based line and character."""
 
-    blocks: list[BlockParams]
+    line: int
+    character: int
+
+
+@attrs.define
+class Range:
+    start: Position
+    end: Position
+
+
+@attrs.define
+class ExecuteParams:
+    """Argument of ``cellbox.execute``: either ``blocks``, or ``uri`` with one
+    of ``position``, ``range`` or ``all``."""
+
+    blocks: list[BlockParams] | None = None
     """Blocks to run in order; the run stops at the first non-zero exit."""
+    uri: str | None = None
+    """A document whose blocks to run (open in the client, or on disk)."""
+    position: Position | None = None
+    """Run the block under this position of ``uri``."""
+    range: Range | None = None
+    """Run the selected lines of ``uri`` as one block, in the document's language."""
+    all: bool = False
+    """Run every runnable block of ``uri`` in order."""
     workspace: str | None = None
     """Workspace folder as a ``file://`` URI or a path; defaults to the first workspace of ``initialize``."""
     timeout: float | None = None
@@ -107,6 +130,8 @@ class BlockResult:
     output_limit (the file size limit ended it), not_executed (saved only, or refused)."""
     truncated: bool
     """Whether its output went past the output limit and was cut (the block ran on)."""
+    range: Range | None
+    """Where the block's code is in its document; null for blocks given as text."""
 
 
 @attrs.define
@@ -133,6 +158,18 @@ class ExecuteResult:
     """The last block's status."""
     truncated: bool
     """Whether any block's output was cut."""
+    run_id: str
+    """The run's id: the client's runId, or one the server chose (see cellbox/output)."""
+
+
+@attrs.define
+class OutputNotification:
+    """``cellbox/output``: a piece of a running block's output, sent in order, all before the response."""
+
+    run_id: str
+    block_index: int
+    stream: str
+    text: str
 
 
 @attrs.define

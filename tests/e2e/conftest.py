@@ -48,6 +48,12 @@ async def start_daemon():
         root: str = "folders",
     ) -> Daemon:
         client = make_test_lsp_client()
+        client.cellbox_output = []  # every cellbox/output notification, in arrival order
+
+        @client.feature("cellbox/output")
+        def on_output(params) -> None:
+            client.cellbox_output.append(params)
+
         await client.start_io(*SERVER_COMMAND, env={**os.environ, **(env or {})})
         started.append(client)
         uri = workspace.as_uri() if workspace else None

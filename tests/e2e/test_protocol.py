@@ -7,9 +7,12 @@ import pytest
 from tests.conftest import TEST_IMAGE
 from pygls.exceptions import JsonRpcException
 
-BLOCK_KEYS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated"}
+BLOCK_KEYS = {
+    "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
+}
 RESULT_KEYS = {
-    "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "status", "truncated",
+    "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "status",
+    "truncated", "runId",
 }
 
 

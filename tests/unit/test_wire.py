@@ -40,7 +40,7 @@ def test_parse_minimal_object_uses_defaults() -> None:
 @pytest.mark.parametrize(
     ("value", "field", "detail"),
     [
-        ({}, "blocks", "required field missing"),
+        ({"position": {"line": 1}}, "position.character", "required field missing"),
         (
             {"blocks": [{"language": "py", "code": "x"}, {"language": "py"}]},
             "blocks[1].code",
@@ -78,7 +78,7 @@ def test_parse_non_object(value: Any, kind: str) -> None:
 
 def test_invalid_params_code() -> None:
     with pytest.raises(InvalidParams) as info:
-        _parse({})
+        _parse({"colour": "red"})
     assert info.value.code == -32602
 
 
@@ -93,13 +93,14 @@ def _block(**changes: Any) -> BlockResult:
         duration_ms=0.0,
         status="not_executed",
         truncated=False,
+        range=None,
     )
     fields.update(changes)
     return BlockResult(**fields)
 
 
 BLOCK_KEYS = {
-    "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated",
+    "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
 }
 
 
@@ -116,6 +117,7 @@ def test_block_result_keeps_falsy_fields() -> None:
         "durationMs": 0.0,
         "status": "not_executed",
         "truncated": False,
+        "range": None,
     }
 
 
@@ -131,6 +133,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         blocks=[],
         status="ok",
         truncated=False,
+        run_id="r",
     )
     data = to_json(result)
     assert set(data) == {
@@ -144,6 +147,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         "blocks",
         "status",
         "truncated",
+        "runId",
     }
     assert data["truncated"] is False
     assert data["exitCode"] == 0
@@ -164,6 +168,7 @@ def test_execute_result_nested_blocks_camel_case() -> None:
         blocks=[_block(exit_code=124, timed_out=True, code_file="/ws/a.py", status="timeout")],
         status="timeout",
         truncated=False,
+        run_id="r",
     )
     data = to_json(result)
     assert len(data["blocks"]) == 1

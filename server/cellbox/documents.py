@@ -1,0 +1,113 @@
+"""Runnable blocks found in a document's text: Markdown fences and `# %%` cells.
+
+Pure functions, no pygls: the server hands in a document's URI, language id
+and text, and gets the blocks back, each with a stable id for its position,
+its language, its line range and its code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlparse
+
+import attrs
+from markdown_it import MarkdownIt
+
+from cellbox.blocks import KNOWN_LANGUAGES, normalize_language
+
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".qmd"}
+SCRIPT_LANGUAGES = {".py": "python", ".sh": "sh", ".bash": "bash"}
+LANGUAGE_IDS = {"markdown": "markdown", "quarto": "markdown", "python": "python", "shellscript": "sh"}
+
+# VS Code / Jupyter cell markers: "# %%", optionally a title after them.
+_CELL_MARKER = re.compile(r"^#\s?%%(?:\s|$)")
+_PARSER = MarkdownIt("commonmark")
+
+
+@attrs.frozen
+class DocumentBlock:
+    id: str
+    """Stable for its position: the line the block's fence or cell marker is on (e.g. "L12")."""
+    language: str
+    header_line: int
+    """The fence or cell-marker line (for a lens above the block); the first code line when there is none."""
+    start_line: int
+    """First line of code, 0-based."""
+    end_line: int
+    """Line after the last line of code (exclusive)."""
+    code: str
+
+    def contains(self, line: int) -> bool:
+        return self.header_line <= line < max(self.end_line, self.start_line + 1)
+
+
+def document_kind(uri: str, language_id: str | None = None) -> str | None:
+    """"markdown", a script language ("python", "sh", "bash"), or None when unsupported."""
+    suffix = PurePosixPath(unquote(urlparse(uri).path)).suffix.lower()
+    if suffix in MARKDOWN_SUFFIXES:
+        return "markdown"
+    if suffix in SCRIPT_LANGUAGES:
+        return SCRIPT_LANGUAGES[suffix]
+    return LANGUAGE_IDS.get(language_id or "")
+
+
+def find_blocks(uri: str, text: str, language_id: str | None = None) -> list[DocumentBlock]:
+    kind = document_kind(uri, language_id)
+    if kind == "markdown":
+        return markdown_blocks(text)
+    if kind is not None:
+        return script_cells(text, kind)
+    return []
+
+
+def markdown_blocks(text: str) -> list[DocumentBlock]:
+    """Every fenced block whose info string starts with a known language."""
+    blocks = []
+    for token in _PARSER.parse(text):
+        if token.type != "fence" or token.map is None or not token.info.strip():
+            continue
+        word = token.info.split(maxsplit=1)[0].strip("{}")  # Quarto writes ```{python}
+        language = normalize_language(word.split(",", 1)[0])
+        if language not in KNOWN_LANGUAGES:
+            continue
+        fence_line = token.map[0]
+        start = fence_line + 1
+        end = start + token.content.count("\n")
+        blocks.append(DocumentBlock(f"L{fence_line}", language, fence_line, start, end, token.content))
+    return blocks
+
+
+def script_cells(text: str, language: str) -> list[DocumentBlock]:
+    """`# %%` cells; a file without markers is one block."""
+    lines = text.split("\n")
+    markers = [n for n, line in enumerate(lines) if _CELL_MARKER.match(line)]
+    if not markers:
+        end = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
+        return [DocumentBlock("L0", language, 0, 0, end, _join(lines[:end]))] if text.strip() else []
+    cells = []
+    if any(line.strip() for line in lines[: markers[0]]):  # code above the first marker is a cell too
+        cells.append(DocumentBlock("L0", language, 0, 0, markers[0], _join(lines[: markers[0]])))
+    for index, marker in enumerate(markers):
+        end = markers[index + 1] if index + 1 < len(markers) else len(lines)
+        if end == len(lines) and lines[-1] == "":
+            end -= 1
+        code = _join(lines[marker + 1 : end])
+        cells.append(DocumentBlock(f"L{marker}", language, marker, marker + 1, max(end, marker + 1), code))
+    return cells
+
+
+def selection_block(uri: str, text: str, start_line: int, end_line: int, language_id: str | None = None) -> DocumentBlock:
+    """The selected lines (end inclusive) as a block in the document's language."""
+    kind = document_kind(uri, language_id)
+    language = kind if kind not in (None, "markdown") else None
+    if language is None:
+        # In Markdown a selection inside a fence takes the fence's language.
+        around = [b for b in find_blocks(uri, text, language_id) if b.start_line <= start_line < b.end_line]
+        language = around[0].language if around else "markdown"
+    lines = text.split("\n")[start_line : end_line + 1]
+    return DocumentBlock(f"S{start_line}-{end_line}", language, start_line, start_line, start_line + len(lines), _join(lines))
+
+
+def _join(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n" if lines else ""
