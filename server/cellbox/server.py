@@ -152,7 +152,7 @@ class CellboxServer(LanguageServer):
         if capabilities is None or not capabilities.work_done_progress:
             yield
             return
-        token = f"cellbox-run-{listener.run_id}"
+        token = f"cellbox-run-{listener.run_id}-{uuid.uuid4().hex[:8]}"  # a client may reuse a runId
         await self.work_done_progress.create_async(token)
         started = time.monotonic()
         self.work_done_progress.begin(

@@ -1,0 +1,257 @@
+"""Document-aware execution over stdio: blocks found in Markdown and `# %%`
+files, run by position, selection or all; lenses; streamed output; cancel;
+progress; diagnostics. Run with VS Code's and Neovim 0.7's capabilities."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from tests.e2e.test_execution import surviving
+
+CLIENTS = ["visual-studio-code", "neovim@v0.7.0"]
+
+MARKDOWN = textwrap.dedent(
+    """\
+    # Notes
+
+    ```python title=first
+    print("backticks")
+    ```
+
+    ~~~bash
+    echo tildes
+    ~~~
+
+    ````sh
+    echo 'longer fence with ``` inside'
+    ````
+
+    - a list item
+
+      ```python
+      print("indented in a list")
+      ```
+
+    ```
+    no language: not runnable
+    ```
+
+    ```ruby
+    puts "unknown language: not runnable"
+    ```
+
+    ```{python}
+    print("quarto style")
+    ```
+    """
+)
+
+SCRIPT = textwrap.dedent(
+    """\
+    import sys
+    # %% setup
+    def helper(n):
+        return 10 / n
+
+    value = helper(5)
+    print("value", value)
+    # %% second cell
+    print("second")
+    {}["missing"]
+    """
+)
+
+
+@pytest.fixture(params=CLIENTS)
+def client_name(request) -> str:
+    return request.param
+
+
+async def open_document(daemon, path, text: str, language_id: str) -> str:
+    path.write_text(text)
+    uri = path.as_uri()
+    daemon.client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id=language_id, version=1, text=text))
+    )
+    return uri
+
+
+async def lenses(daemon, uri: str) -> list[types.CodeLens]:
+    return await daemon.client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+
+async def test_every_fence_form_is_found_and_runs(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    found = await lenses(daemon, uri)
+    assert [(lens.range.start.line, lens.command.title) for lens in found] == [
+        (0, "▶ Run all"), (2, "▶ Run"), (6, "▶ Run"), (10, "▶ Run"), (16, "▶ Run"), (28, "▶ Run"),
+    ]
+    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    assert [b["output"] for b in result["blocks"]] == [
+        "backticks\n", "tildes\n", "longer fence with ``` inside\n", "indented in a list\n", "quarto style\n",
+    ]
+    assert [b["range"]["start"]["line"] for b in result["blocks"]] == [3, 7, 11, 17, 29]
+
+
+async def test_run_the_block_under_the_cursor(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 7, "character": 3}})
+    assert [b["output"] for b in result["blocks"]] == ["tildes\n"]
+    assert result["blocks"][0]["range"] == {"start": {"line": 7, "character": 0}, "end": {"line": 8, "character": 0}}
+    with pytest.raises(JsonRpcException) as error:
+        await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 0, "character": 0}})
+    assert error.value.code == -32602 and "line 1" in error.value.message
+
+
+async def test_run_a_selection_in_the_documents_language(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "cells.py", "x = 6\nprint(x * 7)\nprint('not selected')\n", "python")
+    selection = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}
+    result = await daemon.command("cellbox.execute", {"uri": uri, "range": selection})
+    assert (result["blocks"][0]["language"], result["output"]) == ("python", "42\n")
+
+
+async def test_cells_and_a_file_without_markers(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "cells.py", SCRIPT, "python")
+    assert [lens.range.start.line for lens in await lenses(daemon, uri)] == [0, 1, 7]
+    plain = await open_document(daemon, workspace / "plain.sh", "echo one\necho two\n", "shellscript")
+    assert [lens.range.start.line for lens in await lenses(daemon, plain)] == [0]
+    result = await daemon.command("cellbox.execute", {"uri": plain, "all": True})
+    assert result["output"] == "one\ntwo\n"
+
+
+async def test_a_lens_command_sent_back_as_is_runs_its_block(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    run_lens = [lens for lens in await lenses(daemon, uri) if lens.range.start.line == 16][0]
+    result = await daemon.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=run_lens.command.command, arguments=run_lens.command.arguments)
+    )
+    assert result["output"] == "indented in a list\n"
+    # The lens of that block now shows its outcome.
+    after = [lens.command.title for lens in await lenses(daemon, uri) if lens.range.start.line == 16]
+    assert after[0] == "▶ Run" and after[1].startswith("✓ ") and after[1].endswith(" s")
+
+
+async def test_output_streams_in_order_before_the_response(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    code = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n    time.sleep(0.2)\n"
+    result = await daemon.execute(("python", code), ("sh", "echo err >&2"), runId="stream-1")
+    notes = [n for n in daemon.client.cellbox_output if n.runId == "stream-1"]  # all arrived before the response
+    assert len(notes) >= 5  # pieces, not one lump at the end
+    assert "".join(n.text for n in notes if n.blockIndex == 0) == result["blocks"][0]["output"]
+    assert [(n.blockIndex, n.stream, n.text) for n in notes if n.blockIndex == 1] == [(1, "stderr", "err\n")]
+    assert result["runId"] == "stream-1"
+
+
+async def test_cancel_request_stops_the_run(workspace, start_daemon, engine, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    await daemon.execute(("sh", "true"))
+    params = types.ExecuteCommandParams(
+        command="cellbox.execute", arguments=[{"blocks": [{"language": "sh", "code": "sleep 351"}], "runId": "c1"}]
+    )
+    pending = daemon.client.protocol.send_request("workspace/executeCommand", params, msg_id="cancel-me")
+    await asyncio.sleep(1.0)
+    assert surviving(engine, workspace, "sleep 351") != []
+    daemon.client.protocol.notify("$/cancelRequest", types.CancelParams(id="cancel-me"))
+    with pytest.raises(Exception):
+        await asyncio.wait_for(asyncio.wrap_future(pending), 5)
+    assert surviving(engine, workspace, "sleep 351") == []  # gone within the second allowed
+
+
+async def test_progress_begins_reports_and_ends(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    await daemon.execute(("sh", "sleep 1.5"), ("sh", "true"), runId="p1")
+    (reports,) = [r for token, r in daemon.client.progress_reports.items() if token.startswith("cellbox-run-p1-")]
+    kinds = [type(r).__name__ for r in reports]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+    assert reports[0].cancellable is True and reports[0].message.startswith("block 1/2")
+    messages = [r.message for r in reports if type(r).__name__ == "WorkDoneProgressReport"]
+    assert any(m.startswith("block 1/2 · 1.") for m in messages)  # the elapsed time ticks
+    assert any(m.startswith("block 2/2") for m in messages)
+
+
+async def wait_for_diagnostics(daemon, uri: str, count: int) -> list[types.Diagnostic]:
+    for _ in range(50):
+        found = daemon.client.diagnostics.get(uri)
+        if found is not None and len(found) == count:
+            return list(found)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"diagnostics of {uri}: {daemon.client.diagnostics.get(uri)}")
+
+
+async def test_a_traceback_becomes_a_diagnostic_on_the_line_that_raised(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "cells.py", SCRIPT, "python")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 8, "character": 0}})
+    assert result["blocks"][0]["status"] == "error"
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    # Raised in the second cell (which runs alone, in a fresh process): its
+    # line 2 is line 9 of the document (0-based), not line 2.
+    assert diagnostic.range.start.line == 9
+    assert diagnostic.message == "KeyError: 'missing'"
+    assert diagnostic.source == "cellbox" and diagnostic.severity == types.DiagnosticSeverity.Error
+
+
+async def test_a_function_defined_earlier_in_the_same_block(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    text = "# %%\ndef parse(s):\n    return int(s)\n\nparse('12')\nparse('x')\n"
+    uri = await open_document(daemon, workspace / "one.py", text, "python")
+    await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.range.start.line == 2  # `return int(s)`, the deepest line of the block
+    assert diagnostic.message.startswith("ValueError: invalid literal")
+
+
+async def test_diagnostics_clear_when_the_block_changes_or_runs_again(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "cells.py", SCRIPT, "python")
+    await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 8, "character": 0}})
+    await wait_for_diagnostics(daemon, uri, 1)
+
+    def edit(version: int, line: int, text: str) -> None:
+        daemon.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(line, 0), types.Position(line, 0)), text=text)],
+        ))
+
+    edit(2, 0, "# a comment\n")  # above the block: the diagnostic moves with it
+    for _ in range(50):
+        if [d.range.start.line for d in daemon.client.diagnostics[uri]] == [10]:
+            break
+        await asyncio.sleep(0.05)
+    assert [d.range.start.line for d in daemon.client.diagnostics[uri]] == [10]
+    edit(3, 10, "x = 1; ")  # inside the block: cleared
+    await wait_for_diagnostics(daemon, uri, 0)
+
+
+async def test_diagnostics_clear_when_the_block_runs_again_and_passes(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "flag.py", "print(open('flag.txt').read())\n", "python")
+    await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.message.startswith("FileNotFoundError")
+    (workspace / "flag.txt").write_text("here")
+    assert (await daemon.command("cellbox.execute", {"uri": uri, "all": True}))["exitCode"] == 0
+    assert await wait_for_diagnostics(daemon, uri, 0) == []
+
+
+async def test_a_failing_shell_block_marks_its_first_line(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    text = "# Shell\n\n```bash\necho fine\nls /no/such/place\nexit 3\n```\n"
+    uri = await open_document(daemon, workspace / "shell.md", text, "markdown")
+    await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.range.start.line == 3
+    assert "No such file or directory" in diagnostic.message
