@@ -164,8 +164,9 @@ async def test_cancel_request_stops_the_run(workspace, start_daemon, engine, cli
     await asyncio.sleep(1.0)
     assert surviving(engine, workspace, "sleep 351") != []
     daemon.client.protocol.notify("$/cancelRequest", types.CancelParams(id="cancel-me"))
-    with pytest.raises(Exception):
+    with pytest.raises(JsonRpcException) as error:
         await asyncio.wait_for(asyncio.wrap_future(pending), 5)
+    assert error.value.code == -32800  # RequestCancelled
     assert surviving(engine, workspace, "sleep 351") == []  # gone within the second allowed
 
 
