@@ -42,6 +42,9 @@ def summary(samples_ms: list[float]) -> dict[str, float]:
 class Daemon:
     def __init__(self) -> None:
         self.client = LanguageClient("cellbox-bench", "1")
+        # Streamed output is part of what a real client receives; take it, ignore it.
+        self.client.feature("cellbox/output")(lambda params: None)
+        self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)(lambda params: None)
 
     async def start(self, workspace: Path) -> None:
         await self.client.start_io(sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING")

@@ -2,9 +2,11 @@
 
 Usage: python examples/run_demo.py WORKSPACE
 
-Starts the daemon as an editor would, finds the fenced code blocks of the
-workspace's README.md, sends them in one `cellbox.execute`, then asks for
-`cellbox.status`, printing each structured result as JSON.
+Starts the daemon as an editor would and asks it to run every block of the
+workspace's README.md (`cellbox.execute` with `uri` and `all`: the server finds
+the fenced blocks itself). The output streams to stderr as `cellbox/output`
+notifications arrive; then each structured result is printed as JSON, and
+`cellbox.status` after it.
 """
 
 from __future__ import annotations
@@ -15,22 +17,22 @@ import sys
 from pathlib import Path
 
 from lsprotocol import types
-from markdown_it import MarkdownIt
 from pygls.lsp.client import LanguageClient
-
-
-def fenced_blocks(markdown: str) -> list[dict[str, str]]:
-    blocks = []
-    for token in MarkdownIt("commonmark").parse(markdown):
-        language = token.info.split(maxsplit=1)[0] if token.info.strip() else ""
-        if token.type == "fence" and language:
-            blocks.append({"language": language, "code": token.content})
-    return blocks
 
 
 async def main(workspace: Path) -> int:
     client = LanguageClient("cellbox-demo", "0.1.0")
     messages: list[str] = []
+
+    @client.feature("cellbox/output")
+    def streamed(params) -> None:
+        # Output as it arrives, before the structured result.
+        print(f"[block {params.blockIndex} {params.stream}] {params.text}", end="", file=sys.stderr)
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def diagnostics(params: types.PublishDiagnosticsParams) -> None:
+        for diagnostic in params.diagnostics:
+            print(f"(diagnostic, line {diagnostic.range.start.line + 1}) {diagnostic.message}", file=sys.stderr)
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def show_message(params: types.ShowMessageParams) -> None:
@@ -54,8 +56,7 @@ async def main(workspace: Path) -> int:
         return result
 
     try:
-        blocks = fenced_blocks((workspace / "README.md").read_text())
-        result = await command("cellbox.execute", {"blocks": blocks})
+        result = await command("cellbox.execute", {"uri": (workspace / "README.md").as_uri(), "all": True})
         await command("cellbox.status", {})
     finally:
         await client.shutdown_async(None)

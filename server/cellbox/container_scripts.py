@@ -20,9 +20,17 @@ marked() {
 }
 sweep() {
   round=0
+  confirmed=
   while [ $round -lt 20 ]; do
     pids=$(marked "$1")
-    [ -z "$pids" ] && return 0
+    if [ -z "$pids" ]; then
+      # A process in the middle of execve shows an empty environment for a
+      # moment; look once more, a little later, before calling it done.
+      [ -n "$confirmed" ] && return 0
+      confirmed=1
+      sleep 0.01
+      continue
+    fi
     while :; do
       kill -STOP $pids 2>/dev/null
       more=$(marked "$1")

@@ -37,6 +37,7 @@ import os
 import select
 import _signal as signal  # not `signal`: it imports enum, which costs more than the rest
 import sys
+import time
 
 MARKER = "CELLBOX_RUN"
 CHUNK = 65536
@@ -49,19 +50,32 @@ def b64(data):
 
 
 def marked_pids(marker):
-    """Processes whose environment holds `marker` (bytes, e.g. b"CELLBOX_RUN=ab12")."""
-    found = []
+    """Processes whose environment holds `marker` (bytes, e.g. b"CELLBOX_RUN=ab12"),
+    and those whose environment cannot be read yet.
+
+    A process in the middle of execve shows an empty environment for a moment
+    (the new image's is not set up yet): seen as a daemonised child of a block
+    surviving the sweep on a loaded machine. Such a process is "unsure"; so is
+    nothing else, since zombies are skipped.
+    """
+    found, unsure = [], []
+    own = os.getpid()
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) == own:
             continue
         try:
             with open("/proc/" + name + "/environ", "rb") as f:
-                entries = f.read().split(b"\0")
+                environ = f.read()
+            if not environ:
+                with open("/proc/" + name + "/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        unsure.append(int(name))
+                continue
         except OSError:
             continue
-        if marker in entries:
+        if marker in environ.split(b"\0"):
             found.append(int(name))
-    return found
+    return found, unsure
 
 
 def signal_all(pids, sig):
@@ -79,13 +93,16 @@ def kill_run(run_id, pgid):
         os.killpg(pgid, signal.SIGSTOP)
     except OSError:
         pass
-    for _ in range(20):
-        pids = marked_pids(marker)
+    for _ in range(200):
+        pids, unsure = marked_pids(marker)
         if not pids:
-            break
+            if not unsure:
+                break
+            time.sleep(0.001)  # a process mid-execve: look again once its environment is there
+            continue
         while True:  # freeze until no new marked process appears
             signal_all(pids, signal.SIGSTOP)
-            again = marked_pids(marker)
+            again, _ = marked_pids(marker)
             if sorted(again) == sorted(pids):
                 break
             pids = again

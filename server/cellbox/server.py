@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from cellbox import __version__
 from cellbox.backend import DockerBackend
@@ -56,9 +58,25 @@ OUTPUT_NOTIFICATION = "cellbox/output"
 PROGRESS_TICK_SECONDS = 1.0
 
 
+# The workDoneToken a client may put on its workspace/executeCommand request.
+# pygls hands a command handler only the arguments, so the protocol below
+# passes the token through a context variable, which the handler's task
+# inherits from the request that started it.
+REQUEST_WORK_DONE_TOKEN: contextvars.ContextVar[types.ProgressToken | None] = contextvars.ContextVar(
+    "cellbox_work_done_token", default=None
+)
+
+
+class CellboxProtocol(LanguageServerProtocol):
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams):
+        REQUEST_WORK_DONE_TOKEN.set(params.work_done_token)
+        return (yield from super().lsp_workspace__execute_command(params))
+
+
 class CellboxServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("cellbox", __version__)
+        super().__init__("cellbox", __version__, protocol_cls=CellboxProtocol)
         self.manager = SandboxManager(DockerBackend())
         self.results = DocumentResults()
         self._shut_down = False
@@ -147,13 +165,17 @@ class CellboxServer(LanguageServer):
 
     @contextlib.asynccontextmanager
     async def run_progress(self, listener: StreamingListener, cancelled: asyncio.Event):
-        """A cancellable work-done progress for the run, ticking the elapsed time."""
-        capabilities = self.client_capabilities.window
-        if capabilities is None or not capabilities.work_done_progress:
-            yield
-            return
-        token = f"cellbox-run-{listener.run_id}-{uuid.uuid4().hex[:8]}"  # a client may reuse a runId
-        await self.work_done_progress.create_async(token)
+        """A cancellable work-done progress for the run, ticking the elapsed time:
+        on the token the client gave with its request, or on one the server
+        creates when the client supports that."""
+        token = REQUEST_WORK_DONE_TOKEN.get()
+        if token is None:
+            capabilities = self.client_capabilities.window
+            if capabilities is None or not capabilities.work_done_progress:
+                yield
+                return
+            token = f"cellbox-run-{listener.run_id}-{uuid.uuid4().hex[:8]}"  # a client may reuse a runId
+            await self.work_done_progress.create_async(token)
         started = time.monotonic()
         self.work_done_progress.begin(
             token, types.WorkDoneProgressBegin(title="cellbox", message=listener.describe(0.0), cancellable=True)

@@ -88,6 +88,8 @@ async def test_an_unreachable_engine_is_a_clear_error_naming_where_it_looked(wor
         assert error.value.code == -32002
         assert f"unix://{socket}" in error.value.message and "DOCKER_HOST" in error.value.message
     assert time.monotonic() - started < 10
+    # Not only in the error reply, which an editor may only log: shown to the person.
+    assert any(f"unix://{socket}" in m.message for m in daemon.client.messages)
     status_error = None
     try:
         await daemon.command("cellbox.status", {})
@@ -106,6 +108,7 @@ async def test_a_missing_image_that_cannot_be_pulled_names_it_and_how_to_build_o
     assert error.value.code == -32003
     assert "cellbox-test/no-such-image:never" in error.value.message
     assert "scripts/build-image" in error.value.message
+    assert any("cellbox-test/no-such-image:never" in m.message for m in daemon.client.messages)
     assert containers_of(engine, workspace) == []
     # The pull attempt was shown as work-done progress that began and ended.
     (reports,) = [r for r in daemon.client.progress_reports.values() if r and r[0].title.startswith("Pulling")]

@@ -256,3 +256,34 @@ async def test_a_failing_shell_block_marks_its_first_line(workspace, start_daemo
     (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
     assert diagnostic.range.start.line == 3
     assert "No such file or directory" in diagnostic.message
+
+
+async def test_cancelling_the_progress_cancels_the_run(workspace, start_daemon, engine, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    await daemon.execute(("sh", "true"))
+    running = asyncio.ensure_future(daemon.execute(("sh", "echo started; sleep 361"), runId="ui-cancel"))
+    token = None
+    for _ in range(100):
+        tokens = [t for t in daemon.client.progress_reports if t.startswith("cellbox-run-ui-cancel-")]
+        if tokens and surviving(engine, workspace, "sleep 361"):
+            token = tokens[0]
+            break
+        await asyncio.sleep(0.05)
+    assert token is not None
+    daemon.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    result = await asyncio.wait_for(running, 10)
+    assert (result["status"], result["exitCode"], result["output"]) == ("cancelled", 130, "started\n\nCancelled")
+    assert surviving(engine, workspace, "sleep 361") == []
+
+
+async def test_progress_on_the_token_the_client_gave(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    daemon.client.progress_reports["client-token-1"] = []  # the client made this token itself
+    await daemon.client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="cellbox.execute", work_done_token="client-token-1",
+        arguments=[{"blocks": [{"language": "sh", "code": "sleep 1.2"}]}],
+    ))
+    kinds = [type(r).__name__ for r in daemon.client.progress_reports["client-token-1"]]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+    assert "WorkDoneProgressReport" in kinds
+    assert not [t for t in daemon.client.progress_reports if t.startswith("cellbox-run-")]  # no second progress
