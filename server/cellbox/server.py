@@ -168,14 +168,13 @@ class CellboxServer(LanguageServer):
         """A cancellable work-done progress for the run, ticking the elapsed time:
         on the token the client gave with its request, or on one the server
         creates when the client supports that."""
-        token = REQUEST_WORK_DONE_TOKEN.get()
+        # A client may reuse a runId, hence the suffix.
+        token = REQUEST_WORK_DONE_TOKEN.get() or await self._new_progress_token(
+            f"cellbox-run-{listener.run_id}-{uuid.uuid4().hex[:8]}"
+        )
         if token is None:
-            capabilities = self.client_capabilities.window
-            if capabilities is None or not capabilities.work_done_progress:
-                yield
-                return
-            token = f"cellbox-run-{listener.run_id}-{uuid.uuid4().hex[:8]}"  # a client may reuse a runId
-            await self.work_done_progress.create_async(token)
+            yield
+            return
         started = time.monotonic()
         self.work_done_progress.begin(
             token, types.WorkDoneProgressBegin(title="cellbox", message=listener.describe(0.0), cancellable=True)
@@ -204,18 +203,25 @@ class CellboxServer(LanguageServer):
 
     @contextlib.asynccontextmanager
     async def progress(self, title: str):
-        """Server-initiated work-done progress, when the client supports it."""
-        capabilities = self.client_capabilities.window
-        if capabilities is None or not capabilities.work_done_progress:
+        """Server-initiated work-done progress (pulling an image), when the client supports it."""
+        token = await self._new_progress_token(f"cellbox-{uuid.uuid4().hex[:8]}")
+        if token is None:
             yield
             return
-        token = str(uuid.uuid4())
-        await self.work_done_progress.create_async(token)
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title))
         try:
             yield
         finally:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            self.work_done_progress.tokens.pop(token, None)
+
+    async def _new_progress_token(self, token: str) -> str | None:
+        """Ask the client to create a progress token; None when it cannot."""
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            return None
+        await self.work_done_progress.create_async(token)
+        return token
 
 
 class StreamingListener(RunListener):
