@@ -172,7 +172,7 @@ async def test_cancel_request_stops_the_run(workspace, start_daemon, engine, cli
 
 async def test_progress_begins_reports_and_ends(workspace, start_daemon, client_name):
     daemon = await start_daemon(workspace, capabilities=client_name)
-    await daemon.execute(("sh", "sleep 1.5"), ("sh", "true"), runId="p1")
+    await daemon.execute(("sh", "sleep 2.5"), ("sh", "true"), runId="p1")
     (reports,) = [r for token, r in daemon.client.progress_reports.items() if token.startswith("cellbox-run-p1-")]
     kinds = [type(r).__name__ for r in reports]
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
