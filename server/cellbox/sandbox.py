@@ -66,6 +66,7 @@ RUNNER_READY_TIMEOUT_SECONDS = 30.0
 
 RUNNER_SOURCE = resources.files("cellbox").joinpath("runner.py").read_text(encoding="utf-8")
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
+SANDBOX_MAIN_DIGEST = hashlib.sha256("\0".join(SANDBOX_MAIN).encode()).hexdigest()
 
 ProgressFactory = Callable[[str], AbstractAsyncContextManager[Any]]
 """Opens a progress indicator with a title for the duration of a slow step."""
@@ -190,8 +191,10 @@ class Sandbox:
             runtime=config.runtime,
         )
         # Anything in the spec that changes makes the existing container stale,
-        # the runner's own source included, so an upgraded cellbox replaces it.
-        fingerprint = hashlib.sha256(repr(attrs.astuple(spec)).encode()).hexdigest()[:16]
+        # the runner's own source included (by its digest, computed once: this
+        # runs on every execute), so an upgraded cellbox replaces it.
+        fields = attrs.astuple(attrs.evolve(spec, main=[SANDBOX_MAIN_DIGEST]))
+        fingerprint = hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
         return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})
 
     def user(self, config: SandboxConfig) -> str:
