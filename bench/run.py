@@ -25,9 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import attrs
 import docker
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+
+from cellbox.backend import DockerBackend
+from cellbox.sandbox import Sandbox
 
 IMAGE = os.environ.get("CELLBOX_IMAGE", "cellbox-sandbox:bookworm")
 LABEL = "org.cellbox.workspace"
@@ -119,26 +123,22 @@ def reference_exec(container, workspace: Path, language: str, code: str, runs: i
     return samples
 
 
-def bare_create_start(engine, workspace: Path, runs: int) -> list[float]:
-    """Create+start with the sandbox's own options, and a main process that does nothing."""
+async def bare_create_start(workspace: Path, runs: int) -> list[float]:
+    """Create+start with exactly the sandbox's options (limits, mounts, user,
+    tmpfs...), through the same backend, and a main process that does nothing."""
+    backend = DockerBackend()
+    sandbox = Sandbox(workspace, backend, {"image": IMAGE})
+    spec = sandbox._spec(sandbox.config())
+    idle = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"]
     samples = []
     for i in range(runs):
+        bare = attrs.evolve(spec, name=f"cellbox-bench-bare-{os.getpid()}-{i}", main=idle)
         started = time.perf_counter()
-        container = engine.containers.create(
-            IMAGE,
-            name=f"cellbox-bench-bare-{os.getpid()}-{i}",
-            entrypoint=["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"],
-            init=True,
-            log_config=docker.types.LogConfig(type="none"),
-            labels={LABEL: str(workspace)},
-            volumes={str(workspace): {"bind": "/workspace", "mode": "rw"}},
-            working_dir="/workspace",
-            network_mode="none",
-            auto_remove=True,
-        )
-        container.start()
+        await backend.create_container(bare)
+        await backend.start_container(bare.name)
         samples.append((time.perf_counter() - started) * 1000)
-        container.remove(force=True)
+        await backend.remove_container(bare.name)
+    backend.close()
     return samples
 
 
@@ -229,7 +229,9 @@ async def main(runs: int, json_path: Path) -> int:
             cold.append(elapsed)
             await daemon.command("cellbox.stop", {"workspace": str(fresh)})
         figures["cold_first_execute"] = summary(cold)
-        figures["bare_create_start"] = summary(bare_create_start(engine, root, cold_runs))
+        bare_root = root / "bare"
+        bare_root.mkdir()
+        figures["bare_create_start"] = summary(await bare_create_start(bare_root, cold_runs))
 
         restarts, stops = [], []
         for _ in range(cold_runs):
