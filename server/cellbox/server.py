@@ -34,6 +34,7 @@ from cellbox.documents import DocumentBlock, document_kind, find_blocks, selecti
 from cellbox.sandbox import BlockToRun, RunListener
 from cellbox.wire import (
     CancelParams,
+    BlockStartedNotification,
     CancelResult,
     ExecuteParams,
     ExecuteResult,
@@ -55,6 +56,7 @@ STOP = "cellbox.stop"
 STATUS = "cellbox.status"
 CANCEL = "cellbox.cancel"
 OUTPUT_NOTIFICATION = "cellbox/output"
+BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
 PROGRESS_TICK_SECONDS = 1.0
 
 
@@ -242,6 +244,8 @@ class StreamingListener(RunListener):
 
     def block_started(self, index: int, block: BlockToRun) -> None:
         self.current = index
+        notice = BlockStartedNotification(self.run_id, index, block.language, block.range)
+        self.ls.protocol.notify(BLOCK_STARTED_NOTIFICATION, to_json(notice))
         if self.on_block is not None:
             self.on_block()
 

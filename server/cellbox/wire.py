@@ -163,6 +163,18 @@ class ExecuteResult:
 
 
 @attrs.define
+class BlockStartedNotification:
+    """``cellbox/blockStarted``: a block of a run begins; sent before any of its output."""
+
+    run_id: str
+    block_index: int
+    language: str
+    range: Range | None
+    """Where the block is in its document (null for blocks given as text), so a
+    client can show the run at the right place before the response comes."""
+
+
+@attrs.define
 class OutputNotification:
     """``cellbox/output``: a piece of a running block's output, sent in order, all before the response."""
 

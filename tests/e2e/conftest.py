@@ -54,6 +54,10 @@ async def start_daemon():
         def on_output(params) -> None:
             client.cellbox_output.append(params)
 
+        @client.feature("cellbox/blockStarted")
+        def on_block_started(params) -> None:
+            client.cellbox_output.append(params)  # in the same list, to check their order
+
         await client.start_io(*SERVER_COMMAND, env={**os.environ, **(env or {})})
         started.append(client)
         uri = workspace.as_uri() if workspace else None

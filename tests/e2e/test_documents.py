@@ -147,7 +147,12 @@ async def test_output_streams_in_order_before_the_response(workspace, start_daem
     daemon = await start_daemon(workspace, capabilities=client_name)
     code = "import time\nfor i in range(5):\n    print('line', i, flush=True)\n    time.sleep(0.2)\n"
     result = await daemon.execute(("python", code), ("sh", "echo err >&2"), runId="stream-1")
-    notes = [n for n in daemon.client.cellbox_output if n.runId == "stream-1"]  # all arrived before the response
+    events = [n for n in daemon.client.cellbox_output if n.runId == "stream-1"]  # all arrived before the response
+    notes = [n for n in events if hasattr(n, "text")]
+    starts = [(i, n.blockIndex) for i, n in enumerate(events) if not hasattr(n, "text")]
+    first_output = {n.blockIndex: i for i, n in reversed(list(enumerate(events))) if hasattr(n, "text")}
+    assert [index for _, index in starts] == [0, 1]
+    assert all(position < first_output[index] for position, index in starts)  # a block's start precedes its output
     assert len(notes) >= 5  # pieces, not one lump at the end
     assert "".join(n.text for n in notes if n.blockIndex == 0) == result["blocks"][0]["output"]
     assert [(n.blockIndex, n.stream, n.text) for n in notes if n.blockIndex == 1] == [(1, "stderr", "err\n")]
@@ -287,3 +292,12 @@ async def test_progress_on_the_token_the_client_gave(workspace, start_daemon, cl
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
     assert "WorkDoneProgressReport" in kinds
     assert not [t for t in daemon.client.progress_reports if t.startswith("cellbox-run-")]  # no second progress
+
+
+async def test_a_block_started_notice_gives_its_place_in_the_document(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 7, "character": 0}, "runId": "where"})
+    (started,) = [n for n in daemon.client.cellbox_output if n.runId == "where" and not hasattr(n, "text")]
+    assert (started.blockIndex, started.language) == (0, "bash")
+    assert started.range.start.line == 7 and started.range.end.line == 8
