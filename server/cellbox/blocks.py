@@ -121,9 +121,7 @@ def resolve_in_workspace(name: str, workspace: Path) -> Path:
     if not path.is_absolute():
         path = root / path
     path = path.resolve()
-    if path != root and root not in path.parents:
-        raise FilenameOutsideWorkspace(name)
-    if path == root:
+    if root not in path.parents:  # outside, or the workspace folder itself
         raise FilenameOutsideWorkspace(name)
     return path
 

@@ -210,16 +210,21 @@ class Sandbox:
     async def _ensure_container(self, config: SandboxConfig, progress: ProgressFactory) -> Attached:
         """The attached, running container for this workspace: reused, started, or created."""
         spec = self._spec(config)
-        attached = self._attached
-        if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
+        if (attached := self._current(spec)) is not None:
             return attached  # the warm path: no engine call
         async with self._lifecycle_lock:
-            attached = self._attached
-            if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
+            if (attached := self._current(spec)) is not None:
                 return attached  # a concurrent request did the work
             self._detach()
             self._attached = await self._attach(spec, progress)
             return self._attached
+
+    def _current(self, spec: ContainerSpec) -> Attached | None:
+        """The attachment, if it is alive and made for this very spec."""
+        attached = self._attached
+        if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
+            return attached
+        return None
 
     async def _attach(self, spec: ContainerSpec, progress: ProgressFactory) -> Attached:
         # Create first: on a cold start that is the one call needed, and when
