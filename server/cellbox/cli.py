@@ -1,95 +1,328 @@
-"""The `cellbox` command line: `cellbox serve` speaks LSP over stdio."""
+"""The `cellbox` command line (click): the LSP daemon for editors, the
+per-project daemon's controls, and commands that run blocks from a shell,
+script, git hook or agent through that daemon.
+
+Exit codes: a run's is its first failing block's exit code (0 when all pass,
+124 for a timeout, 130 after Ctrl-C); 1 when cellbox itself failed (engine,
+image, configuration, daemon); 2 for a wrong command line.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
+import signal
 import sys
-import threading
+import uuid
+from pathlib import Path
+from typing import Any
 
-from cellbox import __version__
+import click
 
+from cellbox import __version__, daemon
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="cellbox",
-        description="Run code blocks in one Docker sandbox per workspace, over the Language Server Protocol.",
-    )
-    parser.add_argument("--version", action="version", version=f"cellbox {__version__}")
-    commands = parser.add_subparsers(dest="command")
-    serve = commands.add_parser("serve", help="speak LSP over stdio (the default)")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
-    serve_stdio(getattr(args, "log_level", "INFO"))
+IDLE_TIMEOUT_HELP = "Seconds without clients or runs before the daemon stops itself (0: never)."
 
 
-def serve_stdio(log_level: str = "INFO") -> None:
-    # stdout carries the protocol; every log line goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=log_level, format="cellbox %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
-    if sys.stdin.isatty():
-        print("cellbox: speaking LSP on stdin/stdout; an editor starts this. See `cellbox --help`.", file=sys.stderr)
+def _idle_timeout_option(fn):
+    return click.option(
+        "--idle-timeout", type=click.FloatRange(min=0), default=daemon.DEFAULT_IDLE_TIMEOUT,
+        envvar="CELLBOX_IDLE_TIMEOUT", show_default=True, show_envvar=True, help=IDLE_TIMEOUT_HELP,
+    )(fn)
 
-    from pygls.io_ import StdoutWriter, run_async
 
-    from cellbox.server import build_server
+def _workspace_option(fn):
+    return click.option(
+        "--workspace", "-w", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="The project folder (default: the nearest folder holding cellbox.toml, pyproject.toml or .git).",
+    )(fn)
 
-    server = build_server()
-    # pygls's own start_io, but with our clean-up inside its event loop: the
-    # client may close stdin without `shutdown`, and we must still stop the
-    # containers we started and hang up on their runners.
-    server._stop_event = threading.Event()
-    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
 
-    async def serve() -> None:
-        reader = await _stdin_reader(server.thread_pool)
-        try:
-            await run_async(
-                stop_event=server._stop_event,
-                reader=reader,
-                protocol=server.protocol,
-                logger=logging.getLogger("pygls.io"),
-                error_handler=server.report_server_error,
-            )
-        finally:
-            await server.shutdown_sandboxes()
+def _json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print the protocol's result as JSON, nothing else.")(fn)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cellbox")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Run code blocks in one Docker sandbox per project.
+
+    Editors start `cellbox serve` (LSP over stdio). From a shell: `cellbox run
+    notes.md`, `cellbox exec -c 'print(1)'`. `cellbox daemon start` keeps one
+    daemon per project that every client shares.
+    """
+    if ctx.invoked_subcommand is None:
+        # Bare `cellbox` has always meant `cellbox serve` to editors.
+        ctx.invoke(serve)
+
+
+# ----------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--connect", is_flag=True,
+              help="Bridge stdio to the project's daemon (started if needed) instead of serving here.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@_idle_timeout_option
+def serve(connect: bool, log_level: str, idle_timeout: float) -> None:
+    """Speak LSP on stdin/stdout (what an editor starts)."""
+    if connect:
+        from cellbox.bridge import run_bridge
+
+        sys.exit(run_bridge(idle_timeout))
+    from cellbox.stdio_server import serve_stdio
+
+    serve_stdio(log_level.upper())
+
+
+# ---------------------------------------------------------------- daemon
+
+
+@main.group("daemon")
+def daemon_group() -> None:
+    """The project's background daemon, shared by editors and the CLI."""
+
+
+def _project(workspace: Path | None, near: Path | None = None) -> Path:
+    if workspace is not None:
+        return workspace.resolve()
+    return daemon.project_root(near or Path.cwd())
+
+
+def _print_daemon(found: daemon.DaemonStatus, as_json: bool, prefix: str = "") -> None:
+    if as_json:
+        from cellbox.console import json_text
+
+        click.echo(json_text({"workspace": found.workspace, "running": found.running, "pid": found.pid,
+                              "socket": found.socket, "log": found.log}))
+    elif found.running:
+        click.echo(f"{prefix}daemon for {found.workspace}: running, pid {found.pid}\n"
+                   f"  socket {found.socket}\n  log    {found.log}")
+    else:
+        click.echo(f"{prefix}daemon for {found.workspace}: not running")
+
+
+@daemon_group.command("start")
+@click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_idle_timeout_option
+@_json_option
+def daemon_start(workspace: Path | None, idle_timeout: float, as_json: bool) -> None:
+    """Start the daemon of WORKSPACE (default: this project), or show the running one."""
+    found, started = _daemon_call(daemon.start, _project(workspace), idle_timeout)
+    _print_daemon(found, as_json, prefix="" if started else "already running: ")
+
+
+@daemon_group.command("stop")
+@click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def daemon_stop(workspace: Path | None) -> None:
+    """Stop the daemon of WORKSPACE and the containers it started."""
+    project = _project(workspace)
+    pid = _daemon_call(daemon.stop, project)
+    click.echo(f"daemon for {project}: " + (f"stopped (pid {pid})" if pid else "was not running"))
+
+
+@daemon_group.command("status")
+@click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_json_option
+def daemon_status(workspace: Path | None, as_json: bool) -> None:
+    """Whether WORKSPACE's daemon runs, its pid, socket and log."""
+    _print_daemon(_daemon_call(daemon.status, _project(workspace)), as_json)
+
+
+@daemon_group.command("run", hidden=True)
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_idle_timeout_option
+def daemon_run(workspace: Path, idle_timeout: float) -> None:
+    """The daemon process itself; `daemon start` runs it in the background."""
+    daemon.run(workspace, idle_timeout)
+
+
+def _daemon_call(fn, *args):
+    try:
+        return fn(*args)
+    except daemon.DaemonError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# ------------------------------------------------------------ run / exec
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--block", "-b", type=click.IntRange(min=1), help="Run the Nth runnable block (from 1).")
+@click.option("--line", "-l", type=click.IntRange(min=1), help="Run the block holding line L (from 1).")
+@click.option("--all", "-a", "run_all", is_flag=True, help="Run every block in order (the default).")
+@click.option("--timeout", "-t", type=click.FloatRange(min=1), help="Seconds each block may run.")
+@_workspace_option
+@_json_option
+def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout: float | None,
+        workspace: Path | None, as_json: bool) -> None:
+    """Run blocks of a Markdown file or a `# %%` script, streaming their output.
+
+    Exits with the first failing block's exit code, 0 when all pass."""
+    if sum(x is not None and x is not False for x in (block, line, run_all or None)) > 1:
+        raise click.UsageError("give one of --block, --line, --all")
+    path = path.resolve()
+    argument: dict[str, Any] = {"uri": path.as_uri()}
+    if block is not None:
+        argument["block"] = block
+    elif line is not None:
+        argument["position"] = {"line": line - 1, "character": 0}
+    else:
+        argument["all"] = True
+    if timeout is not None:
+        argument["timeout"] = timeout
+    sys.exit(_run_blocks(_project(workspace, path), argument, as_json))
+
+
+@main.command("exec")
+@click.argument("file", required=False, type=click.File("r"))
+@click.option("--lang", "-L", "language", help="The language (python, bash, sh, ...); default: from FILE's name.")
+@click.option("-c", "--code", help="The code to run, instead of FILE.")
+@click.option("--timeout", "-t", type=click.FloatRange(min=1), help="Seconds the block may run.")
+@_workspace_option
+@_json_option
+def exec_command(file, language: str | None, code: str | None, timeout: float | None,
+                 workspace: Path | None, as_json: bool) -> None:
+    """Run one snippet: `-c CODE`, a FILE, or `-` for stdin, as one block."""
+    from cellbox.documents import SCRIPT_LANGUAGES
+
+    if (file is None) == (code is None):
+        raise click.UsageError("give either -c CODE or a FILE (or - for stdin)")
+    if code is None:
+        code = file.read()
+        if language is None and file.name != "<stdin>":
+            language = SCRIPT_LANGUAGES.get(Path(file.name).suffix.lower())
+    if language is None:
+        raise click.UsageError("cannot tell the language: give --lang (python, bash, sh, ...)")
+    argument: dict[str, Any] = {"blocks": [{"language": language, "code": code}]}
+    if timeout is not None:
+        argument["timeout"] = timeout
+    project = _project(workspace)
+    argument["workspace"] = str(project)
+    sys.exit(_run_blocks(project, argument, as_json))
+
+
+def _run_blocks(project: Path, argument: dict, as_json: bool) -> int:
+    from cellbox.console import RunDisplay, exit_code_of, json_text
+
+    display = RunDisplay()
+    run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    argument["runId"] = run_id
+
+    def on_notification(method: str, params: Any) -> None:
+        if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
+            if method == "window/showMessage" and isinstance(params, dict):
+                display.note(f"cellbox: {params.get('message')}")
+            return
+        if method == "cellbox/blockStarted":
+            display.block_started(params)
+        elif method == "cellbox/output":
+            display.output(params)
+
+    async def go() -> int:
+        from cellbox.rpc_client import Session
+
+        loop = asyncio.get_running_loop()
+        interrupted = asyncio.Event()
+        async with Session(project, on_notification) as session:
+            running = asyncio.ensure_future(session.command("cellbox.execute", argument))
+
+            def on_ctrl_c() -> None:
+                if interrupted.is_set():
+                    sys.exit(130)  # a second Ctrl-C: stop waiting
+                interrupted.set()
+                display.note("cancelling… (Ctrl-C again to stop waiting)")
+                asyncio.ensure_future(session.command("cellbox.cancel", {"runId": run_id}))
+
+            loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+            while not running.done():
+                display.tick()
+                await asyncio.wait({running}, timeout=0.1)
+            loop.remove_signal_handler(signal.SIGINT)
+            result = running.result()
+        if as_json:
+            click.echo(json_text(result))
+        else:
+            display.summary(result)
+        return 130 if interrupted.is_set() else exit_code_of(result)
+
+    return _session_call(go)
+
+
+# ------------------------------------------------------- sandbox commands
+
+
+@main.command()
+@_workspace_option
+@_json_option
+def restart(workspace: Path | None, as_json: bool) -> None:
+    """Restart the project's sandbox container (files stay; processes go)."""
+    _sandbox_command("cellbox.restart", workspace, as_json)
+
+
+@main.command()
+@_workspace_option
+@_json_option
+def stop(workspace: Path | None, as_json: bool) -> None:
+    """Stop the project's sandbox container."""
+    _sandbox_command("cellbox.stop", workspace, as_json)
+
+
+@main.command()
+@_workspace_option
+@_json_option
+def status(workspace: Path | None, as_json: bool) -> None:
+    """The project's sandbox: its container and state."""
+    _sandbox_command("cellbox.status", workspace, as_json)
+
+
+def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
+    from cellbox.console import json_text, status_lines
+
+    project = _project(workspace)
+
+    async def go() -> int:
+        from cellbox.rpc_client import Session
+
+        async with Session(project, lambda *_: None) as session:
+            argument = {} if name == "cellbox.status" else {"workspace": str(project)}
+            result = await session.command(name, argument)
+        if as_json:
+            click.echo(json_text(result))
+        elif name == "cellbox.status":
+            click.echo("\n".join(status_lines(result)))
+        else:
+            click.echo(f"{result['workspace']}: {result['state']} ({result['container']})")
+        return 0
+
+    sys.exit(_session_call(go))
+
+
+def _session_call(go) -> int:
+    from cellbox.rpc_client import RpcError
 
     try:
-        asyncio.run(serve())
+        return asyncio.run(go())
+    except RpcError as exc:
+        click.echo(f"cellbox: {exc.message}", err=True)
+        return 1
+    except (ConnectionError, daemon.DaemonError) as exc:
+        click.echo(f"cellbox: {exc}", err=True)
+        return 1
     except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.manager.backend.close()
+        return 130
 
 
-class _PipeReader:
-    """stdin read on the event loop itself. pygls's own reader hands every
-    header line and body to a thread, three thread hops per message, which
-    showed as a good part of a warm run's few milliseconds."""
-
-    def __init__(self, stream: asyncio.StreamReader) -> None:
-        self._stream = stream
-
-    async def readline(self) -> bytes:
-        return await self._stream.readline()
-
-    async def readexactly(self, n: int) -> bytes:
-        try:
-            return await self._stream.readexactly(n)
-        except asyncio.IncompleteReadError:
-            return b""  # the client went away mid-message: same as the end
+# ------------------------------------------------------------ completion
 
 
-async def _stdin_reader(thread_pool):
-    from pygls.io_ import StdinAsyncReader
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: `eval "$(cellbox completion bash)"`."""
+    from click.shell_completion import get_completion_class
 
-    loop = asyncio.get_running_loop()
-    stream = asyncio.StreamReader(limit=1 << 20, loop=loop)
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), sys.stdin.buffer)
-    except (ValueError, OSError):
-        # Not a pipe, socket or terminal (a regular file, say): fall back.
-        return StdinAsyncReader(sys.stdin.buffer, thread_pool)
-    return _PipeReader(stream)
+    completer = get_completion_class(shell)(main, {}, "cellbox", "_CELLBOX_COMPLETE")
+    click.echo(completer.source())

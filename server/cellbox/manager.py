@@ -1,4 +1,5 @@
-"""Owns the sandboxes of every workspace this daemon serves.
+"""Owns the sandboxes of every workspace this daemon serves (SandboxPool), and
+each client's view of them (SandboxManager: its workspaces, settings and runs).
 
 One Sandbox object per workspace path, made on first use; the Sandbox itself
 serialises its container's creation, so two requests arriving together never
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -51,31 +53,96 @@ def workspace_path(value: str, field: str = "workspace") -> Path:
     return path
 
 
-class SandboxManager:
+class SandboxPool:
+    """The sandboxes of one daemon process, shared by every client it serves.
+
+    A stdio daemon has one client; a per-project daemon (cellbox.daemon) has
+    many, and they all run in the same Sandbox, so the same container.
+    """
+
     def __init__(self, backend: DockerBackend) -> None:
         self.backend = backend
+        self._sandboxes: dict[Path, Sandbox] = {}
+        self._settings: dict[Path, dict[str, Any]] = {}
+        """The client settings each sandbox was made with."""
+        self.active_runs = 0
+        """Runs going now, over all clients: a daemon with runs is not idle."""
+        self.last_activity = time.monotonic()
+
+    def at(self, path: Path, overrides: dict[str, Any]) -> Sandbox:
+        sandbox = self._sandboxes.get(path)
+        if sandbox is None:
+            sandbox = self._sandboxes[path] = Sandbox(path, self.backend, overrides)
+            self._settings[path] = overrides
+        elif overrides and overrides != self._settings[path]:
+            # The first client's settings hold for the sandbox all clients share;
+            # flapping between two configurations would recreate the container.
+            log.warning(
+                "a client asked for settings %s for %s, which already runs with %s; keeping those",
+                overrides, path, self._settings[path],
+            )
+        return sandbox
+
+    def all(self) -> list[Sandbox]:
+        return list(self._sandboxes.values())
+
+    @contextlib.contextmanager
+    def running(self):
+        """Count a run as activity for the idle shutdown, for as long as it lasts."""
+        self.active_runs += 1
+        try:
+            yield
+        finally:
+            self.active_runs -= 1
+            self.last_activity = time.monotonic()
+
+    async def shutdown(self) -> None:
+        """Stop the containers this daemon started, unless their config says to keep them."""
+        stopping = []
+        for sandbox in self._sandboxes.values():
+            config = sandbox.last_config
+            if sandbox.started_here and config is not None and config.stop_container:
+                stopping.append(sandbox.stop())
+        outcomes = await asyncio.gather(*stopping, return_exceptions=True)
+        for sandbox in self._sandboxes.values():
+            sandbox.close()
+        for outcome in outcomes:
+            if isinstance(outcome, CellboxError):
+                log.warning("could not stop a sandbox at shutdown: %s", outcome)
+            elif isinstance(outcome, BaseException):
+                log.error("could not stop a sandbox at shutdown", exc_info=outcome)
+
+
+class SandboxManager:
+    """One client's view of the pool: its workspaces, its settings and its runs."""
+
+    def __init__(self, pool: SandboxPool) -> None:
+        self.pool = pool
         self.overrides: dict[str, Any] = {}
         """Validated settings from the client's initializationOptions, applied to every workspace."""
         self.default_workspaces: list[Path] = []
         """Workspaces named at initialize; the first is used when a request names none."""
-        self._sandboxes: dict[Path, Sandbox] = {}
         self._cancels: dict[str, asyncio.Event] = {}
         """Runs that can be cancelled, by the runId their client gave."""
+        self._runs: set[asyncio.Event] = set()
+        """Every run of this client going now, named or not, to cancel when it hangs up."""
 
     @contextlib.contextmanager
     def cancellable(self, run_id: str | None):
         """An event that `cancel(run_id)` sets, for as long as the run lasts."""
-        event = asyncio.Event()
-        if run_id is None:
-            yield event
-            return
-        if run_id in self._cancels:
+        if run_id is not None and run_id in self._cancels:
             raise InvalidParams(f"runId: a run named {run_id!r} is already going; choose another")
-        self._cancels[run_id] = event
+        event = asyncio.Event()
+        if run_id is not None:
+            self._cancels[run_id] = event
+        self._runs.add(event)
         try:
-            yield event
+            with self.pool.running():
+                yield event
         finally:
-            del self._cancels[run_id]
+            self._runs.discard(event)
+            if run_id is not None:
+                del self._cancels[run_id]
 
     def cancel(self, run_id: str) -> bool:
         event = self._cancels.get(run_id)
@@ -83,6 +150,11 @@ class SandboxManager:
             return False
         event.set()
         return True
+
+    def cancel_all(self) -> None:
+        """The client went away: nothing it started may keep running."""
+        for event in self._runs:
+            event.set()
 
     def resolve(self, value: str | None) -> Path:
         if value is not None:
@@ -109,27 +181,10 @@ class SandboxManager:
         return self._sandbox_at(path.parent)
 
     def _sandbox_at(self, path: Path) -> Sandbox:
-        if path not in self._sandboxes:
-            self._sandboxes[path] = Sandbox(path, self.backend, self.overrides)
-        return self._sandboxes[path]
+        return self.pool.at(path, self.overrides)
 
     async def status(self) -> list[SandboxInfo]:
+        """This client's workspaces and every other the daemon serves."""
         for path in self.default_workspaces:
-            self._sandboxes.setdefault(path, Sandbox(path, self.backend, self.overrides))
-        return list(await asyncio.gather(*(s.info() for s in self._sandboxes.values())))
-
-    async def shutdown(self) -> None:
-        """Stop the containers this daemon started, unless their config says to keep them."""
-        stopping = []
-        for sandbox in self._sandboxes.values():
-            config = sandbox.last_config
-            if sandbox.started_here and config is not None and config.stop_container:
-                stopping.append(sandbox.stop())
-        outcomes = await asyncio.gather(*stopping, return_exceptions=True)
-        for sandbox in self._sandboxes.values():
-            sandbox.close()
-        for outcome in outcomes:
-            if isinstance(outcome, CellboxError):
-                log.warning("could not stop a sandbox at shutdown: %s", outcome)
-            elif isinstance(outcome, BaseException):
-                log.error("could not stop a sandbox at shutdown", exc_info=outcome)
+            self._sandbox_at(path)
+        return list(await asyncio.gather(*(s.info() for s in self.pool.all())))

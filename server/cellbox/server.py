@@ -27,7 +27,7 @@ from cellbox import __version__
 from cellbox.backend import DockerBackend
 from cellbox.config import validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
-from cellbox.manager import SandboxManager, uri_path, workspace_path
+from cellbox.manager import SandboxManager, SandboxPool, uri_path, workspace_path
 from cellbox.diagnostics import python_error, shell_error
 from cellbox.document_results import DocumentResults, outcome_label
 from cellbox.documents import DocumentBlock, document_kind, find_blocks, selection_block
@@ -75,34 +75,54 @@ class CellboxProtocol(LanguageServerProtocol):
         REQUEST_WORK_DONE_TOKEN.set(params.work_done_token)
         return (yield from super().lsp_workspace__execute_command(params))
 
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any):
+        server: CellboxServer = self._server  # type: ignore[assignment]
+        if server.hang_up is None:
+            # A stdio daemon: pygls ends the process.
+            return (yield from super().lsp_exit(*args))
+        # One client of a shared daemon leaves; pygls's own exit would end
+        # the process, and with it every other client's runs.
+        server.hang_up()
+
 
 class CellboxServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, pool: SandboxPool | None = None, hang_up: Callable[[], None] | None = None) -> None:
+        """pool: the sandboxes, when a daemon shares them among clients (else
+        this server owns its own and stops them at shutdown); hang_up: closes
+        this client's connection to a shared daemon."""
         super().__init__("cellbox", __version__, protocol_cls=CellboxProtocol)
-        self.manager = SandboxManager(DockerBackend())
+        self.owns_pool = pool is None
+        self.manager = SandboxManager(pool or SandboxPool(DockerBackend()))
+        self.hang_up = hang_up
         self.results = DocumentResults()
         self._shut_down = False
 
     async def shutdown_sandboxes(self) -> None:
-        if not self._shut_down:
-            self._shut_down = True
-            await self.manager.shutdown()
+        """The client is done: stop its sandboxes, or, on a shared daemon, its runs."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.owns_pool:
+            await self.manager.pool.shutdown()
+        else:
+            self.manager.cancel_all()
 
     # ------------------------------------------------------------ documents
 
     def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
         """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
-        ways = [name for name in ("position", "range", "all") if getattr(params, name)]
+        ways = [name for name in ("position", "range", "block", "all") if getattr(params, name) not in (None, False)]
         if params.blocks is not None:
             if params.uri is not None or ways:
-                raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, all")
+                raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, block, all")
             if not params.blocks:
                 raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
             return None, []
         if params.uri is None:
-            raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range or all")
+            raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range, block or all")
         if len(ways) != 1:
-            raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, all")
+            raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, block, all")
         try:
             document = self.workspace.get_text_document(params.uri)
             text = document.source
@@ -113,6 +133,11 @@ class CellboxServer(LanguageServer):
             if not blocks:
                 raise InvalidParams(f"uri: {params.uri} has no runnable block")
             return document, blocks
+        if params.block is not None:
+            if not 1 <= params.block <= len(blocks):
+                have = f"blocks 1 to {len(blocks)}" if blocks else "no runnable block"
+                raise InvalidParams(f"block: {params.uri} has {have}; got {params.block}")
+            return document, [blocks[params.block - 1]]
         if params.position is not None:
             line = params.position.line
             for block in blocks:
@@ -296,8 +321,8 @@ def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
     return handler
 
 
-def build_server() -> CellboxServer:
-    server = CellboxServer()
+def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | None = None) -> CellboxServer:
+    server = CellboxServer(pool, hang_up)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: CellboxServer, params: types.InitializeParams) -> None:

@@ -56,7 +56,7 @@ class Range:
 @attrs.define
 class ExecuteParams:
     """Argument of ``cellbox.execute``: either ``blocks``, or ``uri`` with one
-    of ``position``, ``range`` or ``all``."""
+    of ``position``, ``range``, ``block`` or ``all``."""
 
     blocks: list[BlockParams] | None = None
     """Blocks to run in order; the run stops at the first non-zero exit."""
@@ -66,6 +66,8 @@ class ExecuteParams:
     """Run the block under this position of ``uri``."""
     range: Range | None = None
     """Run the selected lines of ``uri`` as one block, in the document's language."""
+    block: int | None = None
+    """Run the Nth runnable block of ``uri``, counting from 1."""
     all: bool = False
     """Run every runnable block of ``uri`` in order."""
     workspace: str | None = None

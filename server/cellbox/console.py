@@ -1,0 +1,129 @@
+"""What `cellbox run` and `cellbox exec` show on a terminal: each block's
+output as it streams (stdout to stdout, stderr to stderr), a header and a
+one-line summary per block on stderr, and on a TTY a spinner with the elapsed
+time while a block runs. Everything here is presentation; the run itself is
+the server's."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+MARKS = {"ok": "✓", "timeout": "⏱", "cancelled": "⊘", "not_executed": "·"}
+
+
+def lines_of(range_: dict | None) -> str:
+    """`lines 8-10` for a range whose end is exclusive at character 0."""
+    if not range_:
+        return ""
+    first = range_["start"]["line"] + 1
+    end = range_["end"]
+    last = end["line"] if end["character"] == 0 and end["line"] >= first else end["line"] + 1
+    return f"line {first}" if last <= first else f"lines {first}-{last}"
+
+
+def exit_code_of(result: dict) -> int:
+    """The first failing block's exit code; 0 when every block passed."""
+    for block in result["blocks"]:
+        if block["exitCode"] != 0:
+            return block["exitCode"]
+        if block["status"] not in ("ok", "not_executed"):
+            return 1
+    return 0
+
+
+class RunDisplay:
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, live: bool | None = None) -> None:
+        self.out = out
+        self.err = err
+        self.live = err.isatty() if live is None else live
+        """Whether to draw the spinner: only on a terminal; plain lines in logs and pipes."""
+        self._at_line_start = True
+        self._spinner_shown = False
+        self._block: str | None = None
+        self._block_started = 0.0
+        self._frame = 0
+
+    # ---------------------------------------------------------- notifications
+
+    def block_started(self, params: dict) -> None:
+        where = lines_of(params.get("range"))
+        self._block = f"block {params['blockIndex'] + 1}"
+        self._block_started = time.monotonic()
+        self._note(f"▶ {self._block} · {params['language']}" + (f" · {where}" if where else ""))
+
+    def output(self, params: dict) -> None:
+        self._erase_spinner()
+        stream = self.err if params["stream"] == "stderr" else self.out
+        text = params["text"]
+        stream.write(text)
+        stream.flush()
+        self._at_line_start = text.endswith("\n")
+
+    def tick(self) -> None:
+        """Redraw the spinner (every 0.1 s on a TTY), only on a line of its own."""
+        if not self.live or self._block is None or not self._at_line_start:
+            return
+        self._frame = (self._frame + 1) % len(SPINNER)
+        elapsed = time.monotonic() - self._block_started
+        self.err.write(f"\r\x1b[K{SPINNER[self._frame]} {self._block} · {elapsed:.1f} s")
+        self.err.flush()
+        self._spinner_shown = True
+
+    def note(self, text: str) -> None:
+        self._note(text)
+
+    # ---------------------------------------------------------------- results
+
+    def summary(self, result: dict) -> None:
+        self._block = None
+        for index, block in enumerate(result["blocks"]):
+            self._note(summary_line(index, block))
+
+    def _note(self, text: str) -> None:
+        self._erase_spinner()
+        if not self._at_line_start:
+            self.err.write("\n")  # output without a final newline: our line starts afresh
+            self._at_line_start = True
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def _erase_spinner(self) -> None:
+        if self._spinner_shown:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+            self._spinner_shown = False
+
+
+def summary_line(index: int, block: dict) -> str:
+    status = block["status"]
+    mark = MARKS.get(status, "✗")
+    seconds = block["durationMs"] / 1000
+    where = lines_of(block.get("range"))
+    name = f"block {index + 1}" + (f" ({where})" if where else "")
+    if status == "ok":
+        detail = f"exit 0 · {seconds:.2f} s"
+    elif status == "timeout":
+        detail = f"timed out after {seconds:.1f} s (exit {block['exitCode']})"
+    elif status == "not_executed":
+        detail = "saved, not run" if block["executed"] is False and block["exitCode"] == 0 else f"refused (exit {block['exitCode']})"
+    else:
+        detail = f"{status} · exit {block['exitCode']} · {seconds:.2f} s"
+    if block["truncated"]:
+        detail += " · output truncated"
+    return f"{mark} {name} · {detail}"
+
+
+def status_lines(result: dict) -> list[str]:
+    rows = result["sandboxes"]
+    if not rows:
+        return ["no sandbox"]
+    return [f"{row['workspace']}  {row['state']}  {row['container']}  {row['image']}" for row in rows]
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -1,0 +1,366 @@
+"""The per-project daemon: one long-running cellbox process per workspace,
+reached over a Unix socket, so that an editor, a CLI run and a git hook share
+the project's one sandbox container.
+
+Where it lives: a runtime folder of the user (``$XDG_RUNTIME_DIR/cellbox``,
+else ``/tmp/cellbox-UID``), mode 0700, never inside the project tree. Each
+project gets ``NAME-HASH.sock`` (mode 0600), ``.pid``, ``.log`` and ``.lock``
+there, keyed by the project's resolved path.
+
+Each connection is a full LSP session with its own pygls server (documents,
+lenses, runs, notifications go to that client only); the sandboxes are one
+SandboxPool for all of them. When a client hangs up its runs are cancelled.
+With no client and no run for ``idle_timeout`` seconds the daemon stops its
+containers and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import logging.handlers
+import os
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import attrs
+
+from cellbox.errors import CellboxError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE_TIMEOUT = 30 * 60
+PROJECT_MARKERS = ("cellbox.toml", "pyproject.toml", ".git")
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
+
+
+class DaemonError(CellboxError):
+    """The daemon could not be started, reached or stopped."""
+
+
+def project_root(start: Path) -> Path:
+    """The project a path belongs to: the nearest folder, from `start` up,
+    holding cellbox.toml, pyproject.toml or .git; else `start`'s own folder.
+    Editor clients find their root the same way, so they share the daemon."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
+def runtime_folder() -> Path:
+    """The user's private folder for sockets and pid files, made if missing.
+
+    Refuses a folder another user owns or others can open: whoever controls
+    it could stand in for the daemon."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(base) / "cellbox" if base else Path(f"/tmp/cellbox-{os.getuid()}")
+    try:
+        folder.mkdir(mode=0o700, parents=bool(base), exist_ok=True)
+    except OSError as exc:
+        raise DaemonError(f"cannot make the runtime folder {folder}: {exc.strerror}") from None
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise DaemonError(f"{folder} is not a folder of this user; remove it or set XDG_RUNTIME_DIR")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return folder
+
+
+@attrs.frozen
+class DaemonPaths:
+    workspace: Path
+    socket: Path
+    pid: Path
+    log: Path
+    lock: Path
+
+    @classmethod
+    def of(cls, workspace: Path) -> DaemonPaths:
+        workspace = workspace.resolve()
+        digest = hashlib.sha256(os.fsencode(workspace)).hexdigest()[:12]
+        # A readable name for people listing the folder; the digest keeps it
+        # unique, and short enough for sun_path's 108 bytes.
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", workspace.name)[:24] or "root"
+        stem = runtime_folder() / f"{name}-{digest}"
+        return cls(
+            workspace=workspace,
+            socket=stem.with_suffix(".sock"),
+            pid=stem.with_suffix(".pid"),
+            log=stem.with_suffix(".log"),
+            lock=stem.with_suffix(".lock"),
+        )
+
+
+@attrs.frozen
+class DaemonStatus:
+    workspace: str
+    running: bool
+    pid: int | None
+    socket: str
+    log: str
+
+
+def answers(socket_path: Path) -> bool:
+    """Whether a daemon listens on the socket (a file left by a killed one does not)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(2.0)
+        probe.connect(str(socket_path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_daemon(pid: int) -> bool:
+    """Guards against a pid file outliving its daemon and the pid being reused."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"cellbox" in b" ".join(cmdline) and b"daemon" in cmdline
+
+
+def status(workspace: Path) -> DaemonStatus:
+    paths = DaemonPaths.of(workspace)
+    running = answers(paths.socket)
+    pid = _read_pid(paths.pid) if running else None
+    return DaemonStatus(str(paths.workspace), running, pid, str(paths.socket), str(paths.log))
+
+
+@contextlib.contextmanager
+def _start_lock(paths: DaemonPaths):
+    """Serialises starts of one project's daemon: two `start`s at once give one daemon."""
+    with open(paths.lock, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def start(workspace: Path, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> tuple[DaemonStatus, bool]:
+    """The project's daemon, started if none answers; and whether this call started it."""
+    paths = DaemonPaths.of(workspace)
+    if not paths.workspace.is_dir():
+        raise DaemonError(f"{paths.workspace} is not an existing folder")
+    with _start_lock(paths):
+        if answers(paths.socket):
+            return status(paths.workspace), False
+        with open(paths.log, "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cellbox", "daemon", "run", str(paths.workspace),
+                 "--idle-timeout", f"{idle_timeout:g}"],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                cwd="/", start_new_session=True,  # the terminal's Ctrl-C is not for it
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not answers(paths.socket):
+            if process.poll() is not None:
+                raise DaemonError(
+                    f"the daemon for {paths.workspace} exited at start (code {process.returncode}); "
+                    f"its log {paths.log} ends with:\n{_tail(paths.log)}"
+                )
+            if time.monotonic() > deadline:
+                process.kill()
+                raise DaemonError(f"the daemon for {paths.workspace} did not listen within {START_TIMEOUT:g} s; see {paths.log}")
+            time.sleep(0.02)
+        return status(paths.workspace), True
+
+
+def stop(workspace: Path) -> int | None:
+    """Stops the project's daemon (which stops its containers); the pid it had, or None if none ran."""
+    paths = DaemonPaths.of(workspace)
+    pid = _read_pid(paths.pid)
+    if pid is None or not _is_our_daemon(pid):
+        if paths.socket.exists() and not answers(paths.socket):
+            paths.socket.unlink(missing_ok=True)  # left by a killed daemon
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _is_our_daemon(pid):
+        if time.monotonic() > deadline:
+            raise DaemonError(f"the daemon (pid {pid}) did not stop within {STOP_TIMEOUT:g} s; see {paths.log}")
+        time.sleep(0.02)
+    return pid
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- the daemon
+
+
+def run(workspace: Path, idle_timeout: float) -> None:
+    """The daemon process itself (`cellbox daemon run`, started by `start`)."""
+    paths = DaemonPaths.of(workspace)
+    handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=1 << 20, backupCount=1)
+    handler.setFormatter(logging.Formatter("%(asctime)s cellbox %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    # Anything printed from here on belongs in the log, not on a terminal.
+    sys.stdout.flush()
+    try:
+        asyncio.run(_serve(paths, idle_timeout))
+    except DaemonError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
+    from pygls.io_ import run_async
+
+    from cellbox.backend import DockerBackend
+    from cellbox.manager import SandboxPool
+    from cellbox.server import build_server
+    from cellbox.stdio_server import StreamReaderAdapter
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # outlive the terminal that started it
+
+    pool = SandboxPool(DockerBackend())
+    clients: set[asyncio.StreamWriter] = set()
+    sessions: set = set()
+
+    async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer_uid = _peer_uid(writer)
+        if peer_uid not in (os.getuid(), 0):
+            log.warning("refused a connection from uid %s", peer_uid)
+            writer.close()
+            return
+        stop_reading = threading.Event()
+
+        def hang_up() -> None:
+            stop_reading.set()
+            writer.close()
+
+        server = build_server(pool, hang_up)
+        server._stop_event = stop_reading
+        server.protocol.set_writer(writer)
+        clients.add(writer)
+        sessions.add(server)
+        log.debug("client connected (%d now)", len(clients))
+        try:
+            await run_async(
+                stop_event=stop_reading,
+                reader=StreamReaderAdapter(reader),
+                protocol=server.protocol,
+                logger=logging.getLogger("pygls.io"),
+                error_handler=server.report_server_error,
+            )
+        except (ConnectionError, OSError) as exc:
+            log.info("client connection lost: %s", exc)
+        finally:
+            await server.shutdown_sandboxes()  # cancels this client's runs only
+            clients.discard(writer)
+            sessions.discard(server)
+            pool.last_activity = time.monotonic()
+            with contextlib.suppress(Exception):
+                writer.close()
+            log.debug("client left (%d now)", len(clients))
+
+    listener = await _listen(paths, serve_client)
+    _write_pid(paths.pid)
+    log.info("serving %s on %s (pid %d, idle shutdown %s)", paths.workspace, paths.socket, os.getpid(),
+             f"after {idle_timeout:g} s" if idle_timeout > 0 else "off")
+    try:
+        await _wait_until_stopped(stopping, idle_timeout, pool, clients)
+    finally:
+        listener.close()
+        # Take the name off first, so a `start` racing with this exit starts a new daemon.
+        with contextlib.suppress(OSError):
+            if _read_pid(paths.pid) == os.getpid():
+                paths.socket.unlink(missing_ok=True)
+                paths.pid.unlink(missing_ok=True)
+        for server in list(sessions):
+            server.manager.cancel_all()
+        for writer in list(clients):
+            writer.close()
+        await pool.shutdown()
+        pool.backend.close()
+        log.info("stopped")
+
+
+async def _wait_until_stopped(stopping: asyncio.Event, idle_timeout: float, pool, clients: set) -> None:
+    tick = max(0.2, min(idle_timeout / 4, 30.0)) if idle_timeout > 0 else None
+    while True:
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=tick)
+            log.info("asked to stop")
+            return
+        except TimeoutError:
+            pass
+        idle_for = time.monotonic() - pool.last_activity
+        if not clients and pool.active_runs == 0 and idle_for >= idle_timeout:
+            log.info("idle for %.0f s with no client and no run: stopping", idle_for)
+            return
+
+
+async def _listen(paths: DaemonPaths, serve_client) -> asyncio.AbstractServer:
+    if paths.socket.exists() or paths.socket.is_symlink():
+        if answers(paths.socket):
+            raise DaemonError(f"a daemon already serves {paths.workspace} on {paths.socket}")
+        log.info("removing the stale socket %s (its daemon is gone)", paths.socket)
+        paths.socket.unlink()
+    # Bind under a umask that makes the socket 0600 from its first moment;
+    # connecting to a Unix socket needs write permission on it.
+    old_umask = os.umask(0o177)
+    try:
+        listener = await asyncio.start_unix_server(serve_client, path=str(paths.socket), limit=1 << 20)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise DaemonError(f"{paths.socket} is in use by another process") from None
+        raise
+    finally:
+        os.umask(old_umask)
+    os.chmod(paths.socket, 0o600)
+    return listener
+
+
+def _write_pid(path: Path) -> None:
+    partial = path.with_suffix(".pid.partial")
+    partial.write_text(f"{os.getpid()}\n")
+    partial.replace(path)
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The uid of the process at the other end (SO_PEERCRED): the socket's
+    mode already keeps other users out; this is the second lock."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
