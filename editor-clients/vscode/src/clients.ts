@@ -1,0 +1,155 @@
+// Owns the language clients: one `cellbox serve` per workspace folder, started
+// when a document of that folder opens or a command needs it, stopped with
+// the folder. Everything sent to a server goes through here.
+import * as vscode from 'vscode';
+import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature, DynamicFeature } from 'vscode-languageclient/node';
+import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
+import { BLOCK_STARTED_NOTIFICATION, BlockStartedNotification, EXECUTE, OUTPUT_NOTIFICATION, OutputNotification } from './protocol';
+import { serverCommandFor } from './serverCommand';
+
+export const LANGUAGES = ['markdown', 'python', 'shellscript'];
+
+export interface ServerEvents {
+    output(params: OutputNotification): void;
+    blockStarted(params: BlockStartedNotification): void;
+}
+
+class FolderClient extends LanguageClient {
+    // The built-in feature would register each server command (cellbox.execute, …)
+    // as a VS Code command, once per folder's client: the second registration
+    // of the same id fails. This extension sends the commands itself, to the
+    // server of the right folder, and the lenses point at its own command.
+    override registerFeature(feature: StaticFeature | DynamicFeature<any>): void {
+        if (feature instanceof ExecuteCommandFeature) {
+            return;
+        }
+        super.registerFeature(feature);
+    }
+}
+
+export class Clients implements vscode.Disposable {
+    /** Keyed by folder URI; the promise is stored before the slow start so two callers never start two servers. */
+    private readonly clients = new Map<string, Promise<LanguageClient | undefined>>();
+    private readonly subscriptions: vscode.Disposable[] = [];
+
+    constructor(
+        private readonly serverLog: vscode.OutputChannel,
+        private readonly events: ServerEvents,
+        /** The command the server's "▶ Run" lenses are pointed at instead of cellbox.execute. */
+        private readonly lensCommand: string,
+    ) {
+        this.subscriptions.push(
+            vscode.workspace.onDidOpenTextDocument((document) => this.startFor(document)),
+            vscode.workspace.onDidChangeWorkspaceFolders((change) => {
+                for (const folder of change.removed) {
+                    void this.stop(folder);
+                }
+            }),
+            vscode.workspace.onDidChangeConfiguration(async (change) => {
+                if (change.affectsConfiguration('cellbox.serverCommand')) {
+                    await this.stopAll();
+                    vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
+                }
+            }),
+        );
+        vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
+    }
+
+    /** The folder's client, started on first use; undefined when its server cannot start (the user is told why). */
+    clientFor(folder: vscode.WorkspaceFolder): Promise<LanguageClient | undefined> {
+        const key = folder.uri.toString();
+        let client = this.clients.get(key);
+        if (client === undefined) {
+            client = this.start(folder);
+            this.clients.set(key, client);
+        }
+        return client;
+    }
+
+    /** A server command with its one argument object, sent to the folder's server. */
+    async send<T>(folder: vscode.WorkspaceFolder, command: string, argument: object): Promise<T | undefined> {
+        const client = await this.clientFor(folder);
+        if (client === undefined) {
+            return undefined;
+        }
+        return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [argument] }) as Promise<T>;
+    }
+
+    async stopAll(): Promise<void> {
+        const folders = [...this.clients.keys()];
+        await Promise.all(folders.map((key) => this.stopKey(key)));
+    }
+
+    dispose(): void {
+        this.subscriptions.forEach((s) => s.dispose());
+    }
+
+    private startFor(document: vscode.TextDocument): void {
+        if (document.uri.scheme !== 'file' || !LANGUAGES.includes(document.languageId)) {
+            return;
+        }
+        const folder = vscode.workspace.getWorkspaceFolder(document.uri);
+        if (folder !== undefined) {
+            void this.clientFor(folder);
+        }
+    }
+
+    private async start(folder: vscode.WorkspaceFolder): Promise<LanguageClient | undefined> {
+        const command = serverCommandFor(folder);
+        if (command === undefined) {
+            void vscode.window.showErrorMessage(
+                `cellbox: no cellbox command found for ${folder.name}: install cellbox in the folder's .venv or on PATH, or set cellbox.serverCommand.`,
+            );
+            return undefined;
+        }
+        const options: LanguageClientOptions = {
+            documentSelector: LANGUAGES.map((language) => ({ scheme: 'file', language, pattern: `${folder.uri.fsPath}/**/*` })),
+            workspaceFolder: folder,
+            outputChannel: this.serverLog,
+            middleware: {
+                provideCodeLenses: async (document, token, next) => {
+                    const lenses = await next(document, token);
+                    for (const lens of lenses ?? []) {
+                        if (lens.command?.command === EXECUTE) {
+                            lens.command = { ...lens.command, command: this.lensCommand };
+                        }
+                    }
+                    return lenses;
+                },
+            },
+        };
+        const client = new FolderClient(
+            'cellbox',
+            `cellbox (${folder.name})`,
+            { command: command.command, args: command.args, options: { cwd: folder.uri.fsPath } },
+            options,
+        );
+        client.onNotification(OUTPUT_NOTIFICATION, (params: OutputNotification) => this.events.output(params));
+        client.onNotification(BLOCK_STARTED_NOTIFICATION, (params: BlockStartedNotification) => this.events.blockStarted(params));
+        try {
+            await client.start();
+            return client;
+        } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            void vscode.window.showErrorMessage(
+                `cellbox: the server for ${folder.name} did not start (${[command.command, ...command.args].join(' ')}): ${reason}`,
+            );
+            // Forget it, so that the next document or command tries again.
+            this.clients.delete(folder.uri.toString());
+            return undefined;
+        }
+    }
+
+    private async stop(folder: vscode.WorkspaceFolder): Promise<void> {
+        await this.stopKey(folder.uri.toString());
+    }
+
+    private async stopKey(key: string): Promise<void> {
+        const client = this.clients.get(key);
+        this.clients.delete(key);
+        const started = await client;
+        if (started?.isRunning()) {
+            await started.stop();
+        }
+    }
+}

@@ -1,0 +1,48 @@
+// cellbox for VS Code: wires the language clients (one `cellbox serve` per
+// workspace folder), the runs, their inline display, the output channel and
+// the status bar together. The server finds blocks, maps errors and makes the
+// lenses; this extension only shows what it sends.
+import * as vscode from 'vscode';
+import { Clients } from './clients';
+import { RUN_FROM_LENS, registerCommands } from './commands';
+import { InlineResults } from './inlineResults';
+import { RunLog } from './runLog';
+import { Runs } from './runs';
+import { SandboxStatus } from './sandboxStatus';
+
+/** What the extension shows, read back by its tests (a user sees the same). */
+export interface CellboxApi {
+    decorations(uri: vscode.Uri): Record<number, string>;
+    hover(uri: vscode.Uri, line: number): string | undefined;
+    statusBarText(): string;
+    outputText(): string;
+}
+
+let clients: Clients | undefined;
+
+export function activate(context: vscode.ExtensionContext): CellboxApi {
+    const serverLog = vscode.window.createOutputChannel('cellbox server');
+    const log = new RunLog();
+    const display = new InlineResults();
+    let runs: Runs | undefined;
+    clients = new Clients(
+        serverLog,
+        { output: (params) => runs?.output(params), blockStarted: (params) => runs?.blockStarted(params) },
+        RUN_FROM_LENS,
+    );
+    const status = new SandboxStatus(clients);
+    runs = new Runs(clients, display, log, status);
+    context.subscriptions.push(serverLog, log, display, clients, status, runs, ...registerCommands(clients, runs, log, status));
+    void status.refresh();
+    return {
+        decorations: (uri) => display.textsOf(uri),
+        hover: (uri, line) => display.hoverAt(uri, line),
+        statusBarText: () => status.text(),
+        outputText: () => log.text(),
+    };
+}
+
+/** Stop the servers, which stop the sandboxes they started. */
+export async function deactivate(): Promise<void> {
+    await clients?.stopAll();
+}

@@ -1,0 +1,82 @@
+// The shapes of what cellbox's server sends and takes (its README's "Protocol"
+// section), as far as this client reads them. Names are the server's.
+
+export const EXECUTE = 'cellbox.execute';
+export const CANCEL = 'cellbox.cancel';
+export const RESTART = 'cellbox.restart';
+export const STOP = 'cellbox.stop';
+export const STATUS = 'cellbox.status';
+export const OUTPUT_NOTIFICATION = 'cellbox/output';
+export const BLOCK_STARTED_NOTIFICATION = 'cellbox/blockStarted';
+
+export interface Position {
+    line: number;
+    character: number;
+}
+
+export interface Range {
+    start: Position;
+    /** Exclusive: a block ending with line 8 has end {line: 9, character: 0}. */
+    end: Position;
+}
+
+/** A document-aware execute: `uri` and exactly one of position, range, all. */
+export interface ExecuteArgument {
+    uri: string;
+    position?: Position;
+    range?: Range;
+    all?: boolean;
+    runId?: string;
+}
+
+export type BlockStatus = 'ok' | 'error' | 'timeout' | 'oom' | 'output_limit' | 'not_executed' | 'cancelled';
+
+export interface BlockResult {
+    language: string;
+    exitCode: number;
+    output: string;
+    durationMs: number;
+    status: BlockStatus;
+    truncated: boolean;
+    /** Where the block is in the document; null for blocks given as text. */
+    range: Range | null;
+}
+
+export interface ExecuteResult {
+    exitCode: number;
+    status: BlockStatus;
+    durationMs: number;
+    blocks: BlockResult[];
+    runId?: string;
+}
+
+export interface OutputNotification {
+    runId: string;
+    blockIndex: number;
+    stream: 'stdout' | 'stderr';
+    text: string;
+}
+
+export interface BlockStartedNotification {
+    runId: string;
+    blockIndex: number;
+    language: string;
+    range: Range | null;
+}
+
+export interface SandboxInfo {
+    workspace: string;
+    container: string;
+    state: string;
+    image: string;
+}
+
+export interface StatusResult {
+    sandboxes: SandboxInfo[];
+}
+
+/** The last line of a block's range, where its inline result goes. */
+export function lastLineOf(range: Range): number {
+    const endsAtLineStart = range.end.character === 0 && range.end.line > range.start.line;
+    return endsAtLineStart ? range.end.line - 1 : range.end.line;
+}

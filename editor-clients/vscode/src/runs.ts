@@ -1,0 +1,99 @@
+// Owns the runs in flight: each gets a runId of ours, so that Cancel can name
+// it and the server's notifications for it reach its document's display.
+import * as vscode from 'vscode';
+import { Clients } from './clients';
+import { InlineResults } from './inlineResults';
+import {
+    BlockStartedNotification,
+    CANCEL,
+    EXECUTE,
+    ExecuteArgument,
+    ExecuteResult,
+    OutputNotification,
+} from './protocol';
+import { RunLog } from './runLog';
+import { SandboxStatus } from './sandboxStatus';
+
+interface Run {
+    uri: vscode.Uri;
+    folder: vscode.WorkspaceFolder;
+}
+
+export class Runs implements vscode.Disposable {
+    private readonly active = new Map<string, Run>();
+    private count = 0;
+    private readonly changed = new vscode.EventEmitter<void>();
+    /** Fires when a run starts or ends. */
+    readonly onDidChange = this.changed.event;
+
+    constructor(
+        private readonly clients: Clients,
+        private readonly display: InlineResults,
+        private readonly log: RunLog,
+        private readonly status: SandboxStatus,
+    ) {}
+
+    /** Run blocks of a document; the result, or undefined when the run could not happen (the user is told why). */
+    async execute(argument: ExecuteArgument, what: string): Promise<ExecuteResult | undefined> {
+        const uri = vscode.Uri.parse(argument.uri);
+        const folder = vscode.workspace.getWorkspaceFolder(uri);
+        if (folder === undefined) {
+            void vscode.window.showErrorMessage('cellbox: only files inside an open workspace folder can run (its sandbox is that folder\'s).');
+            return undefined;
+        }
+        // Our own id, unique in this window: the server's lenses send none.
+        const runId = `vscode-${process.pid}-${++this.count}`;
+        this.active.set(runId, { uri, folder });
+        this.changed.fire();
+        this.log.runStarted(runId, uri, what);
+        try {
+            const result = await this.clients.send<ExecuteResult>(folder, EXECUTE, { ...argument, runId });
+            if (result === undefined) {
+                return undefined;
+            }
+            result.blocks.forEach((block, index) => this.display.blockFinished(uri, runId, index, block));
+            this.log.runFinished(result);
+            return result;
+        } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            this.log.runFailed(message);
+            void vscode.window.showErrorMessage(`cellbox: ${message}`);
+            return undefined;
+        } finally {
+            this.active.delete(runId);
+            this.display.runEnded(runId);
+            this.changed.fire();
+            void this.status.refresh(folder);
+        }
+    }
+
+    /** Cancel the runs of `folder` (all runs when undefined); how many the server knew. */
+    async cancel(folder?: vscode.WorkspaceFolder): Promise<number> {
+        const mine = [...this.active].filter(([, run]) => folder === undefined || run.folder.uri.toString() === folder.uri.toString());
+        const answers = await Promise.all(
+            mine.map(([runId, run]) => this.clients.send<{ cancelled: boolean }>(run.folder, CANCEL, { runId }).catch(() => undefined)),
+        );
+        return answers.filter((answer) => answer?.cancelled).length;
+    }
+
+    isRunning(): boolean {
+        return this.active.size > 0;
+    }
+
+    blockStarted(params: BlockStartedNotification): void {
+        const run = this.active.get(params.runId);
+        this.log.blockStarted(run?.uri, params);
+        if (run !== undefined && params.range !== null) {
+            this.display.blockStarted(run.uri, params.runId, params.blockIndex, params.range);
+        }
+    }
+
+    output(params: OutputNotification): void {
+        this.log.output(params.text);
+        this.display.output(params.runId, params.blockIndex, params.text);
+    }
+
+    dispose(): void {
+        this.changed.dispose();
+    }
+}
