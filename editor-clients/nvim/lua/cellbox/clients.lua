@@ -1,0 +1,211 @@
+--- One `cellbox serve` per workspace root, and the buffers attached to it.
+--- Finds a buffer's root, starts the root's server on first need, sends
+--- cellbox commands once the server has answered `initialize`, and routes
+--- the server's own notifications (output, block started) to runs.lua.
+local compat = require("cellbox.compat")
+local config = require("cellbox.config")
+
+local api = vim.api
+local M = {}
+
+local client_of_root = {} -- root -> client id
+local root_of_client = {} -- client id -> root
+local ready = {} -- client id -> true once `initialize` has been answered
+local waiting = {} -- client id -> callbacks to call once ready
+local buffers_of_client = {} -- client id -> { [bufnr] = true }
+
+local augroup = api.nvim_create_augroup("cellbox_buffers", { clear = true })
+
+-- LSP language ids the server knows for Neovim's filetypes (its own list:
+-- markdown, quarto, python, shellscript); other filetypes are sent as they are.
+local LANGUAGE_IDS = { sh = "shellscript", bash = "shellscript" }
+
+--- The workspace root of a file: the nearest folder, going up from the
+--- file's own, holding one of the root markers; else the file's folder.
+function M.root_of(path)
+  local folder = vim.fn.fnamemodify(path, ":p:h")
+  local dir = folder
+  while true do
+    for _, marker in ipairs(config.options.root_markers) do
+      if compat.uv.fs_stat(dir .. "/" .. marker) then
+        return compat.uv.fs_realpath(dir) or dir
+      end
+    end
+    local parent = vim.fn.fnamemodify(dir, ":h")
+    if parent == dir then
+      return compat.uv.fs_realpath(folder) or folder
+    end
+    dir = parent
+  end
+end
+
+--- Handlers for what the server sends besides standard LSP.
+local function handlers()
+  local runs = function()
+    return require("cellbox.runs")
+  end
+  local table_ = {
+    ["cellbox/output"] = function(_, params)
+      runs().on_output(params)
+    end,
+    ["cellbox/blockStarted"] = function(_, params)
+      runs().on_block_started(params)
+    end,
+  }
+  if not compat.handles_lens_refresh() then
+    -- Neovim 0.7: the server asks for fresh lenses after a run (an outcome
+    -- lens such as "✓ 0.12 s" appears); a request needs an answer: null.
+    table_["workspace/codeLens/refresh"] = function(_, _, ctx)
+      for bufnr in pairs(buffers_of_client[ctx.client_id] or {}) do
+        compat.refresh_lenses(bufnr)
+      end
+      return vim.NIL
+    end
+  end
+  return table_
+end
+
+local function forget(client_id)
+  local root = root_of_client[client_id]
+  if root and client_of_root[root] == client_id then
+    client_of_root[root] = nil
+  end
+  root_of_client[client_id] = nil
+  ready[client_id] = nil
+  waiting[client_id] = nil
+  buffers_of_client[client_id] = nil
+end
+
+local function server_config(root)
+  local options = config.options
+  return {
+    name = "cellbox",
+    cmd = options.cmd,
+    root_dir = root,
+    workspace_folders = { { uri = vim.uri_from_fname(root), name = root } },
+    init_options = options.init_options,
+    capabilities = compat.capabilities(),
+    handlers = handlers(),
+    -- A "▶ Run" lens runs through the plugin, so the run is drawn like any other.
+    commands = {
+      ["cellbox.execute"] = function(command, context)
+        require("cellbox.runs").run_lens(context.bufnr, command.arguments[1])
+      end,
+    },
+    get_language_id = function(_, filetype)
+      return LANGUAGE_IDS[filetype] or filetype
+    end,
+    on_init = function(client)
+      ready[client.id] = true
+      -- After this callback Neovim sends didOpen for the attached buffers;
+      -- commands queued meanwhile must follow it.
+      vim.schedule(function()
+        local queued = waiting[client.id] or {}
+        waiting[client.id] = nil
+        for _, callback in ipairs(queued) do
+          callback(client)
+        end
+      end)
+    end,
+    on_attach = function(_, bufnr)
+      compat.enable_lenses(bufnr, augroup)
+    end,
+    on_exit = function(code, signal, client_id)
+      -- Called from libuv, outside the main loop: no API calls here.
+      vim.schedule(function()
+        forget(client_id)
+        require("cellbox.runs").on_server_exit(client_id, code, signal)
+      end)
+    end,
+  }
+end
+
+local function file_of(bufnr)
+  local name = api.nvim_buf_get_name(bufnr)
+  if name == "" or vim.bo[bufnr].buftype ~= "" then
+    return nil
+  end
+  return name
+end
+
+--- Attach `bufnr` to its root's server, starting that server if needed.
+--- Returns the client id, or nil and why not.
+function M.attach(bufnr)
+  bufnr = bufnr == 0 and api.nvim_get_current_buf() or bufnr
+  local file = file_of(bufnr)
+  if not file then
+    return nil, "this buffer is not a file"
+  end
+  local root = M.root_of(file)
+  local client_id = client_of_root[root]
+  if client_id and vim.lsp.get_client_by_id(client_id) == nil and ready[client_id] then
+    forget(client_id) -- it has gone away
+    client_id = nil
+  end
+  if client_id then
+    vim.lsp.buf_attach_client(bufnr, client_id)
+  else
+    local message
+    client_id, message = compat.start_client(server_config(root), bufnr)
+    if not client_id then
+      return nil, ("could not start %s: %s"):format(table.concat(config.options.cmd, " "), message)
+    end
+    client_of_root[root] = client_id
+    root_of_client[client_id] = root
+  end
+  buffers_of_client[client_id] = buffers_of_client[client_id] or {}
+  buffers_of_client[client_id][bufnr] = true
+  return client_id
+end
+
+--- The client id and root of `bufnr`'s server, attaching it if needed.
+function M.of_buffer(bufnr)
+  local client_id, message = M.attach(bufnr)
+  if not client_id then
+    return nil, message
+  end
+  return client_id, root_of_client[client_id]
+end
+
+--- Call `callback(client)` once the client has been initialized.
+function M.when_ready(client_id, callback)
+  if ready[client_id] then
+    local client = vim.lsp.get_client_by_id(client_id)
+    if client then
+      callback(client)
+      return
+    end
+  end
+  waiting[client_id] = waiting[client_id] or {}
+  table.insert(waiting[client_id], callback)
+end
+
+--- Send a cellbox command for `bufnr`'s workspace; `on_answer(err, result)`.
+function M.command(bufnr, command, argument, on_answer)
+  local client_id, root_or_message = M.of_buffer(bufnr)
+  if not client_id then
+    on_answer({ message = root_or_message })
+    return
+  end
+  M.when_ready(client_id, function(client)
+    compat.request(client, "workspace/executeCommand", {
+      command = command,
+      arguments = { argument },
+    }, function(err, result)
+      on_answer(err, result)
+    end, bufnr)
+  end)
+  return client_id, root_or_message
+end
+
+--- Stop every server (used by tests and on reconfiguration).
+function M.stop_all()
+  for client_id in pairs(root_of_client) do
+    local client = vim.lsp.get_client_by_id(client_id)
+    if client then
+      compat.stop(client)
+    end
+  end
+end
+
+return M

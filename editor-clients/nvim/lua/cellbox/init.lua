@@ -1,0 +1,151 @@
+--- cellbox for Neovim: run a document's code blocks in the workspace's
+--- Docker sandbox through `cellbox serve`, and see their output under them.
+---
+--- This module is the public face: setup(), and one function per command.
+--- The server finds the blocks, runs them and maps errors to lines; the
+--- plugin only asks, and draws what it is told (see :help cellbox).
+local clients = require("cellbox.clients")
+local commands = require("cellbox.commands")
+local config = require("cellbox.config")
+local display = require("cellbox.display")
+local results = require("cellbox.results")
+local runs = require("cellbox.runs")
+
+local api = vim.api
+local M = {}
+
+local function notify(message, level)
+  vim.notify("cellbox: " .. message, level or vim.log.levels.INFO)
+end
+
+local function current_buffer()
+  return api.nvim_get_current_buf()
+end
+
+function M.setup(options)
+  config.set(options)
+  display.define_highlights()
+  -- A colour scheme clears highlight groups: define ours again after it.
+  api.nvim_create_autocmd("ColorScheme", {
+    group = api.nvim_create_augroup("cellbox_highlights", { clear = true }),
+    callback = display.define_highlights,
+  })
+  commands.define()
+  -- Attach buffers of the configured filetypes as they open, and those
+  -- already open (the plugin may be loaded late). Cleared each time, so
+  -- that calling setup() again does not attach twice.
+  api.nvim_create_autocmd("FileType", {
+    group = api.nvim_create_augroup("cellbox_filetypes", { clear = true }),
+    pattern = config.options.filetypes,
+    callback = function(event)
+      M.attach(event.buf)
+    end,
+  })
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(config.options.filetypes, vim.bo[bufnr].filetype) then
+      M.attach(bufnr)
+    end
+  end
+end
+
+--- Attach a buffer to its workspace's server (starting it if needed) and
+--- give it the mappings. Commands attach the current buffer themselves.
+function M.attach(bufnr)
+  local client_id, message = clients.attach(bufnr)
+  if not client_id then
+    notify(message, vim.log.levels.WARN)
+    return nil
+  end
+  commands.map_keys(bufnr)
+  return client_id
+end
+
+--- Run the block under the cursor.
+function M.run()
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  return runs.start(current_buffer(), { position = { line = row, character = 0 } }, { row = row })
+end
+
+--- Run lines `first`..`last` (1-based, inclusive) as one block.
+function M.run_lines(first, last)
+  local range = { start = { line = first - 1, character = 0 }, ["end"] = { line = last, character = 0 } }
+  return runs.start(current_buffer(), { range = range }, { row = last - 1 })
+end
+
+--- Run every block of the buffer, in order, stopping at the first failure.
+function M.run_all()
+  return runs.start(current_buffer(), { all = true }, { row = 0, above = true })
+end
+
+--- Cancel the buffer's latest run.
+function M.cancel()
+  runs.cancel(current_buffer())
+end
+
+local function sandbox_command(command, done_message)
+  local bufnr = current_buffer()
+  local client_id, root = clients.of_buffer(bufnr)
+  if not client_id then
+    notify(root, vim.log.levels.ERROR)
+    return
+  end
+  clients.command(bufnr, command, { workspace = root }, function(err, answer)
+    if err then
+      notify(err.message or tostring(err), vim.log.levels.ERROR)
+    else
+      notify(done_message(answer))
+    end
+  end)
+end
+
+--- Restart the workspace's sandbox (what runs in it is killed; files stay).
+function M.restart()
+  sandbox_command("cellbox.restart", function(answer)
+    return ("sandbox %s restarted: %s"):format(answer.container, answer.state)
+  end)
+end
+
+--- Stop the workspace's sandbox.
+function M.stop()
+  sandbox_command("cellbox.stop", function(answer)
+    return ("sandbox %s %s"):format(answer.container, answer.state)
+  end)
+end
+
+--- Show the sandboxes this buffer's server knows and their state.
+function M.status()
+  clients.command(current_buffer(), "cellbox.status", vim.empty_dict(), function(err, answer)
+    if err then
+      notify(err.message or tostring(err), vim.log.levels.ERROR)
+      return
+    end
+    local lines = {}
+    for _, sandbox in ipairs(answer.sandboxes or {}) do
+      table.insert(lines, ("%s  %s  %s  (%s)"):format(sandbox.state, sandbox.workspace, sandbox.container, sandbox.image))
+    end
+    if #lines == 0 then
+      lines = { "no sandbox" }
+    end
+    notify(table.concat(lines, "\n"))
+  end)
+end
+
+--- Remove the buffer's results from view.
+function M.clear()
+  results.clear(current_buffer())
+end
+
+--- Open the whole output of the block under the cursor (else of the last
+--- block that ran in this buffer) in a scratch split.
+function M.output()
+  local bufnr = current_buffer()
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  local result = results.at_row(bufnr, row) or results.latest(bufnr)
+  if not result then
+    notify("no output in this buffer yet")
+    return
+  end
+  return require("cellbox.full_output").open(result)
+end
+
+return M

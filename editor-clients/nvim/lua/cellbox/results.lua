@@ -1,0 +1,113 @@
+--- The results shown in each buffer, one per block that ran, placed where
+--- the server's `range` says the block is. A new result replaces the ones
+--- it overlaps (running a block again replaces its old result). Finds the
+--- result under a line for :CellboxOutput, and clears a buffer's results.
+local compat = require("cellbox.compat")
+local display = require("cellbox.display")
+local Output = require("cellbox.output")
+
+local api = vim.api
+local M = {}
+
+local by_buffer = {} -- bufnr -> list of results, oldest first
+
+-- A Markdown block's range ends before its closing fence; hanging the result
+-- below the fence keeps it out of the code. This is placement only: which
+-- lines make the block is the server's answer, never worked out here.
+local function below_closing_fence(bufnr, last_row)
+  local next_line = api.nvim_buf_get_lines(bufnr, last_row + 1, last_row + 2, false)[1]
+  if next_line and (next_line:match("^%s*```+%s*$") or next_line:match("^%s*~~~+%s*$")) then
+    return last_row + 1
+  end
+  return last_row
+end
+
+--- First and last row of an LSP range whose end is exclusive.
+local function rows_of(range)
+  local first = range.start.line
+  local last = range["end"].line
+  if range["end"].character == 0 and last > first then
+    last = last - 1
+  end
+  return first, math.max(first, last)
+end
+
+local function overlaps(a_first, a_last, b_first, b_last)
+  return a_first <= b_last and b_first <= a_last
+end
+
+function M.remove(result)
+  display.erase(result)
+  local list = by_buffer[result.bufnr] or {}
+  for i, each in ipairs(list) do
+    if each == result then
+      table.remove(list, i)
+      break
+    end
+  end
+end
+
+--- A new, running result for the block at `range` of `bufnr`.
+function M.open(bufnr, range, run_id, block_index)
+  local first, last = rows_of(range)
+  local anchor = below_closing_fence(bufnr, last)
+  for _, old in ipairs(vim.list_extend({}, by_buffer[bufnr] or {})) do
+    local old_first, old_anchor = display.rows(old)
+    if old_first == nil or overlaps(first, anchor, old_first, old_anchor) then
+      M.remove(old)
+    end
+  end
+  local result = {
+    bufnr = bufnr,
+    run_id = run_id,
+    block_index = block_index,
+    output = Output.new(),
+    status = nil, -- the server's result block, once it has ended
+    failure = nil, -- a message, when the run failed without a result
+    started = compat.uv.hrtime(),
+  }
+  display.place(result, first, anchor)
+  by_buffer[bufnr] = by_buffer[bufnr] or {}
+  table.insert(by_buffer[bufnr], result)
+  return result
+end
+
+--- A marker for a run that has not reached its first block yet (the server
+--- may be starting a container): at `row`, or above the first line.
+--- Not a result: it is dropped when the first block starts.
+function M.open_waiting(bufnr, row, above)
+  local marker = { bufnr = bufnr, started = compat.uv.hrtime(), above = above }
+  display.place(marker, row, row, above)
+  display.keep_ticking(marker)
+  return marker
+end
+
+--- The newest result whose block spans `row`, else nil.
+function M.at_row(bufnr, row)
+  local list = by_buffer[bufnr] or {}
+  for i = #list, 1, -1 do
+    local first, anchor = display.rows(list[i])
+    if first and first <= row and row <= anchor then
+      return list[i]
+    end
+  end
+  return nil
+end
+
+function M.latest(bufnr)
+  local list = by_buffer[bufnr] or {}
+  return list[#list]
+end
+
+function M.clear(bufnr)
+  for _, result in ipairs(by_buffer[bufnr] or {}) do
+    display.erase(result)
+  end
+  by_buffer[bufnr] = nil
+  if api.nvim_buf_is_valid(bufnr) then
+    api.nvim_buf_clear_namespace(bufnr, display.namespace, 0, -1)
+    api.nvim_buf_clear_namespace(bufnr, display.span_namespace, 0, -1)
+  end
+end
+
+return M
