@@ -1,0 +1,84 @@
+// Drives a real VS Code (code-server) in Debian's headless Chromium through
+// VS Code's extension-test protocol: opens the URL that names the extension
+// under development and its test module, relays the workbench's log, carries
+// out what the test asks of the browser (key presses, a screenshot), and exits
+// with the test's exit code.
+//
+//   node drive.js URL TEST_DIR SCREENSHOT_PATH [TIMEOUT_SECONDS]
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const [url, testDir, screenshotPath, timeoutSeconds = '900'] = process.argv.slice(2);
+const CHROMIUM_FLAGS = [
+    '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+async function main() {
+    const browser = await chromium.launch({
+        executablePath: process.env.CELLBOX_CHROMIUM || '/usr/bin/chromium',
+        headless: true,
+        args: CHROMIUM_FLAGS,
+    });
+    let exitCode;
+    try {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 960 } });
+        let code;
+        await page.exposeFunction('codeAutomationExit', (value) => { code = value; });
+        await page.exposeFunction('codeAutomationLog', (level, args) => {
+            console.log(`[workbench ${level}] ${Array.isArray(args) ? args.join(' ') : args}`);
+        });
+        page.on('console', (message) => {
+            const text = message.text();
+            if (text.includes('cellbox') || message.type() === 'error') {
+                console.log(`[console ${message.type()}] ${text}`);
+            }
+        });
+        page.on('pageerror', (error) => console.log(`[page error] ${error.message}`));
+        await page.goto(url);
+        const deadline = Date.now() + Number(timeoutSeconds) * 1000;
+        while (code === undefined) {
+            if (Date.now() > deadline) {
+                console.log('drive: the test did not finish in time');
+                await page.screenshot({ path: path.join(testDir, 'timeout.png') });
+                code = 124;
+                break;
+            }
+            await serveRequests(page);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        exitCode = code;
+    } finally {
+        await browser.close();
+    }
+    console.log(`drive: exit code ${exitCode}`);
+    process.exit(exitCode);
+}
+
+/** The test asks for things only the browser can do by writing request-ACTION; done-ACTION answers. */
+async function serveRequests(page) {
+    for (const name of fs.readdirSync(testDir)) {
+        if (!name.startsWith('request-')) {
+            continue;
+        }
+        const action = name.slice('request-'.length);
+        fs.unlinkSync(path.join(testDir, name));
+        if (action === 'shift-enter') {
+            await page.keyboard.press('Shift+Enter');
+        } else if (action === 'screenshot') {
+            // Let the decorations and lenses settle before the picture.
+            await page.waitForTimeout(1000);
+            await page.screenshot({ path: screenshotPath });
+        } else {
+            console.log(`drive: unknown request ${action}`);
+        }
+        console.log(`drive: did ${action}`);
+        fs.writeFileSync(path.join(testDir, `done-${action}`), '');
+    }
+}
+
+main().catch((error) => {
+    console.error(error);
+    process.exit(2);
+});

@@ -1,0 +1,194 @@
+// The editor-side test, run by VS Code's extension-test protocol inside a real
+// VS Code (code-server): it drives the extension the way a user would, through
+// its commands, and checks what a user would see. It writes what it saw to
+// $CELLBOX_VSCODE_TEST_DIR/facts.json for the pytest side to check too, and
+// asks the browser driver (drive.js) for key presses and a screenshot through
+// request-/done- files in that folder.
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const vscode = require('vscode');
+
+const testDir = process.env.CELLBOX_VSCODE_TEST_DIR;
+// A cold sandbox on a loaded 2-core machine can take a while; nothing here is a timing assertion.
+const LONG = 180_000;
+
+exports.run = async function run() {
+    const facts = { steps: [] };
+    let api;
+    try {
+        await scenario(facts, (found) => { api = found; });
+    } catch (error) {
+        facts.error = String(error && error.stack || error);
+        throw error;
+    } finally {
+        facts.output = api ? api.outputText() : undefined;
+        if (testDir) {
+            fs.writeFileSync(path.join(testDir, 'facts.json'), JSON.stringify(facts, null, 2));
+        }
+    }
+};
+
+async function scenario(facts, share) {
+    const step = (name) => {
+        facts.steps.push(name);
+        console.log(`cellbox-test: ${name}`);
+    };
+    const folder = vscode.workspace.workspaceFolders[0].uri;
+    const notes = vscode.Uri.joinPath(folder, 'notes.md');
+    const lines = fs.readFileSync(notes.fsPath, 'utf8').split('\n');
+    const lineOf = (text) => {
+        const line = lines.indexOf(text);
+        assert.ok(line >= 0, `notes.md has no line ${JSON.stringify(text)}`);
+        return line;
+    };
+
+    step('open notes.md');
+    const editor = await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(notes));
+    const extension = vscode.extensions.getExtension('cellbox.cellbox');
+    assert.ok(extension, 'the cellbox extension is not installed');
+    const api = await waitFor('the extension to activate', async () => extension.isActive && extension.exports, 60_000);
+    share(api);
+    facts.activated = true;
+
+    step('wait for the server (its code lenses)');
+    const lenses = await waitFor('code lenses from the server', async () => {
+        const found = await vscode.commands.executeCommand('vscode.executeCodeLensProvider', notes);
+        return found && found.length > 0 && found;
+    }, LONG);
+    facts.lenses = lenses.map((lens) => ({ line: lens.range.start.line, title: lens.command && lens.command.title, command: lens.command && lens.command.command }));
+
+    const runAt = (line) => {
+        editor.selection = new vscode.Selection(line, 0, line, 0);
+        return vscode.commands.executeCommand('cellbox.runBlock');
+    };
+
+    step('run the first block');
+    const first = await withTimeout(runAt(lineOf('print("hello from the sandbox")')), LONG, 'the first run');
+    const firstEnd = lineOf('print(6 * 7)');
+    facts.first = { status: first && first.status, decorations: api.decorations(notes), hover: api.hover(notes, firstEnd) };
+    assert.strictEqual(first && first.status, 'ok', `first run: ${JSON.stringify(first)}`);
+    assert.strictEqual(api.decorations(notes)[firstEnd], '✓ hello from the sandbox … 42');
+    assert.match(api.hover(notes, firstEnd) || '', /hello from the sandbox\n42/);
+    assert.match(api.outputText(), /hello from the sandbox\n42\n/);
+
+    step('stream a slow block');
+    const streamEnd = lineOf('echo second');
+    const streaming = runAt(lineOf('echo first'));
+    const seen = new Set();
+    let done = false;
+    streaming.then(() => { done = true; }, () => { done = true; });
+    const whileRunning = await waitFor('a running decoration showing "first"', async () => {
+        const text = api.decorations(notes)[streamEnd];
+        if (text) {
+            seen.add(text);
+        }
+        return !done && text && text.includes('first') && text.startsWith('⟳ running…') && text;
+    }, LONG);
+    // Let it tick a little more so the timer visibly moves on.
+    await sleep(1200);
+    seen.add(api.decorations(notes)[streamEnd]);
+    facts.streaming = { whileRunning, doneBeforeSeen: done, outputWhileRunning: api.outputText().includes('first\n') };
+    const streamed = await withTimeout(streaming, LONG, 'the streaming run');
+    facts.streaming.seen = [...seen];
+    facts.streaming.status = streamed && streamed.status;
+    facts.streaming.final = api.decorations(notes)[streamEnd];
+    assert.strictEqual(streamed && streamed.status, 'ok');
+    assert.strictEqual(facts.streaming.final, '✓ first … second');
+    assert.ok(facts.streaming.outputWhileRunning, 'the output channel had "first" while the block ran');
+    assert.ok([...seen].filter((text) => text && text.startsWith('⟳ running…')).length >= 2, `the running decoration never updated: ${[...seen]}`);
+
+    step('cancel a long block');
+    const sleepEnd = lineOf('sleep 120');
+    const sleeping = runAt(lineOf('echo about to sleep'));
+    await waitFor('the long block to start', async () => (api.decorations(notes)[sleepEnd] || '').includes('about to sleep'), LONG);
+    const cancelled = await vscode.commands.executeCommand('cellbox.cancelRun');
+    const sleptResult = await withTimeout(sleeping, LONG, 'the cancelled run');
+    facts.cancel = { cancelledRuns: cancelled, status: sleptResult && sleptResult.status, decoration: api.decorations(notes)[sleepEnd] };
+    assert.strictEqual(cancelled, 1);
+    assert.strictEqual(sleptResult && sleptResult.status, 'cancelled');
+    assert.match(facts.cancel.decoration, /^⊘ cancelled/);
+
+    step('a failing block');
+    const failing = await withTimeout(runAt(lineOf('x = 1')), LONG, 'the failing run');
+    const errorLine = lineOf('y = x / 0');
+    const diagnostics = await waitFor('a cellbox diagnostic', async () => {
+        const found = vscode.languages.getDiagnostics(notes).filter((d) => d.source === 'cellbox');
+        return found.length > 0 && found;
+    }, 60_000);
+    facts.failure = {
+        status: failing && failing.status,
+        decoration: api.decorations(notes)[lineOf('print(y)')],
+        diagnostics: diagnostics.map((d) => ({ line: d.range.start.line, message: d.message, severity: d.severity })),
+        errorLine,
+    };
+    assert.strictEqual(failing && failing.status, 'error');
+    assert.match(facts.failure.decoration, /^✗ exit 1 · Traceback .* … ZeroDivisionError: division by zero$/);
+    assert.strictEqual(diagnostics[0].range.start.line, errorLine);
+    assert.match(diagnostics[0].message, /ZeroDivisionError/);
+
+    step('status bar after runs');
+    facts.statusAfterRuns = await waitFor('the status bar to say running', async () => /running/.test(api.statusBarText()) && api.statusBarText(), 60_000);
+
+    step('stop the sandbox');
+    await vscode.commands.executeCommand('cellbox.stopSandbox');
+    facts.statusAfterStop = api.statusBarText();
+    assert.doesNotMatch(facts.statusAfterStop, /running/);
+
+    step('restart the sandbox');
+    await vscode.commands.executeCommand('cellbox.restartSandbox');
+    facts.statusAfterRestart = api.statusBarText();
+    assert.match(facts.statusAfterRestart, /cellbox: running/);
+
+    step('Shift+Enter on the first block, pressed in the browser');
+    const before = (api.outputText().match(/^▶ /gm) || []).length;
+    editor.selection = new vscode.Selection(firstEnd, 0, firstEnd, 0);
+    await vscode.window.showTextDocument(editor.document, { preserveFocus: false });
+    await askDriver('shift-enter');
+    await waitFor('a run started by Shift+Enter to finish', async () => {
+        const runs = (api.outputText().match(/^▶ /gm) || []).length;
+        return runs > before && /■ ok[^\n]*\n$/.test(api.outputText());
+    }, LONG);
+    facts.shiftEnter = { runsBefore: before, decoration: api.decorations(notes)[firstEnd] };
+
+    step('screenshot');
+    editor.selection = new vscode.Selection(0, 0, 0, 0);
+    await vscode.commands.executeCommand('cellbox.showOutput');
+    await askDriver('screenshot');
+    facts.done = true;
+}
+
+/** Ask drive.js (outside the editor) to do something in the browser, and wait until it has. */
+async function askDriver(action) {
+    if (!testDir) {
+        return;
+    }
+    const done = path.join(testDir, `done-${action}`);
+    fs.writeFileSync(path.join(testDir, `request-${action}`), '');
+    await waitFor(`the driver to do ${action}`, async () => fs.existsSync(done), 60_000);
+}
+
+async function waitFor(what, probe, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const value = await probe();
+        if (value) {
+            return value;
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`timed out waiting for ${what}`);
+        }
+        await sleep(100);
+    }
+}
+
+function withTimeout(promise, timeoutMs, what) {
+    return Promise.race([
+        Promise.resolve(promise),
+        sleep(timeoutMs).then(() => { throw new Error(`timed out waiting for ${what}`); }),
+    ]);
+}
+
+function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}

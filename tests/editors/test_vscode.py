@@ -1,0 +1,182 @@
+"""The VS Code client in a real VS Code: code-server, driven by headless Chromium.
+
+code-server serves VS Code 1.100 on a loopback port; `drive.js` opens it with
+VS Code's extension-test protocol (the extension under development and its test
+module `test/suite.js` in the URL), and the suite drives the extension through
+its commands against the real `cellbox serve` and the test image. It reports
+its exit code through the driver and what it saw in facts.json, checked here
+as well. scripts/ensure-vscode installs code-server, Chromium and the
+extension's build (cached between runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "editor-clients" / "vscode"
+CODE_SERVER_VERSION = "4.100.3"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cellbox" / "vscode"
+CODE_SERVER = CACHE / f"code-server-{CODE_SERVER_VERSION}" / "node_modules" / ".bin" / "code-server"
+DRIVER_TIMEOUT = 900
+
+NOTES = """\
+# Notes
+
+```python
+print("hello from the sandbox")
+print(6 * 7)
+```
+
+```bash
+echo first
+sleep 3
+echo second
+```
+
+```bash
+echo about to sleep
+sleep 120
+```
+
+```python
+x = 1
+y = x / 0
+print(y)
+```
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"code-server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"code-server did not answer on {url}")
+
+
+@pytest.fixture
+def code_server(tmp_path):
+    """A code-server on a free loopback port with its own user data and extensions folders."""
+    missing = [p for p in (CODE_SERVER, EXTENSION / "out" / "extension.js", EXTENSION / "node_modules" / "playwright-core") if not p.exists()]
+    if missing:
+        pytest.fail(f"missing {', '.join(map(str, missing))}: run scripts/ensure-vscode")
+    user_data = tmp_path / "user-data"
+    (user_data / "User").mkdir(parents=True)
+    (user_data / "User" / "settings.json").write_text(json.dumps({
+        "workbench.startupEditor": "none",
+        "workbench.tips.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "git.enabled": False,
+        "editor.minimap.enabled": False,
+        "window.restoreWindows": "none",
+    }))
+    test_dir = tmp_path / "editor-test"
+    test_dir.mkdir()
+    port = free_port()
+    # No marketplace is reachable: point code-server's gallery at a closed
+    # loopback port so that its look-ups fail at once and stay on this machine.
+    gallery = json.dumps({"serviceUrl": "http://127.0.0.1:9/gallery", "itemUrl": "http://127.0.0.1:9/items"})
+    env = dict(os.environ, CELLBOX_VSCODE_TEST_DIR=str(test_dir), EXTENSIONS_GALLERY=gallery)
+    log = (tmp_path / "code-server.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(CODE_SERVER), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
+            "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+            "--user-data-dir", str(user_data), "--extensions-dir", str(tmp_path / "extensions"),
+        ],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
+        yield port, test_dir
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        print((tmp_path / "code-server.log").read_text()[-5000:])
+
+
+def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path):
+    port, test_dir = code_server
+    workspace = make_workspace("ws")
+    (workspace / "notes.md").write_text(NOTES)
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"],
+    }))
+
+    host = f"127.0.0.1:{port}"
+    payload = json.dumps([
+        ["extensionDevelopmentPath", f"vscode-remote://{host}{EXTENSION}"],
+        ["extensionTestsPath", f"vscode-remote://{host}{EXTENSION}/test/suite.js"],
+    ])
+    url = f"http://{host}/?folder={urllib.parse.quote(str(workspace))}&payload={urllib.parse.quote(payload)}"
+    screenshot = tmp_path / "vscode-run.png"
+    driver = subprocess.run(
+        ["node", str(EXTENSION / "test" / "drive.js"), url, str(test_dir), str(screenshot), str(DRIVER_TIMEOUT)],
+        capture_output=True, text=True, timeout=DRIVER_TIMEOUT + 60,
+    )
+    print(driver.stdout[-20000:], driver.stderr[-5000:])
+    facts_file = test_dir / "facts.json"
+    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
+    print(json.dumps(facts, indent=2, ensure_ascii=False))
+    assert driver.returncode == 0, f"the editor test failed ({driver.returncode}): {facts.get('error')}"
+
+    lines = NOTES.splitlines()
+    assert facts["activated"]
+    run_lenses = [lens for lens in facts["lenses"] if lens["title"] == "▶ Run"]
+    assert [lens["line"] for lens in run_lenses] == [i for i, line in enumerate(lines) if line.startswith("```") and len(line) > 3]
+    assert all(lens["command"] == "cellbox.runFromLens" for lens in facts["lenses"])
+
+    first_end = lines.index("print(6 * 7)")
+    assert facts["first"]["decorations"][str(first_end)] == "✓ hello from the sandbox … 42"
+    assert "hello from the sandbox\n42" in facts["first"]["hover"]
+
+    assert facts["streaming"]["whileRunning"].startswith("⟳ running…")
+    assert "first" in facts["streaming"]["whileRunning"] and "second" not in facts["streaming"]["whileRunning"]
+    assert facts["streaming"]["final"] == "✓ first … second"
+
+    assert facts["cancel"]["status"] == "cancelled"
+    assert facts["cancel"]["decoration"].startswith("⊘ cancelled")
+
+    assert facts["failure"]["status"] == "error"
+    assert [d["line"] for d in facts["failure"]["diagnostics"]] == [lines.index("y = x / 0")]
+    assert "ZeroDivisionError" in facts["failure"]["diagnostics"][0]["message"]
+    assert facts["failure"]["decoration"].endswith("ZeroDivisionError: division by zero")
+
+    assert "running" in facts["statusAfterRuns"]
+    assert "running" not in facts["statusAfterStop"]
+    assert "cellbox: running" in facts["statusAfterRestart"]
+    assert facts["shiftEnter"]["decoration"].startswith("✓ hello from the sandbox")
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000
+    if os.environ.get("CELLBOX_VSCODE_SCREENSHOT"):
+        shutil.copyfile(screenshot, os.environ["CELLBOX_VSCODE_SCREENSHOT"])
