@@ -167,6 +167,11 @@ def test_markdown_blocks_show_output_and_outcome_under_the_block(make_workspace,
     assert texts(selection)[0] == "│ selected 42"
     assert "not selected" not in "\n".join(texts(selection))
 
+    # The "▶ Run" lens ran the whole third block; its result replaced the selection's.
+    lens_run = result_at(facts["lens_run"], 16)
+    assert texts(lens_run)[:2] == ["│ selected 42", "│ not selected"]
+    assert [r["row"] for r in facts["lens_run"]] == [4, 10, 16]
+
     # :CellboxOutput: the whole output of the block under the cursor in a scratch split.
     full = facts["full_output"]
     assert full["lines"][0].startswith("✗ exit 3")
@@ -174,3 +179,120 @@ def test_markdown_blocks_show_output_and_outcome_under_the_block(make_workspace,
     assert full["buftype"] == "nofile" and full["windows"] == 2
 
     assert facts["cleared"] == []
+
+
+SCRIPT = textwrap.dedent(
+    """\
+    # %% setup
+    def helper(n):
+        return 10 / n
+    print("setup done", helper(5))
+    # %% many lines
+    for i in range(30):
+        print("line", i)
+    # %% failing
+    def divide(n):
+        return 10 / n
+    print("about to fail")
+    divide(0)
+    """
+)
+
+
+def test_script_cells_run_in_order_with_capped_output_and_the_error_on_its_line(make_workspace, tmp_path, engine):
+    workspace = make_workspace()
+    (workspace / "cells.py").write_text(SCRIPT)
+
+    facts = run_spec("script", workspace, tmp_path, engine)["facts"]
+
+    results = facts["results"]
+    assert [r["row"] for r in results] == [3, 6, 11]
+    assert texts(result_at(results, 3))[0] == "│ setup done 2.0"
+    # 30 lines: the last 20 are shown, under a line saying how to see the rest.
+    capped = texts(result_at(results, 6))
+    assert capped[0] == "│ … 10 more lines, :CellboxOutput for all"
+    assert capped[1:21] == [f"│ line {i}" for i in range(10, 30)]
+    assert capped[21].startswith("│ ✓ exit 0")
+    # The failing cell: its traceback on stderr, ✗ with the exit code.
+    failing = result_at(results, 11)
+    assert texts(failing)[0] == "│ about to fail"
+    assert groups_of(failing, "ZeroDivisionError") == {"CellboxStderr"}
+    assert texts(failing)[-1].startswith("│ ✗ exit 1")
+
+    # The server's diagnostic is on the line that raised (`return 10 / n`, row 9).
+    assert facts["diagnostics"] == [
+        {"line": 9, "message": "ZeroDivisionError: division by zero", "severity": 1, "source": "cellbox"}
+    ]
+
+    # :CellboxOutput on the capped cell: its outcome, then all 30 lines.
+    assert facts["full_output"][0].startswith("✓ exit 0 · ")
+    assert facts["full_output"][1:] == [f"line {i}" for i in range(30)]
+
+    assert facts["fixed"].splitlines()[:2] == ["│ about to fail", "│ 2.0"]
+    assert facts["fixed"].splitlines()[-1].startswith("│ ✓ exit 0")
+
+
+STREAMING = textwrap.dedent(
+    """\
+    ```bash
+    for i in 1 2 3; do
+      echo "tick $i"
+      sleep 1
+    done
+    echo finished
+    ```
+    """
+)
+
+
+def test_output_appears_under_the_block_while_it_runs(make_workspace, tmp_path, engine):
+    workspace = make_workspace()
+    (workspace / "stream.md").write_text(STREAMING)
+
+    facts = run_spec("streaming", workspace, tmp_path, engine)["facts"]
+
+    # Part-way: the first tick, the running clock, and no outcome yet.
+    partial = facts["partial"].splitlines()
+    assert partial[0] == "│ tick 1"
+    assert "│ tick 3" not in partial and "│ finished" not in partial
+    assert partial[-1].startswith("│ running… ")
+    assert facts["later"].splitlines()[-1].startswith("│ running… ")
+    # At the end: everything, then the outcome in place of the clock.
+    final = facts["final"].splitlines()
+    assert final[:4] == ["│ tick 1", "│ tick 2", "│ tick 3", "│ finished"]
+    assert final[-1].startswith("│ ✓ exit 0") and "running…" not in facts["final"]
+
+
+SLOW = textwrap.dedent(
+    """\
+    # %% slow
+    echo started
+    sleep 60
+    echo never
+    # %% quick
+    echo quick
+    """
+)
+
+
+def test_cancel_restart_status_and_stop(make_workspace, tmp_path, engine):
+    workspace = make_workspace()
+    (workspace / "slow.sh").write_text(SLOW)
+
+    facts = run_spec("cancel_restart", workspace, tmp_path, engine)["facts"]
+
+    assert facts["cancel_idle"] == "cellbox: no run is going in this buffer"
+    cancelled = facts["cancelled"].splitlines()
+    assert cancelled[0] == "│ started" and "│ never" not in cancelled
+    assert cancelled[-1].startswith("│ ⊘ cancelled · exit 130")
+
+    # A restart kills the running block: it ends with an error, not "never".
+    restarted = facts["restarted"].splitlines()
+    assert restarted[0] == "│ started" and "│ never" not in restarted
+    assert restarted[-1].startswith("│ ✗")
+    assert "restarted: running" in facts["restart_message"]
+    assert facts["after_restart"].splitlines() == ["│ quick", facts["after_restart"].splitlines()[1]]
+    assert facts["after_restart"].splitlines()[1].startswith("│ ✓ exit 0")
+
+    assert "running" in facts["status"] and "cellbox-sandbox:bookworm" in facts["status"]
+    assert facts["stop"].endswith("stopped")

@@ -103,6 +103,11 @@ function H.lines(bufnr)
   return api.nvim_buf_get_lines(bufnr, 0, -1, false)
 end
 
+--- The messages shown so far ({ message, level }).
+function H.messages()
+  return messages
+end
+
 --- Record a fact under `name` for pytest.
 function H.note(name, value)
   facts[name] = value
@@ -132,6 +137,14 @@ function H.wait_for_text(bufnr, row, needle, timeout_ms)
   return H.wait_for(("%q in the result under line %d"):format(needle, row + 1), timeout_ms or 60000, bufnr, function()
     local text = H.text_at(bufnr, row)
     return text and text:find(needle, 1, true) and text
+  end)
+end
+
+--- Like wait_for_text, while the block still runs (not an older result's text).
+function H.wait_for_running_text(bufnr, row, needle, timeout_ms)
+  return H.wait_for(("%q in the running result under line %d"):format(needle, row + 1), timeout_ms or 60000, bufnr, function()
+    local text = H.text_at(bufnr, row)
+    return text and text:find(needle, 1, true) and text:find("running…", 1, true) and text
   end)
 end
 

@@ -48,6 +48,14 @@ H.run(function()
   H.wait_for_outcome(bufnr, 14)
   H.note("selection", H.results(bufnr))
 
+  -- The "▶ Run" lens on the third fence (line 13) runs the whole block
+  -- through the plugin; its result replaces the selection's, which it overlaps.
+  vim.api.nvim_win_set_cursor(0, { 13, 0 })
+  vim.lsp.codelens.run()
+  H.wait_for_outcome(bufnr, 16)
+  H.wait_for_idle(bufnr)
+  H.note("lens_run", H.results(bufnr))
+
   -- The whole output of the block under the cursor, in a split.
   vim.api.nvim_win_set_cursor(0, { 8, 0 })
   vim.cmd("CellboxOutput")
