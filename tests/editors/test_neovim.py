@@ -138,6 +138,15 @@ def test_markdown_blocks_show_output_and_outcome_under_the_block(make_workspace,
     assert {"line": 0, "title": "▶ Run all"} in lenses
     assert {(lens["line"], lens["title"]) for lens in lenses} >= {(2, "▶ Run"), (6, "▶ Run"), (12, "▶ Run")}
 
+    # Outside any block: the server's message, and nothing drawn (the scratch
+    # markdown buffer opened before it brought no warning).
+    outside = facts["outside"]
+    assert len(outside["messages"]) == 1
+    assert outside["messages"][0]["message"].startswith("cellbox: position: line 1 ")
+    assert "not in a runnable block" in outside["messages"][0]["message"]
+    assert outside["messages"][0]["level"] == 4  # vim.log.levels.ERROR
+    assert outside["results"] == []
+
     # The Python block's output and outcome hang below its closing fence (row 4).
     python = result_at(facts["python"], 4)
     assert texts(python)[0] == "│ hello from python"

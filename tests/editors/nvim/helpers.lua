@@ -52,7 +52,7 @@ function H.results(bufnr)
       end
       table.insert(lines, { text = text, chunks = groups })
     end
-    table.insert(shown, { row = mark[2], above = mark[4].virt_lines_above or false, lines = lines })
+    table.insert(shown, { row = mark[2], lines = lines })
   end
   return shown
 end

@@ -14,6 +14,22 @@ H.run(function()
   end)
   H.note("lenses_before", H.lenses(bufnr))
 
+  -- A scratch buffer with filetype markdown (as LSP hover windows have) is
+  -- left alone: no server, no warning.
+  vim.cmd("new")
+  vim.bo.buftype = "nofile"
+  vim.bo.filetype = "markdown"
+  vim.cmd("close")
+
+  -- The title line is in no block: the server says so, nothing is drawn.
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd("CellboxRun")
+  H.wait_for("the server's refusal", 30000, bufnr, function()
+    return #H.messages() > 0
+  end)
+  H.wait_for_idle(bufnr)
+  H.note("outside", { messages = vim.deepcopy(H.messages()), results = H.results(bufnr) })
+
   -- The Python block: fence on line 3 (row 2), code on row 3, closing fence row 4.
   vim.api.nvim_win_set_cursor(0, { 4, 0 })
   vim.cmd("CellboxRun")

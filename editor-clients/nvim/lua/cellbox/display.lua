@@ -118,13 +118,11 @@ local function clamp_row(bufnr, row)
 end
 
 --- Put a result's marks in the buffer: the lines below `anchor_row`, and a
---- mark on `start_row` so the block's span follows edits. With `above`, the
---- lines go above `anchor_row` (a run not yet at a block, at the top).
-function M.place(result, start_row, anchor_row, above)
+--- mark on `start_row` so the block's span follows edits.
+function M.place(result, start_row, anchor_row)
   local bufnr = result.bufnr
   result.mark = api.nvim_buf_set_extmark(bufnr, M.namespace, clamp_row(bufnr, anchor_row), 0, {
     virt_lines = M.lines(result),
-    virt_lines_above = above or nil,
   })
   result.start_mark = api.nvim_buf_set_extmark(bufnr, M.span_namespace, clamp_row(bufnr, start_row), 0, {})
 end
@@ -153,7 +151,6 @@ function M.draw(result)
   api.nvim_buf_set_extmark(result.bufnr, M.namespace, at[1], 0, {
     id = result.mark,
     virt_lines = M.lines(result),
-    virt_lines_above = result.above or nil,
   })
 end
 

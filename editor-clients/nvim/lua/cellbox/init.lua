@@ -41,6 +41,12 @@ function M.setup(options)
       M.attach(event.buf)
     end,
   })
+  api.nvim_create_autocmd("BufWipeout", {
+    group = api.nvim_create_augroup("cellbox_forget", { clear = true }),
+    callback = function(event)
+      results.forget(event.buf)
+    end,
+  })
   for _, bufnr in ipairs(api.nvim_list_bufs()) do
     if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(config.options.filetypes, vim.bo[bufnr].filetype) then
       M.attach(bufnr)
@@ -51,6 +57,12 @@ end
 --- Attach a buffer to its workspace's server (starting it if needed) and
 --- give it the mappings. Commands attach the current buffer themselves.
 function M.attach(bufnr)
+  bufnr = bufnr == 0 and api.nvim_get_current_buf() or bufnr
+  -- Hover windows and other scratch buffers have filetype markdown too:
+  -- only files on disk have a workspace.
+  if vim.bo[bufnr].buftype ~= "" or api.nvim_buf_get_name(bufnr) == "" then
+    return nil
+  end
   local client_id, message = clients.attach(bufnr)
   if not client_id then
     notify(message, vim.log.levels.WARN)
@@ -74,7 +86,7 @@ end
 
 --- Run every block of the buffer, in order, stopping at the first failure.
 function M.run_all()
-  return runs.start(current_buffer(), { all = true }, { row = 0, above = true })
+  return runs.start(current_buffer(), { all = true }, { row = 0 })
 end
 
 --- Cancel the buffer's latest run.

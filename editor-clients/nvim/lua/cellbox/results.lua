@@ -72,12 +72,12 @@ function M.open(bufnr, range, run_id, block_index)
   return result
 end
 
---- A marker for a run that has not reached its first block yet (the server
---- may be starting a container): at `row`, or above the first line.
---- Not a result: it is dropped when the first block starts.
-function M.open_waiting(bufnr, row, above)
-  local marker = { bufnr = bufnr, started = compat.uv.hrtime(), above = above }
-  display.place(marker, row, row, above)
+--- A marker under `row` for a run that has not reached its first block yet
+--- (the server may be starting a container). Not a result: it is dropped
+--- when the first block starts.
+function M.open_waiting(bufnr, row)
+  local marker = { bufnr = bufnr, started = compat.uv.hrtime() }
+  display.place(marker, row, row)
   display.keep_ticking(marker)
   return marker
 end
@@ -97,6 +97,11 @@ end
 function M.latest(bufnr)
   local list = by_buffer[bufnr] or {}
   return list[#list]
+end
+
+--- Drop what is kept for a buffer that is gone (no API calls: it may be mid-wipe).
+function M.forget(bufnr)
+  by_buffer[bufnr] = nil
 end
 
 function M.clear(bufnr)

@@ -30,12 +30,12 @@ local function drop_waiting(run)
 end
 
 --- Ask the server to run `target` of `bufnr`: { position = ... }, { range = ... }
---- or { all = true }, as cellbox.execute takes them. `waiting` says where to
---- show "running…" until the first block starts: { row = n, above = bool }.
+--- or { all = true }, as cellbox.execute takes them. `waiting.row` is where
+--- to show "running…" until the first block starts.
 function M.start(bufnr, target, waiting)
   local run = { id = new_run_id(), bufnr = bufnr, blocks = {}, done = false }
   local argument = vim.tbl_extend("force", target, { uri = vim.uri_from_bufnr(bufnr), runId = run.id })
-  run.waiting = results.open_waiting(bufnr, waiting.row, waiting.above)
+  run.waiting = results.open_waiting(bufnr, waiting.row)
   runs_by_id[run.id] = run
   latest_by_buffer[bufnr] = run
   run.client_id = clients.command(bufnr, "cellbox.execute", argument, function(err, result)
@@ -49,7 +49,7 @@ function M.run_lens(bufnr, argument)
   local target = vim.deepcopy(argument)
   target.uri = nil
   local row = target.position and target.position.line or 0
-  return M.start(bufnr, target, { row = row, above = target.all == true })
+  return M.start(bufnr, target, { row = row })
 end
 
 function M.on_block_started(params)
