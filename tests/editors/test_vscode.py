@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,24 @@ sleep 120
 x = 1
 y = x / 0
 print(y)
+```
+"""
+
+CELLS = """\
+# %%
+print("cell one")
+
+# %% second
+print("cell two")
+"""
+
+ALL = """\
+```sh
+echo one
+```
+
+```python
+print("two")
 ```
 """
 
@@ -115,11 +134,12 @@ def code_server(tmp_path):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
         yield port, test_dir
     finally:
-        server.terminate()
+        # Its own session: the group holds code-server, its extension host and the cellbox servers it started.
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
         print((tmp_path / "code-server.log").read_text()[-5000:])
@@ -129,6 +149,8 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     port, test_dir = code_server
     workspace = make_workspace("ws")
     (workspace / "notes.md").write_text(NOTES)
+    (workspace / "cells.py").write_text(CELLS)
+    (workspace / "all.md").write_text(ALL)
     (workspace / ".vscode").mkdir()
     (workspace / ".vscode" / "settings.json").write_text(json.dumps({
         "cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"],
@@ -177,6 +199,8 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert "running" not in facts["statusAfterStop"]
     assert "cellbox: running" in facts["statusAfterRestart"]
     assert facts["shiftEnter"]["decoration"].startswith("✓ hello from the sandbox")
+    assert facts["cell"] == {"4": "✓ cell two"}
+    assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
     if os.environ.get("CELLBOX_VSCODE_SCREENSHOT"):
         shutil.copyfile(screenshot, os.environ["CELLBOX_VSCODE_SCREENSHOT"])

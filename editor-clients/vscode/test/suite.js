@@ -74,7 +74,10 @@ async function scenario(facts, share) {
 
     step('stream a slow block');
     const streamEnd = lineOf('echo second');
-    const streaming = runAt(lineOf('echo first'));
+    // Through the server's "▶ Run" lens this time, as a click would.
+    const lens = lenses.find((l) => l.command && l.command.title === '▶ Run' && l.range.start.line === lineOf('echo first') - 1);
+    assert.ok(lens, 'no "▶ Run" lens above the bash fence');
+    const streaming = vscode.commands.executeCommand(lens.command.command, ...(lens.command.arguments || []));
     const seen = new Set();
     let done = false;
     streaming.then(() => { done = true; }, () => { done = true; });
@@ -83,7 +86,13 @@ async function scenario(facts, share) {
         if (text) {
             seen.add(text);
         }
-        return !done && text && text.includes('first') && text.startsWith('⟳ running…') && text;
+        if (text && text.includes('first') && text.startsWith('⟳ running…')) {
+            return text;
+        }
+        if (done) {
+            throw new Error(`the run ended before its decoration showed "first" while running; seen: ${JSON.stringify([...seen])}`);
+        }
+        return undefined;
     }, LONG);
     // Let it tick a little more so the timer visibly moves on.
     await sleep(1200);
@@ -151,7 +160,22 @@ async function scenario(facts, share) {
     }, LONG);
     facts.shiftEnter = { runsBefore: before, decoration: api.decorations(notes)[firstEnd] };
 
+    step('Shift+Enter in a # %% cell of a Python file');
+    const cells = vscode.Uri.joinPath(folder, 'cells.py');
+    const cellsEditor = await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(cells));
+    cellsEditor.selection = new vscode.Selection(4, 0, 4, 0);
+    await askDriver('shift-enter');
+    facts.cell = await waitFor('the second cell\'s result', async () => api.decorations(cells)[4] === '✓ cell two' && api.decorations(cells), LONG);
+
+    step('Run All on a file of two blocks');
+    const all = vscode.Uri.joinPath(folder, 'all.md');
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(all));
+    const allResult = await withTimeout(vscode.commands.executeCommand('cellbox.runAll'), LONG, 'Run All');
+    facts.runAll = { blocks: allResult && allResult.blocks.length, decorations: api.decorations(all) };
+    assert.deepStrictEqual(facts.runAll.decorations, { 1: '✓ one', 5: '✓ two' });
+
     step('screenshot');
+    await vscode.window.showTextDocument(editor.document);
     editor.selection = new vscode.Selection(0, 0, 0, 0);
     await vscode.commands.executeCommand('cellbox.showOutput');
     await askDriver('screenshot');
