@@ -89,7 +89,16 @@ end
 
 function H.lenses(bufnr)
   local found = {}
-  for _, lens in ipairs(vim.lsp.codelens.get(bufnr)) do
+  local lenses
+  if not vim.lsp.codelens.enable then
+    lenses = vim.lsp.codelens.get(bufnr)
+  else
+    -- Releases with codelens.enable() take a filter and return { client_id, lens } items.
+    lenses = vim.tbl_map(function(item)
+      return item.lens
+    end, vim.lsp.codelens.get({ bufnr = bufnr }))
+  end
+  for _, lens in ipairs(lenses) do
     local title = lens.command and lens.command.title or ""
     table.insert(found, { line = lens.range.start.line, title = title })
   end
