@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import attrs
 import docker
+import docker.context
 import docker.errors
 import docker.types
 from docker.utils.socket import frames_iter
@@ -46,8 +47,11 @@ class ContainerSpec:
     image: str
     main: list[str]
     """The container's main process (argv), fed by the daemon through the container's stdin."""
+    workspace_mount: str
+    """"bind": the engine mounts `bind_source` at /workspace. "copy": /workspace is
+    a volume of the container's own, filled through the archive API (workspace_sync.py)."""
     bind_source: str
-    """Host path mounted read-write at /workspace."""
+    """Host path mounted read-write at /workspace (bind mode only)."""
     network: str
     auto_remove: bool
     labels: Mapping[str, str]
@@ -76,9 +80,75 @@ class ContainerInfo:
     labels: Mapping[str, str]
 
 
+@attrs.frozen
+class EngineLocation:
+    """Which engine the standard Docker client configuration points at, and why."""
+
+    url: str | None
+    """None: the SDK's own default (the local socket, or DOCKER_HOST with its TLS variables)."""
+    source: str
+    """Where the address came from, for error messages."""
+    tls: Any = None
+    context: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.url} ({self.source})" if self.url else self.source
+
+
+def locate_engine() -> EngineLocation:
+    """The engine as the docker CLI would pick it: DOCKER_HOST, else the context
+    named by DOCKER_CONTEXT, else the current context of the Docker config file
+    (~/.docker/config.json, or $DOCKER_CONFIG), else the local socket.
+
+    docker.from_env() reads DOCKER_HOST only, so the contexts are resolved here.
+    """
+    if host := os.environ.get("DOCKER_HOST"):
+        return EngineLocation(None, f"{host} (from DOCKER_HOST)")
+    if name := os.environ.get("DOCKER_CONTEXT"):
+        source = f"Docker context {name!r}, from DOCKER_CONTEXT"
+    else:
+        from docker.context.config import get_current_context_name
+
+        name = get_current_context_name()
+        source = f"current Docker context {name!r}, from {_docker_config_file()}"
+    if name == "default":
+        return EngineLocation(None, "unix:///var/run/docker.sock (the default; DOCKER_HOST is not set)")
+    try:
+        context = docker.context.ContextAPI.get_context(name)
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable(f"Cannot read the {source}: {exc}") from None
+    if context is None or not context.Host:
+        raise EngineUnavailable(
+            f"The {source} does not exist or names no Docker endpoint; "
+            "see `docker context ls`, or set DOCKER_HOST."
+        )
+    return EngineLocation(context.Host, source, tls=context.TLSConfig or False, context=name)
+
+
 def engine_address() -> str:
-    """Where the docker SDK looks for the engine, for error messages."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default; DOCKER_HOST is not set)"
+    """Where cellbox looks for the engine, for error messages."""
+    try:
+        return locate_engine().describe()
+    except EngineUnavailable as exc:
+        return str(exc)
+
+
+def _docker_config_file() -> str:
+    from docker.utils.config import find_config_file
+
+    return find_config_file() or "~/.docker/config.json (absent)"
+
+
+def _ssh_needs_client_binary(url: str | None) -> bool:
+    # The SDK speaks ssh:// through paramiko, which cellbox does not depend
+    # on; without it, shell out to the `ssh` binary (it honours ~/.ssh/config).
+    if not (url or os.environ.get("DOCKER_HOST", "")).startswith("ssh://"):
+        return False
+    try:
+        import paramiko  # noqa: F401
+    except ImportError:
+        return True
+    return False
 
 
 class DockerBackend:
@@ -94,8 +164,16 @@ class DockerBackend:
         # Connected lazily and again after a failure, so that an engine that
         # comes back is picked up without restarting the daemon.
         if self._client is None:
+            location = locate_engine()
+            use_ssh_client = _ssh_needs_client_binary(location.url)
             try:
-                self._client = docker.from_env(timeout=self._api_timeout)
+                if location.url is None:
+                    self._client = docker.from_env(timeout=self._api_timeout, use_ssh_client=use_ssh_client)
+                else:
+                    self._client = docker.DockerClient(
+                        base_url=location.url, tls=location.tls, timeout=self._api_timeout,
+                        use_ssh_client=use_ssh_client,
+                    )
             except docker.errors.DockerException as exc:
                 raise _engine_unavailable(exc) from None
         return self._client
@@ -173,7 +251,7 @@ class DockerBackend:
                 # to keep a log of it on the engine's disk.
                 log_config=docker.types.LogConfig(type=docker.types.LogConfig.types.NONE),
                 labels=dict(spec.labels),
-                volumes={spec.bind_source: {"bind": "/workspace", "mode": "rw"}},
+                **_workspace_mounts(spec),
                 working_dir="/workspace",
                 network_mode=spec.network,
                 auto_remove=spec.auto_remove,
@@ -201,6 +279,13 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # name taken: a concurrent daemon won the race
                 return _info(client.containers.get(spec.name))
+            if spec.workspace_mount == "bind" and _says_path_missing(_reason(exc), spec.bind_source):
+                raise BindSourceMissing(
+                    f"The Docker engine at {engine_address()} cannot see the workspace's path "
+                    f"{spec.bind_source} ({_reason(exc)}). If the engine runs on another machine, set "
+                    'workspace_mount = "copy" (or "auto") in cellbox.toml; if it sees the folder under '
+                    "another path, set bind_dir to that path."
+                ) from None
             raise SandboxFailed(
                 f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
             ) from None
@@ -212,7 +297,9 @@ class DockerBackend:
             try:
                 container.start()
             except docker.errors.APIError as exc:
-                raise SandboxFailed(f"The sandbox container {name!r} did not start: {_reason(exc)}") from None
+                raise SandboxFailed(
+                    f"The sandbox container {name!r} did not start: {_reason(exc)}{_start_hint(_reason(exc))}"
+                ) from None
 
         await self._call(start)
 
@@ -281,7 +368,8 @@ class DockerBackend:
     async def remove_container(self, name: str) -> None:
         def remove() -> None:
             try:
-                self._connect().containers.get(name).remove(force=True)
+                # v: the anonymous /workspace volume of a copy-mode sandbox goes with it.
+                self._connect().containers.get(name).remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
@@ -347,6 +435,83 @@ class DockerBackend:
         return await self._call(run)
 
 
+    # ------------------------------------------------------------ archive
+
+    async def put_archive(self, container_id: str, path: str, tar: bytes) -> None:
+        """Unpack an uncompressed tar at `path` in the container (its owners and modes kept).
+
+        Works on a created container too, and into a volume under a read-only
+        root filesystem; `path` must exist.
+        """
+
+        def put() -> None:
+            try:
+                self._connect().api.put_archive(container_id, path, tar)
+            except docker.errors.NotFound as exc:
+                raise ContainerGone(_reason(exc)) from None
+            except docker.errors.APIError as exc:
+                raise SandboxFailed(f"Could not copy files into the sandbox: {_reason(exc)}") from None
+
+        await self._call(put)
+
+    async def get_archive(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        """A tar of `path` (a file, or a folder with all it holds); None when it
+        does not exist; ArchiveTooLarge, read no further, when its content
+        passes `max_bytes`."""
+
+        def get() -> bytes | None:
+            api = self._connect().api
+            try:
+                chunks, _stat = api.get_archive(container_id, path)
+                received = bytearray()
+                # Headers take 512 bytes a member (more with long names): allow for them.
+                allowed = max_bytes + (1 << 20)
+                for chunk in chunks:
+                    received += chunk
+                    if len(received) > allowed:
+                        chunks.close()
+                        raise ArchiveTooLarge(f"{path} holds more than {max_bytes} bytes")
+                return bytes(received)
+            except docker.errors.NotFound as exc:
+                # The same 404 says "no such container" and "no such path".
+                if "container" in _reason(exc).lower() and "file" not in _reason(exc).lower():
+                    raise ContainerGone(_reason(exc)) from None
+                return None
+            except docker.errors.APIError as exc:
+                raise SandboxFailed(f"Could not copy files out of the sandbox: {_reason(exc)}") from None
+
+        return await self._call(get)
+
+    async def exec_capture(self, container_id: str, argv: list[str], user: str | None = None) -> tuple[int, bytes]:
+        """Run a helper command at /workspace and return (exit code, stdout); stderr is logged."""
+
+        def run() -> tuple[int, bytes]:
+            api = self._connect().api
+            try:
+                exec_id = api.exec_create(container_id, argv, workdir="/workspace", user=user or "")["Id"]
+                stdout, stderr = api.exec_start(exec_id, demux=True)
+                exit_code = api.exec_inspect(exec_id)["ExitCode"]
+            except docker.errors.NotFound as exc:
+                raise ContainerGone(_reason(exc)) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise ContainerGone(_reason(exc)) from None
+                raise SandboxFailed(f"A helper command failed in the sandbox: {_reason(exc)}") from None
+            if stderr:
+                log.info("%s: %s", argv[0], stderr.decode("utf-8", "replace").rstrip())
+            return (-1 if exit_code is None else exit_code), stdout or b""
+
+        return await self._call(run)
+
+
+class ArchiveTooLarge(SandboxFailed):
+    """A path in the container holds more than the caller would copy."""
+
+
+class BindSourceMissing(SandboxFailed):
+    """The engine cannot see the workspace's path: it runs elsewhere (copy mode works there)."""
+
+
 class ContainerGone(SandboxFailed):
     """The container vanished or stopped; the caller may recreate it and retry."""
 
@@ -403,6 +568,42 @@ class StreamConnection:
                 pass
 
 
+def _workspace_mounts(spec: ContainerSpec) -> dict[str, Any]:
+    """The create() arguments that put the workspace at /workspace."""
+    if spec.workspace_mount == "copy":
+        # An anonymous volume: writable under a read-only root filesystem,
+        # reachable by the archive API (a tmpfs is not: the engine copies
+        # through its own view of the container's mounts), removed with the
+        # container.
+        return {"mounts": [docker.types.Mount("/workspace", None, type="volume")]}
+    # A bind (HostConfig.Binds). Docker creates a missing source folder on its
+    # own host, so a remote Docker engine shows an empty folder there: the
+    # sandbox sees that no runner socket appears here and falls back to copy
+    # mode. Podman refuses a missing source instead (BindSourceMissing).
+    return {"volumes": {spec.bind_source: {"bind": "/workspace", "mode": "rw"}}}
+
+
+def _says_path_missing(reason: str, path: str) -> bool:
+    # Docker: 'invalid mount config for type "bind": bind source path does not exist: PATH';
+    # Podman: 'statfs PATH: no such file or directory'.
+    lowered = reason.lower()
+    return "bind source path does not exist" in lowered or (path in reason and "no such file or directory" in lowered)
+
+
+def _start_hint(reason: str) -> str:
+    if "error setting rlimit" in reason:
+        # Podman (as root) gives every container nofile and nproc limits of
+        # 1048576 unless told otherwise; raising a limit above the engine's own
+        # hard limit needs CAP_SYS_RESOURCE, which some hosts (containers, some
+        # VMs) do not give even to root.
+        return (
+            ". The engine could not apply a resource limit (rlimit): it runs without CAP_SYS_RESOURCE "
+            "and asks for more than its own hard limit. With Podman, set default_ulimits in "
+            'containers.conf, e.g. default_ulimits = ["nproc=32768:32768"] (see docs/engines.md).'
+        )
+    return ""
+
+
 def _info(container: Any) -> ContainerInfo:
     image = container.attrs.get("Config", {}).get("Image") or ""
     return ContainerInfo(
@@ -423,5 +624,5 @@ def _engine_unavailable(exc: BaseException) -> EngineUnavailable:
     return EngineUnavailable(
         f"Cannot reach the Docker engine at {engine_address()}: {exc}. "
         "Start it (e.g. `sudo systemctl start docker`, or `dockerd &` as root), "
-        "or point DOCKER_HOST at a running engine."
+        "or point DOCKER_HOST (or a Docker context) at a running engine."
     )

@@ -37,6 +37,13 @@ class SandboxConfig:
     """Engine network for the container: "none" (default), "bridge", or a named network."""
     bind_dir: str | None = None
     """Host path the engine mounts at /workspace, when it differs from the workspace's path here."""
+    workspace_mount: str = "auto"
+    """How the workspace reaches the container: "bind" (the engine mounts it), "copy"
+    (files go through the engine's archive API: for an engine on another machine), or
+    "auto" (bind when a bind mount shows the workspace, else copy)."""
+    copy_size_limit: int = 256 << 20
+    """Copy mode: most bytes of workspace files (after .gitignore) copied into the sandbox,
+    and most bytes one run copies back."""
     container_name: str | None = None
     """Fixed container name; by default derived from the workspace path."""
     auto_remove: bool = True
@@ -107,7 +114,7 @@ def _positive_int(value: Any) -> int:
 
 def _check(key: str, value: Any) -> Any:
     """Validate one key's value; return it normalised or raise ValueError saying what is allowed."""
-    if key in ("memory", "max_file_size", "tmp_size", "output_limit"):
+    if key in ("memory", "max_file_size", "tmp_size", "output_limit", "copy_size_limit"):
         return _size(value)
     if key in ("pids_limit", "open_files"):
         return _positive_int(value)
@@ -118,6 +125,10 @@ def _check(key: str, value: Any) -> Any:
     if key == "user":
         if not isinstance(value, str) or not (value == "auto" or re.fullmatch(r"\d+(:\d+)?", value)):
             raise ValueError('must be "auto" (the workspace owner) or "uid:gid" in numbers, e.g. "1000:1000"')
+        return value
+    if key == "workspace_mount":
+        if value not in ("auto", "bind", "copy"):
+            raise ValueError('must be "auto", "bind" or "copy"')
         return value
     if key in ("read_only", "no_new_privileges"):
         if not isinstance(value, bool):

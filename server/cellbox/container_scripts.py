@@ -43,13 +43,22 @@ sweep() {
 }
 """
 
-# argv: sh -c RUN_WRAPPER cellbox-run RUN_ID COMMAND...
+# argv: sh -c RUN_WRAPPER cellbox-run RUN_ID STAMP COMMAND...
 # The marker is set on the block's command only, so this wrapper survives the
 # sweep. After the block's own process ends, whatever it left running (a
 # background job holding stdout, a daemon) is killed: otherwise the engine
 # would keep the exec's output stream open and the run would hang.
+# STAMP, when not empty (copy mode), is a file touched just before the block
+# starts, so that what the block writes is found afterwards with `find -newer`.
+# File times come from a coarse clock (a tick is 1-10 ms) and -newer is
+# strict: wait for the clock to tick past the stamp before starting, or a file
+# the block writes at once could carry the stamp's very time and be missed.
 RUN_WRAPPER = _SWEEP + r"""
-run_id=$1; shift
+run_id=$1; stamp=$2; shift 2
+if [ -n "$stamp" ]; then
+  mkdir -p "${stamp%/*}" && : > "$stamp" && : > "$stamp.tick" || exit 125
+  while ! [ "$stamp.tick" -nt "$stamp" ]; do : > "$stamp.tick"; done
+fi
 # The shell reports a killed child ("Killed") on its own stderr, which is not
 # the block's output: point the shell's stderr at /dev/null and hand the real
 # one to the block only, inside the subshell that becomes the block's process.
@@ -73,9 +82,15 @@ sweep "$1"
 # Python it says "unavailable" on stdout and in a file beside the socket, so a
 # daemon arriving later knows at once to fall back to one `docker exec` per
 # block. On SIGTERM it exits at once: stop and restart never wait out a grace
-# period.
+# period. First it says what it finds in the probe file the daemon wrote
+# into the workspace just before starting it ("workspace TOKEN"): a daemon
+# whose engine mounts some other folder (a remote Docker engine creates a
+# missing bind source on its own host) learns at once that it needs copy mode.
 SANDBOX_MAIN = r"""
 trap 'kill $runner 2>/dev/null; exit 0' TERM INT
+probe=none
+[ -r "${2%/*}/mount-probe" ] && read -r probe < "${2%/*}/mount-probe"
+echo "workspace $probe"
 if command -v python3 >/dev/null 2>&1; then
   while :; do
     python3 -I -S -c "$1" "$2" &
@@ -89,16 +104,51 @@ echo unavailable
 while :; do sleep 86400 & wait $!; done
 """
 
+# argv: sh -c COPY_MAIN cellbox-sandbox — a copy-mode sandbox's main process.
+# The daemon cannot reach a runner's socket there (the workspace is not
+# shared), so blocks run with one `docker exec` each and the main process only
+# keeps the container up, exiting at once on SIGTERM.
+COPY_MAIN = r"""
+trap 'exit 0' TERM INT
+while :; do sleep 86400 & wait $!; done
+"""
+
+COPY_STAMP = "/workspace/.cellbox/run-stamp"
+"""Touched by RUN_WRAPPER before a copy-mode block runs (.cellbox/ is never copied back)."""
+
+# argv: sh -c COPY_LIST cellbox-list STAMP — after a copy-mode run: NUL-separated,
+# the paths newer than STAMP (files, folders, symlinks), an empty entry, every
+# file and symlink, then "stamp" or "nostamp" (the block removed the stamp:
+# then every file counts as changed). .git/ and .cellbox/ are left out.
+COPY_LIST = r"""
+cd /workspace || exit 1
+if [ -e "$1" ]; then
+  find . \( -path ./.cellbox -o -path ./.git \) -prune -o -newer "$1" \( -type f -o -type d -o -type l \) -print0
+  found=stamp
+else
+  found=nostamp
+fi
+printf '\0'
+find . \( -path ./.cellbox -o -path ./.git \) -prune -o \( -type f -o -type l \) -print0
+printf '%s' "$found"
+"""
+
 RUNNER_SOCKET = ".cellbox/runner.sock"
 """Where the runner listens, relative to the workspace (inside: /workspace/...)."""
+MOUNT_PROBE = ".cellbox/mount-probe"
+"""Beside the socket: a token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
 
 
 def sandbox_main_argv(runner_source: str) -> list[str]:
     return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source, f"/workspace/{RUNNER_SOCKET}"]
 
 
-def run_argv(run_id: str, command: list[str]) -> list[str]:
-    return ["sh", "-c", RUN_WRAPPER, "cellbox-run", run_id, *command]
+def copy_main_argv() -> list[str]:
+    return ["/bin/sh", "-c", COPY_MAIN, "cellbox-sandbox"]
+
+
+def run_argv(run_id: str, command: list[str], stamp: str = "") -> list[str]:
+    return ["sh", "-c", RUN_WRAPPER, "cellbox-run", run_id, stamp, *command]
 
 
 def kill_argv(run_id: str) -> list[str]:

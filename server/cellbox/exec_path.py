@@ -1,4 +1,6 @@
-"""Running a block with one `docker exec`: the fallback for images without Python.
+"""Running a block with one `docker exec`: the fallback for images without
+Python, and the way blocks run in copy mode (workspace_sync.py), where the
+runner's socket is out of the daemon's reach.
 
 Slower than the warm runner (the exec round trip costs ~50 ms) but needs only
 a POSIX shell and grep in the image. Same semantics: a fresh process per
@@ -14,9 +16,11 @@ from cellbox.runner_client import OutputSink
 
 
 class ExecPath:
-    def __init__(self, backend: DockerBackend, container_id: str) -> None:
+    def __init__(self, backend: DockerBackend, container_id: str, stamp: str = "") -> None:
         self._backend = backend
         self._container_id = container_id
+        self._stamp = stamp
+        """In copy mode, the file touched before each block (container_scripts.COPY_STAMP)."""
 
     async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> int:
         """As RunnerClient.run; here the sink itself enforces `limit`."""
@@ -27,7 +31,7 @@ class ExecPath:
             # stays ordered before the exec's completion, which hops the same way.
             loop.call_soon_threadsafe(sink.feed, stream, data)
 
-        argv = container_scripts.run_argv(run_id, argv)
+        argv = container_scripts.run_argv(run_id, argv, self._stamp)
         return await self._backend.exec_stream(self._container_id, argv, from_thread)
 
     async def kill(self, run_id: str) -> None:

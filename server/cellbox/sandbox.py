@@ -9,6 +9,12 @@ The daemon stays attached to the container's main process, the warm runner
 running, so a warm execute makes no engine call at all: the request goes
 straight to the runner, which forks the block. Images without Python fall back
 to one `docker exec` per block (exec_path.py).
+
+When the engine cannot show the workspace through a bind mount (it runs on
+another machine), the sandbox is made in copy mode instead: files travel
+through the engine's archive API (workspace_sync.py) before and after each
+run, and blocks run with one `docker exec` each, as the runner's socket is out
+of reach. `workspace_mount = "auto"` tries the bind mount first and falls back.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import attrs
 
 from cellbox import container_scripts
 from cellbox.backend import (
+    BindSourceMissing,
     ContainerGone,
     ContainerInfo,
     ContainerSpec,
@@ -47,6 +54,7 @@ from cellbox.exec_path import ExecPath
 from cellbox.output import OutputCollector
 from cellbox.runner_client import RunnerClient, RunnerLost
 from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
+from cellbox.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,10 @@ RUNNER_READY_TIMEOUT_SECONDS = 30.0
 
 RUNNER_SOURCE = resources.files("cellbox").joinpath("runner.py").read_text(encoding="utf-8")
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
-SANDBOX_MAIN_DIGEST = hashlib.sha256("\0".join(SANDBOX_MAIN).encode()).hexdigest()
+COPY_MAIN = container_scripts.copy_main_argv()
+MAIN_DIGESTS = {
+    tuple(main): hashlib.sha256("\0".join(main).encode()).hexdigest() for main in (SANDBOX_MAIN, COPY_MAIN)
+}
 
 ProgressFactory = Callable[[str], AbstractAsyncContextManager[Any]]
 """Opens a progress indicator with a title for the duration of a slow step."""
@@ -128,6 +139,8 @@ class Attached:
     """The connection to its warm runner; None when the image has no Python."""
     spec_label: str
     exec_path: ExecPath
+    sync: WorkspaceSync | None = None
+    """Copy mode: keeps the container's /workspace in step with the workspace."""
 
     @property
     def path(self) -> RunnerClient | ExecPath:
@@ -155,6 +168,10 @@ class Sandbox:
         self.started_here = False
         """Whether this daemon created or started the container (and so stops it on shutdown)."""
         self.last_config: SandboxConfig | None = None
+        self._detected_mount: str | None = None
+        """What `workspace_mount = "auto"` found this engine needs: "copy" once a bind mount failed."""
+        self._sync: WorkspaceSync | None = None
+        """Copy mode's record of what the container has; kept across restarts of the same container."""
 
     # ------------------------------------------------------------ config
 
@@ -166,12 +183,20 @@ class Sandbox:
     def container_name(self, config: SandboxConfig) -> str:
         return config.container_name or container_name_for(self.workspace)
 
-    def _spec(self, config: SandboxConfig) -> ContainerSpec:
+    def mount_for(self, config: SandboxConfig) -> str:
+        """"bind" or "copy": the configured mode, or what `auto` found (bind until it fails)."""
+        if config.workspace_mount != "auto":
+            return config.workspace_mount
+        return self._detected_mount or "bind"
+
+    def _spec(self, config: SandboxConfig, mount: str | None = None) -> ContainerSpec:
+        copy = (mount or self.mount_for(config)) == "copy"
         spec = ContainerSpec(
             name=self.container_name(config),
             image=config.image,
-            main=SANDBOX_MAIN,
-            bind_source=config.bind_dir or str(self.workspace),
+            main=COPY_MAIN if copy else SANDBOX_MAIN,
+            workspace_mount="copy" if copy else "bind",
+            bind_source="" if copy else (config.bind_dir or str(self.workspace)),
             network=config.network,
             auto_remove=config.auto_remove,
             labels={LABEL_WORKSPACE: str(self.workspace)},
@@ -193,9 +218,13 @@ class Sandbox:
         # Anything in the spec that changes makes the existing container stale,
         # the runner's own source included (by its digest, computed once: this
         # runs on every execute), so an upgraded cellbox replaces it.
-        fields = attrs.astuple(attrs.evolve(spec, main=[SANDBOX_MAIN_DIGEST]))
+        fields = attrs.astuple(attrs.evolve(spec, main=[MAIN_DIGESTS[tuple(spec.main)]]))
         fingerprint = hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
         return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})
+
+    def owner(self, config: SandboxConfig) -> tuple[int, int]:
+        uid, _, gid = self.user(config).partition(":")
+        return int(uid), int(gid)
 
     def user(self, config: SandboxConfig) -> str:
         """uid:gid blocks run as: by default whoever owns the workspace, so the
@@ -209,14 +238,15 @@ class Sandbox:
 
     async def _ensure_container(self, config: SandboxConfig, progress: ProgressFactory) -> Attached:
         """The attached, running container for this workspace: reused, started, or created."""
-        spec = self._spec(config)
+        spec = self._spec(config, self.mount_for(config))
         if (attached := self._current(spec)) is not None:
             return attached  # the warm path: no engine call
         async with self._lifecycle_lock:
+            spec = self._spec(config, self.mount_for(config))  # auto may have decided meanwhile
             if (attached := self._current(spec)) is not None:
                 return attached  # a concurrent request did the work
             self._detach()
-            self._attached = await self._attach(spec, progress)
+            self._attached = await self._attach(config, spec, progress)
             return self._attached
 
     def _current(self, spec: ContainerSpec) -> Attached | None:
@@ -226,41 +256,119 @@ class Sandbox:
             return attached
         return None
 
-    async def _attach(self, spec: ContainerSpec, progress: ProgressFactory) -> Attached:
+    async def _attach(self, config: SandboxConfig, spec: ContainerSpec, progress: ProgressFactory) -> Attached:
+        auto = config.workspace_mount == "auto"
         # Create first: on a cold start that is the one call needed, and when
         # the container exists already the engine answers with it instead.
-        info = await self._create(spec, progress)
-        if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
-            # Image, mount, network or runner changed: the old container is stale.
-            log.info("replacing %s: its settings changed", spec.name)
-            await self._backend.remove_container(spec.name)
+        try:
             info = await self._create(spec, progress)
+        except BindSourceMissing as exc:
+            if not auto:
+                raise
+            return await self._fall_back_to_copy(config, progress, str(exc))
+        if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
+            copy_spec = self._spec(config, "copy") if auto and spec.workspace_mount == "bind" else None
+            if copy_spec is not None and info.labels.get(LABEL_SPEC) == copy_spec.labels[LABEL_SPEC]:
+                # An earlier daemon found that this engine cannot show the
+                # workspace, and made the sandbox in copy mode: adopt it.
+                self._detected_mount, spec = "copy", copy_spec
+            else:
+                info = await self._replace(spec, progress)
+        if spec.workspace_mount == "copy":
+            return await self._attach_copy(config, spec, info)
         # Watch the main process's announcements from before it starts (or
         # before we look for its runner), so that none is missed.
         watch = await self._backend.attach(info.id)
         try:
+            probe = None
             if info.state != "running":
+                probe = self._write_mount_probe(config)
                 await self._backend.start_container(info.name)
                 self.started_here = True
-            runner = await self._connect_runner(info, watch)
+            runner = await self._connect_runner(info, watch, probe)
+        except WorkspaceNotShown as exc:
+            not_shown = exc
+        else:
+            return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._backend, info.id))
         finally:
             watch.close()
-        return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._backend, info.id))
+        if not auto:
+            raise SandboxFailed(
+                f"The engine mounted {spec.bind_source} at /workspace but the sandbox does not see this "
+                f"workspace's files there ({not_shown}): the engine runs on another machine. "
+                'Set workspace_mount = "copy" (or "auto") in cellbox.toml.'
+            )
+        await self._backend.remove_container(spec.name)
+        return await self._fall_back_to_copy(config, progress, str(not_shown))
 
-    async def _connect_runner(self, info: ContainerInfo, watch: StreamConnection) -> RunnerClient | None:
-        """Connect to the container's runner; None when the image has no Python."""
+    async def _replace(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
+        # Image, mount, network or runner changed: the old container is stale.
+        log.info("replacing %s: its settings changed", spec.name)
+        await self._backend.remove_container(spec.name)
+        return await self._create(spec, progress)
+
+    async def _fall_back_to_copy(self, config: SandboxConfig, progress: ProgressFactory, why: str) -> Attached:
+        log.info("%s: a bind mount does not show the workspace (%s); copying files instead", self.workspace, why)
+        self._detected_mount = "copy"
+        spec = self._spec(config, "copy")
+        info = await self._create(spec, progress)
+        if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
+            info = await self._replace(spec, progress)
+        return await self._attach_copy(config, spec, info)
+
+    async def _attach_copy(self, config: SandboxConfig, spec: ContainerSpec, info: ContainerInfo) -> Attached:
+        if info.state != "running":
+            await self._backend.start_container(info.name)
+            self.started_here = True
+        # A new container (or one this daemon has not seen) starts from an
+        # empty record, so the first run sends the whole workspace.
+        if self._sync is None or self._sync.container_id != info.id:
+            self._sync = WorkspaceSync(
+                self._backend, info.id, self.workspace, self.owner(config), config.copy_size_limit
+            )
+        self._sync.size_limit = config.copy_size_limit
+        exec_path = ExecPath(self._backend, info.id, stamp=container_scripts.COPY_STAMP)
+        return Attached(info, None, spec.labels[LABEL_SPEC], exec_path, self._sync)
+
+    def _write_mount_probe(self, config: SandboxConfig) -> str | None:
+        """Write a fresh token where the container's main process will look
+        for it (container_scripts.MOUNT_PROBE); None if it cannot be written."""
+        token = uuid.uuid4().hex
+        try:
+            _save(self.workspace / container_scripts.MOUNT_PROBE, token, self.owner(config))
+        except OSError as exc:
+            log.info("cannot write the mount probe in %s: %s", self.workspace, exc)
+            return None
+        return token
+
+    async def _connect_runner(
+        self, info: ContainerInfo, watch: StreamConnection, probe: str | None = None
+    ) -> RunnerClient | None:
+        """Connect to the container's runner; None when the image has no Python.
+
+        WorkspaceNotShown when the bind mount shows some other folder (on the
+        engine's own machine): the main process of a container we started
+        reports another `probe` token than the one we wrote, or the runner
+        says it is ready but its socket does not appear here. Both cost
+        nothing when the mount works, so a local cold start stays fast.
+        """
         socket_path = self.workspace / container_scripts.RUNNER_SOCKET
+        unavailable_file = socket_path.with_name(socket_path.name + ".unavailable")
         deadline = time.monotonic() + RUNNER_READY_TIMEOUT_SECONDS
+        announced = False
         while True:
             try:
                 return await RunnerClient.connect(socket_path, info.name)
             except RunnerLost as exc:  # listening, but not answering: wedged
                 log.warning("the runner of %s is wedged, replacing it: %s", info.name, exc)
                 await self._kill_runner(info, _read_pid(socket_path.with_name(socket_path.name + ".pid")))
+                announced = False
             except OSError as exc:
-                if socket_path.with_name(socket_path.name + ".unavailable").exists():
+                if unavailable_file.exists():
                     log.info("%s has no python3: blocks run with docker exec", info.name)
                     return None
+                if announced:
+                    raise WorkspaceNotShown(f"the runner is ready but {socket_path} did not appear: {exc}") from None
                 log.debug("runner of %s not there yet: %s", info.name, exc)
             # Not listening yet (starting, or being replaced): wait for it to say so.
             while True:
@@ -270,10 +378,18 @@ class Sandbox:
                         f"The sandbox {info.name!r} started but its runner did not come up within "
                         f"{RUNNER_READY_TIMEOUT_SECONDS:.0f} s; see the daemon's log"
                     )
+                if line.startswith(b"workspace "):
+                    seen = line.split(b" ", 1)[1].decode(errors="replace")
+                    if probe is not None and seen != probe:
+                        raise WorkspaceNotShown(f"/workspace in the sandbox holds no {container_scripts.MOUNT_PROBE} of ours")
+                    continue
                 if line == b"unavailable":
+                    if not unavailable_file.exists():
+                        raise WorkspaceNotShown(f"the sandbox wrote {unavailable_file} but it did not appear")
                     log.info("%s has no python3: blocks run with docker exec", info.name)
                     return None
                 if line.startswith(b"ready "):
+                    announced = True
                     break
 
     async def _create(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
@@ -398,8 +514,7 @@ class Sandbox:
         if prepared.relative_path is None:
             return not_run(1, prepared.refusal or "", None)
         path = self.workspace / prepared.relative_path
-        uid, _, gid = self.user(config).partition(":")
-        _save(path, prepared.code, (int(uid), int(gid)))
+        _save(path, prepared.code, self.owner(config))
         if not prepared.runs:
             return not_run(0, f"Code saved to {path}\n", str(path))
 
@@ -409,6 +524,8 @@ class Sandbox:
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)
             try:
+                if attached.sync is not None:  # copy mode: the block's file and what changed go in first
+                    await attached.sync.push(extra=[prepared.relative_path])
                 outcome = await self._run(attached, command, timeout, config.output_limit, cancelled, on_output)
                 break
             except (ContainerGone, RunnerLost) as lost:
@@ -418,11 +535,28 @@ class Sandbox:
                 await self._recover(attached, wedged=isinstance(lost, RunnerLost) and lost.wedged)
                 if attempt == 2:
                     raise SandboxFailed(f"The sandbox could not run the block: {lost}") from None
+        if attached.sync is not None:
+            outcome = await self._copy_back(attached.sync, outcome, on_output)
         return BlockResult(
             prepared.language, outcome.exit_code, outcome.output, str(path), executed=True,
             timed_out=outcome.timed_out, duration_ms=_ms_since(started),
             status=await self._status(attached, outcome), truncated=outcome.truncated, range=block.range,
         )
+
+    async def _copy_back(
+        self, sync: WorkspaceSync, outcome: RunOutcome, on_output: Callable[[str, str], None]
+    ) -> RunOutcome:
+        """Copy mode: bring what the run made back into the workspace. A
+        failure here is told in the block's output, not lost with its result."""
+        try:
+            note = await sync.pull()
+        except SandboxFailed as exc:
+            log.warning("copying back from %s failed: %s", self.workspace, exc)
+            note = f"\ncellbox: the files this run made could not be copied back: {exc}\n"
+        if not note:
+            return outcome
+        on_output("stderr", note)
+        return attrs.evolve(outcome, output=outcome.output + note)
 
     async def _status(self, attached: Attached, outcome: RunOutcome) -> str:
         """Why a run ended, as the user should hear it."""
@@ -510,6 +644,10 @@ class Sandbox:
             log.info("run %s ended badly after it was killed: %s", run_id, exc)
         if path is not attached.exec_path:
             await attached.exec_path.kill(run_id)  # by marker, without the runner
+
+
+class WorkspaceNotShown(Exception):
+    """The bind mount at /workspace does not show this workspace (a remote engine)."""
 
 
 def _save(path: Path, code: str, owner: tuple[int, int]) -> None:

@@ -1,0 +1,209 @@
+"""Engines besides the main Docker engine, for the engine suites.
+
+- `remote_engine`: a second dockerd on a loopback TCP port, in a mount
+  namespace of its own with a tmpfs over /tmp, so it cannot see pytest's
+  workspaces: to it, the workspace is on another machine (copy mode). Its
+  data root is kept between sessions, so the test image is loaded once.
+- `podman_engine`: `podman system service` on a Unix socket of this session,
+  driven through its Docker-compatible API.
+
+Each is started once per session and stopped at its end; neither touches the
+main engine (/var/run/docker.sock) that the other tests use meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import docker
+import pytest
+
+from tests.conftest import TEST_IMAGE, containers_of
+
+REMOTE_ENGINE_HOME = Path("/var/lib/cellbox-test-engine")
+"""The remote test engine's data root (images cached between sessions) and its lock."""
+START_TIMEOUT_SECONDS = 60
+
+
+@attrs.frozen
+class Engine:
+    url: str
+    """What DOCKER_HOST is set to for the daemon under test."""
+    client: docker.DockerClient
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": self.url}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> docker.DockerClient:
+    """A client of the engine at `url` once it answers (the SDK asks its version at once)."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        with contextlib.suppress(docker.errors.DockerException):
+            return docker.DockerClient(base_url=url, timeout=120)
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"{what} did not come up (exit {process.poll()}); its log ends:\n{tail}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _remove_cellbox_containers(client: docker.DockerClient) -> None:
+    for container in client.containers.list(all=True, filters={"label": "org.cellbox.workspace"}):
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True, v=True)
+
+
+@contextlib.contextmanager
+def _data_root() -> Iterator[tuple[Path, int | None]]:
+    """The cached data root, locked for this session; a throw-away one when
+    another session (or a dockerd it left behind) holds the lock."""
+    REMOTE_ENGINE_HOME.mkdir(parents=True, exist_ok=True)
+    lock = os.open(REMOTE_ENGINE_HOME / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        scratch = Path(tempfile.mkdtemp(prefix="cellbox-test-engine-", dir="/var/tmp"))
+        try:
+            yield scratch, None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
+    try:
+        yield REMOTE_ENGINE_HOME / "data", lock
+    finally:
+        os.close(lock)
+
+
+@pytest.fixture(scope="session")
+def remote_engine(engine) -> Iterator[Engine]:
+    """A Docker engine that cannot see the test workspaces, on tcp://127.0.0.1:PORT."""
+    if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("unshare"):
+        pytest.skip("the remote test engine needs root, dockerd and unshare")
+    with _data_root() as (data_root, lock), tempfile.TemporaryDirectory(prefix="cellbox-engine-", dir="/run") as run:
+        run_dir = Path(run)
+        port = _free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        config = run_dir / "daemon.json"
+        config.write_text("{}")  # not the host's /etc/docker/daemon.json
+        log = run_dir / "dockerd.log"
+        # / is made private first, so that nothing mounted in here (the tmpfs
+        # over /tmp, the containers' filesystems) shows in the host's
+        # namespace, and the host's tmp folders vanish from this engine's view.
+        script = 'mount -t tmpfs -o size=64m cellbox-hidden-tmp /tmp && exec "$@"'
+        command = [
+            "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            "dockerd", "--config-file", str(config), "-H", url,
+            "--data-root", str(data_root), "--exec-root", str(run_dir / "exec"),
+            "--pidfile", str(run_dir / "dockerd.pid"),
+            "--bridge=none", "--iptables=false", "--ip-masq=false", "--userland-proxy=false",
+        ]
+        with log.open("wb") as log_file:
+            # The lock goes to dockerd too: held as long as it lives, even if
+            # this session dies without stopping it.
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=() if lock is None else (lock,),
+            )
+        try:
+            client = _wait_for(url, process, log, f"the remote test engine ({url})")
+            try:
+                _load_image(engine, client, url)
+                yield Engine(url, client)
+            finally:
+                _remove_cellbox_containers(client)
+                client.close()
+        finally:
+            _stop(process)
+
+
+def _load_image(main: docker.DockerClient, remote: docker.DockerClient, url: str) -> None:
+    want = main.images.get(TEST_IMAGE).id
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        if remote.images.get(TEST_IMAGE).id == want:
+            return
+    saved = subprocess.Popen(["docker", "save", TEST_IMAGE], stdout=subprocess.PIPE, env={**os.environ, "DOCKER_HOST": ""})
+    subprocess.run(["docker", "load", "-q"], stdin=saved.stdout, check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "DOCKER_HOST": url})
+    assert saved.wait() == 0
+
+
+@pytest.fixture(scope="session")
+def podman_engine(tmp_path_factory) -> Iterator[Engine]:
+    """Podman's Docker-compatible API on a Unix socket of this session."""
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed (scripts/ensure-podman installs it)")
+    if subprocess.run(["podman", "image", "exists", TEST_IMAGE]).returncode != 0:
+        pytest.fail(f"{TEST_IMAGE} is not in podman's store: run scripts/ensure-podman")
+    home = tmp_path_factory.mktemp("podman")
+    sock = home / "podman.sock"
+    # Podman as root asks for nofile and nproc limits of 1048576 for every
+    # container. Raising a limit past the engine's own hard limit needs
+    # CAP_SYS_RESOURCE, which root lacks on this machine (a VM that withholds
+    # it), and podman runs with nproc capped at pid_max: ask for no more.
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    conf = home / "containers.conf"
+    conf.write_text(f'[containers]\ndefault_ulimits = ["nproc={pid_max}:{pid_max}"]\n')
+    log = home / "service.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "CONTAINERS_CONF": str(conf)}, start_new_session=True,
+        )
+    url = f"unix://{sock}"
+    try:
+        client = _wait_for(url, process, log, f"podman system service ({url})")
+        try:
+            yield Engine(url, client)
+        finally:
+            _remove_cellbox_containers(client)
+            client.close()
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def make_engine_workspace(tmp_path):
+    """make(engine, name, config) -> a workspace whose containers on `engine` are removed afterwards."""
+    made: list[tuple[Engine, Path]] = []
+
+    def make(engine: Engine, name: str = "ws", config: str | None = None) -> Path:
+        workspace = (tmp_path / name).resolve()
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / "cellbox.toml").write_text(config if config is not None else f'image = "{TEST_IMAGE}"\n')
+        made.append((engine, workspace))
+        return workspace
+
+    yield make
+    for engine, workspace in made:
+        for container in containers_of(engine.client, workspace):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True, v=True)

@@ -1,0 +1,195 @@
+"""Copy mode: a Docker engine that cannot see the workspace (another machine,
+here a second dockerd in a mount namespace of its own, on a loopback TCP
+port). Files travel through the engine's archive API; the editor sees the
+same results as with a bind mount."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from tests.conftest import TEST_IMAGE, containers_of
+from tests.e2e.engines import make_engine_workspace, remote_engine  # noqa: F401  (fixtures)
+from tests.e2e.test_documents import open_document, wait_for_diagnostics
+from tests.e2e.test_execution import surviving
+
+CONFIG = f'image = "{TEST_IMAGE}"\n'
+
+
+@pytest.fixture
+def remote(remote_engine, make_engine_workspace, start_daemon):  # noqa: F811
+    """start(config=..., name=...) -> (daemon, workspace) on the remote engine."""
+
+    async def start(config: str = CONFIG, name: str = "ws", files: dict[str, str] | None = None):
+        workspace = make_engine_workspace(remote_engine, name, config)
+        for rel, text in (files or {}).items():
+            (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
+            (workspace / rel).write_text(text)
+        daemon = await start_daemon(workspace, env=remote_engine.env)
+        return daemon, workspace
+
+    return start
+
+
+def container_on(engine, workspace):
+    (container,) = containers_of(engine.client, workspace)
+    container.reload()
+    return container
+
+
+async def test_blocks_read_the_workspace_and_their_files_come_back(remote, remote_engine, engine):
+    daemon, workspace = await remote(files={"data/input.txt": "41\n"})
+    result = await daemon.execute(
+        ("python", "n = int(open('data/input.txt').read())\nopen('answer.txt', 'w').write(str(n + 1))\nprint(n + 1)"),
+        ("bash", "mkdir -p out/deep && echo made > out/deep/file.txt && cat answer.txt"),
+    )
+    assert result["exitCode"] == 0 and result["status"] == "ok"
+    assert result["output"] == "42\n42"
+    assert [b["status"] for b in result["blocks"]] == ["ok", "ok"]
+    # Paths are the workspace's own, as with a bind mount.
+    assert result["codeFile"].startswith(str(workspace / ".cellbox" / "tmp_code_"))
+    assert (workspace / "answer.txt").read_text() == "42"
+    assert (workspace / "out/deep/file.txt").read_text() == "made\n"
+    assert (workspace / "answer.txt").stat().st_uid == workspace.stat().st_uid
+    # The sandbox is on the remote engine, with a volume and no bind mount.
+    container = container_on(remote_engine, workspace)
+    assert [m["Type"] for m in container.attrs["Mounts"]] == ["volume"]
+    assert containers_of(engine, workspace) == []
+
+
+async def test_changes_travel_both_ways_between_runs(remote, remote_engine):
+    daemon, workspace = await remote(files={"notes.txt": "one\n", "old.txt": "old\n", "gone.txt": "bye\n"})
+    first = await daemon.execute(("bash", "cat notes.txt; ls"))
+    assert first["output"] == "one\ncellbox.toml\ngone.txt\nnotes.txt\nold.txt\n"
+    (workspace / "notes.txt").write_text("two, longer\n")  # edited here
+    (workspace / "gone.txt").unlink()  # deleted here
+    second = await daemon.execute(("bash", "cat notes.txt; ls; mv old.txt renamed.txt; rm notes.txt"))
+    assert second["output"] == "two, longer\ncellbox.toml\nnotes.txt\nold.txt\n"
+    # A run's rename and deletion show here.
+    assert not (workspace / "old.txt").exists() and (workspace / "renamed.txt").read_text() == "old\n"
+    assert not (workspace / "notes.txt").exists()
+
+
+async def test_gitignored_files_stay_out_but_what_a_run_makes_comes_back(remote):
+    files = {".gitignore": "secret.env\nbuild/\n", "secret.env": "KEY=1\n", "build/big.bin": "x" * 100,
+             "src/.gitignore": "*.tmp\n!keep.tmp\n", "src/a.tmp": "a", "src/keep.tmp": "k"}
+    daemon, workspace = await remote(files=files)
+    result = await daemon.execute(("bash", "find . -path ./.cellbox -prune -o -type f -print | sort; "
+                                           "mkdir -p build && echo out > build/result.txt"))
+    assert result["output"] == "./.gitignore\n./cellbox.toml\n./src/.gitignore\n./src/keep.tmp\n"
+    assert (workspace / "build/result.txt").read_text() == "out\n"
+    assert (workspace / "secret.env").read_text() == "KEY=1\n"  # never touched
+
+
+async def test_files_per_block_and_filename_comments(remote):
+    daemon, workspace = await remote()
+    result = await daemon.execute(
+        ("python", "# filename: pkg/tool.py\ndef twice(x):\n    return 2 * x\n"),
+        ("python", "import sys; sys.path.insert(0, 'pkg')\nfrom tool import twice\nprint(twice(21))"),
+    )
+    assert result["output"] == "42\n"
+    assert result["blocks"][0]["codeFile"] == str(workspace / "pkg/tool.py")
+    refused = await daemon.execute(("python", "# filename: ../escape.py\nprint(1)"))
+    assert refused["output"] == "Filename is not in the workspace" and refused["exitCode"] == 1
+
+
+async def test_timeout_cancel_and_output_limit(remote, remote_engine):
+    daemon, workspace = await remote(config=CONFIG + 'output_limit = "2k"\n')
+    timed = await daemon.execute(("bash", "echo before > partial.txt; echo started; sleep 351 & sleep 352"), timeout=2)
+    block = timed["blocks"][0]
+    assert (block["status"], block["exitCode"], block["timedOut"]) == ("timeout", 124, True)
+    assert block["output"] == "started\n\nTimeout"
+    assert (workspace / "partial.txt").read_text() == "before\n"  # copied back all the same
+    assert surviving(remote_engine.client, workspace, r"sleep 35[12]") == []
+
+    running = asyncio.ensure_future(daemon.execute(("sh", "echo waiting-for-cancel; sleep 353"), runId="copy-run", timeout=120))
+    for _ in range(200):
+        if running.done() or any("waiting-for-cancel" in str(n) for n in daemon.client.cellbox_output):
+            break
+        await asyncio.sleep(0.05)
+    assert not running.done(), running.result()
+    assert await daemon.command("cellbox.cancel", {"runId": "copy-run"}) == {"runId": "copy-run", "cancelled": True}
+    cancelled = (await asyncio.wait_for(running, 20))["blocks"][0]
+    assert (cancelled["status"], cancelled["exitCode"]) == ("cancelled", 130)
+    assert surviving(remote_engine.client, workspace, r"sleep 353") == []
+
+    loud = await daemon.execute(("python", "print('x' * 100000)"))
+    assert loud["truncated"] is True and loud["blocks"][0]["status"] == "ok"
+
+
+async def test_restart_stop_and_status(remote, remote_engine):
+    daemon, workspace = await remote()
+    await daemon.execute(("bash", "echo kept > kept.txt"))
+    name = container_on(remote_engine, workspace).name
+    restarted = await daemon.command("cellbox.restart", {})
+    assert restarted == {"workspace": str(workspace), "container": name, "state": "running"}
+    again = await daemon.execute(("bash", "cat kept.txt"))
+    assert again["output"] == "kept\n"
+    status = await daemon.command("cellbox.status", {})
+    assert status["sandboxes"][0]["state"] == "running"
+    assert (await daemon.command("cellbox.stop", {}))["state"] == "stopped"
+    assert (await daemon.command("cellbox.status", {}))["sandboxes"][0]["state"] == "absent"
+    assert (await daemon.execute(("bash", "cat kept.txt")))["output"] == "kept\n"  # sent again from here
+
+
+async def test_a_second_daemon_adopts_the_copy_mode_sandbox(remote, remote_engine, start_daemon):
+    daemon, workspace = await remote()
+    await daemon.execute(("bash", "echo one"))
+    first_id = container_on(remote_engine, workspace).id
+    other = await start_daemon(workspace, env=remote_engine.env)
+    assert (await other.execute(("bash", "echo two")))["output"] == "two\n"
+    assert container_on(remote_engine, workspace).id == first_id
+
+
+async def test_a_bind_mount_showing_another_folder_falls_back_to_copy(remote):
+    # /tmp exists on the engine's side (its own, empty tmpfs): the mount is
+    # made, but the runner's socket never appears here.
+    daemon, _ = await remote(config=CONFIG + 'bind_dir = "/tmp"\n', files={"here.txt": "here\n"})
+    result = await daemon.execute(("bash", "cat here.txt"))
+    assert result["output"] == "here\n"
+
+
+async def test_bind_mode_against_a_remote_engine_says_what_to_do(remote):
+    daemon, _ = await remote(config=CONFIG + 'workspace_mount = "bind"\n')
+    with pytest.raises(JsonRpcException) as error:
+        await daemon.execute(("bash", "true"))
+    assert error.value.code == -32004
+    assert 'workspace_mount = "copy"' in error.value.message
+
+
+async def test_the_size_limit_is_named_when_passed(remote):
+    daemon, _ = await remote(config=CONFIG + 'copy_size_limit = "1k"\n', files={"big.txt": "x" * 5000})
+    with pytest.raises(JsonRpcException) as error:
+        await daemon.execute(("bash", "true"))
+    assert "copy_size_limit" in error.value.message and ".gitignore" in error.value.message
+
+
+async def test_a_non_root_sandbox_user_can_write_the_workspace(remote):
+    daemon, workspace = await remote(config=CONFIG + 'user = "1000:1000"\n', files={"in.txt": "in\n"})
+    result = await daemon.execute(("bash", "id -u; cat in.txt > copy.txt; mkdir d && touch d/f"))
+    assert result["output"] == "1000\n" and result["exitCode"] == 0
+    if os.geteuid() == 0:
+        assert (workspace / "copy.txt").stat().st_uid == 1000
+
+
+async def test_a_document_run_gets_its_diagnostic(remote):
+    daemon, workspace = await remote()
+    text = "# %%\nprint('fine')\n# %%\nvalue = 1\n{}['missing']\n"
+    uri = await open_document(daemon, workspace / "cells.py", text, "python")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    assert [b["status"] for b in result["blocks"]] == ["ok", "error"]
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.range.start.line == 4 and diagnostic.message == "KeyError: 'missing'"
+
+
+async def test_copy_mode_on_the_local_engine_too(make_workspace, start_daemon, engine):
+    workspace = make_workspace("local", CONFIG + 'workspace_mount = "copy"\n')
+    (workspace / "in.txt").write_text("local\n")
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("bash", "cat in.txt; echo back > out.txt"))
+    assert result["output"] == "local\n" and (workspace / "out.txt").read_text() == "back\n"
+    (container,) = containers_of(engine, workspace)
+    assert [m["Type"] for m in container.attrs["Mounts"]] == ["volume"]
