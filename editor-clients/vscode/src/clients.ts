@@ -66,6 +66,11 @@ export class Clients implements vscode.Disposable {
         return client;
     }
 
+    /** Whether the folder's server was started (or is starting). */
+    has(folder: vscode.WorkspaceFolder): boolean {
+        return this.clients.has(folder.uri.toString());
+    }
+
     /** A server command with its one argument object, sent to the folder's server. */
     async send<T>(folder: vscode.WorkspaceFolder, command: string, argument: object): Promise<T | undefined> {
         const client = await this.clientFor(folder);

@@ -16,7 +16,18 @@ export class SandboxStatus implements vscode.Disposable {
     constructor(private readonly clients: Clients) {
         this.item.name = 'cellbox sandbox';
         this.item.command = 'cellbox.showOutput';
-        this.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(() => void this.refresh()));
+        this.subscriptions.push(
+            vscode.window.onDidChangeActiveTextEditor(() => {
+                // Looking at a file is no reason to start a server: show the state only where one runs.
+                const folder = activeFolder();
+                if (folder !== undefined && this.clients.has(folder)) {
+                    void this.refresh(folder);
+                } else {
+                    this.generation++;
+                    this.item.hide();
+                }
+            }),
+        );
     }
 
     /** Ask the server of `folder` (by default the active editor's) for its sandbox's state. */
