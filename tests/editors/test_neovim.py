@@ -144,6 +144,11 @@ def test_markdown_blocks_show_output_and_outcome_under_the_block(make_workspace,
     assert {"line": 0, "title": "▶ Run all"} in lenses
     assert {(lens["line"], lens["title"]) for lens in lenses} >= {(2, "▶ Run"), (6, "▶ Run"), (12, "▶ Run")}
 
+    # The default buffer-local mappings.
+    assert facts["mappings"] == {
+        "run": "<Cmd>CellboxRun<CR>", "run_visual": ":CellboxRun<CR>", "cancel": "<Cmd>CellboxCancel<CR>"
+    }
+
     # Outside any block: the server's message, and nothing drawn (the scratch
     # markdown buffer opened before it brought no warning).
     outside = facts["outside"]
@@ -219,6 +224,8 @@ def test_script_cells_run_in_order_with_capped_output_and_the_error_on_its_line(
     (workspace / "cells.py").write_text(SCRIPT)
 
     facts = run_spec("script", workspace, tmp_path, engine)["facts"]
+
+    assert facts["mappings"] == {"run": "", "clear": "<Cmd>CellboxClear<CR>"}
 
     results = facts["results"]
     assert [r["row"] for r in results] == [3, 6, 11]

@@ -7,6 +7,11 @@ H.run(function()
   H.setup()
   local bufnr = H.open("notes.md")
   H.note("lines", H.lines(bufnr))
+  H.note("mappings", {
+    run = vim.fn.maparg("<localleader>r", "n"),
+    run_visual = vim.fn.maparg("<localleader>r", "x"),
+    cancel = vim.fn.maparg("<localleader>c", "n"),
+  })
 
   -- Lenses come from the server as soon as the buffer is attached.
   H.wait_for("the Run lenses", 30000, bufnr, function()

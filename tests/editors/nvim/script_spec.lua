@@ -4,8 +4,10 @@
 local H = require("helpers")
 
 H.run(function()
-  H.setup()
+  -- Mappings turned off, one rebound: only that one is made.
+  H.setup({ keymaps = { run = false, run_all = false, cancel = false, output = false, clear = "<leader>X" } })
   local bufnr = H.open("cells.py")
+  H.note("mappings", { run = vim.fn.maparg("<localleader>r", "n"), clear = vim.fn.maparg("<leader>X", "n") })
 
   vim.cmd("CellboxRunAll")
   -- The last cell (rows 7-11) fails; its result hangs below its last line.
