@@ -44,7 +44,7 @@ local function handlers()
   local runs = function()
     return require("cellbox.runs")
   end
-  local table_ = {
+  local by_method = {
     ["cellbox/output"] = function(_, params)
       runs().on_output(params)
     end,
@@ -55,14 +55,14 @@ local function handlers()
   if not compat.handles_lens_refresh() then
     -- Neovim 0.7: the server asks for fresh lenses after a run (an outcome
     -- lens such as "✓ 0.12 s" appears); a request needs an answer: null.
-    table_["workspace/codeLens/refresh"] = function(_, _, ctx)
+    by_method["workspace/codeLens/refresh"] = function(_, _, ctx)
       for bufnr in pairs(buffers_of_client[ctx.client_id] or {}) do
         compat.refresh_lenses(bufnr)
       end
       return vim.NIL
     end
   end
-  return table_
+  return by_method
 end
 
 local function forget(client_id)
