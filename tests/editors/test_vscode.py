@@ -182,6 +182,7 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     first_end = lines.index("print(6 * 7)")
     assert facts["first"]["decorations"][str(first_end)] == "✓ hello from the sandbox … 42"
     assert "hello from the sandbox\n42" in facts["first"]["hover"]
+    assert facts["hoverShown"].startswith("✓ ok · exit 0") and "hello from the sandbox\n42" in facts["hoverShown"]
 
     assert facts["streaming"]["whileRunning"].startswith("⟳ running…")
     assert "first" in facts["streaming"]["whileRunning"] and "second" not in facts["streaming"]["whileRunning"]

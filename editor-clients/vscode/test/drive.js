@@ -64,8 +64,13 @@ async function serveRequests(page) {
         }
         const action = name.slice('request-'.length);
         fs.unlinkSync(path.join(testDir, name));
+        let answer = '';
         if (action === 'shift-enter') {
             await page.keyboard.press('Shift+Enter');
+        } else if (action === 'read-hover') {
+            // The text of the hover widget the editor shows now, as a user reads it.
+            const hover = page.locator('.monaco-hover-content').first();
+            answer = await hover.innerText({ timeout: 10_000 }).catch((error) => `no hover: ${error.message}`);
         } else if (action === 'screenshot') {
             // Let the decorations and lenses settle before the picture.
             await page.waitForTimeout(1000);
@@ -74,7 +79,7 @@ async function serveRequests(page) {
             console.log(`drive: unknown request ${action}`);
         }
         console.log(`drive: did ${action}`);
-        fs.writeFileSync(path.join(testDir, `done-${action}`), '');
+        fs.writeFileSync(path.join(testDir, `done-${action}`), answer);
     }
 }
 

@@ -72,6 +72,14 @@ async function scenario(facts, share) {
     assert.match(api.hover(notes, firstEnd) || '', /hello from the sandbox\n42/);
     assert.match(api.outputText(), /hello from the sandbox\n42\n/);
 
+    step('the hover over the result shows the whole output');
+    const firstEndChar = editor.document.lineAt(firstEnd).range.end.character;
+    editor.selection = new vscode.Selection(firstEnd, firstEndChar, firstEnd, firstEndChar);
+    await vscode.window.showTextDocument(editor.document, { preserveFocus: false });
+    await vscode.commands.executeCommand('editor.action.showHover');
+    facts.hoverShown = await askDriver('read-hover');
+    assert.match(facts.hoverShown, /hello from the sandbox\s+42/);
+
     step('stream a slow block');
     const streamEnd = lineOf('echo second');
     // Through the server's "▶ Run" lens this time, as a click would.
@@ -182,7 +190,7 @@ async function scenario(facts, share) {
     facts.done = true;
 }
 
-/** Ask drive.js (outside the editor) to do something in the browser, and wait until it has. */
+/** Ask drive.js (outside the editor) to do something in the browser, and wait until it has; what it answers. */
 async function askDriver(action) {
     if (!testDir) {
         return;
@@ -190,6 +198,7 @@ async function askDriver(action) {
     const done = path.join(testDir, `done-${action}`);
     fs.writeFileSync(path.join(testDir, `request-${action}`), '');
     await waitFor(`the driver to do ${action}`, async () => fs.existsSync(done), 60_000);
+    return fs.readFileSync(done, 'utf8');
 }
 
 async function waitFor(what, probe, timeoutMs) {
