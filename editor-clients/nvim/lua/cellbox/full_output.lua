@@ -37,9 +37,9 @@ function M.open(result)
   vim.bo[bufnr].bufhidden = "wipe"
   vim.bo[bufnr].swapfile = false
   api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
-  local _, highlight = nil, "CellboxInfo"
+  local highlight = "CellboxInfo"
   if result.status then
-    _, highlight = display.outcome(result.status)
+    highlight = select(2, display.outcome(result.status))
   elseif result.failure then
     highlight = "CellboxError"
   end
