@@ -35,6 +35,9 @@ T = TypeVar("T")
 # restart do not wait out a grace period the way the seed's `/bin/sh` did.
 STOP_GRACE_SECONDS = 1
 
+PODMAN_NPROC = 32768
+"""RLIMIT_NPROC cellbox asks Podman for (see _ulimits); the smallest common pid_max."""
+
 OutputCallback = Callable[[str, bytes], None]
 """Called from a worker thread with ("stdout" | "stderr", raw bytes) as output arrives."""
 
@@ -155,6 +158,8 @@ class DockerBackend:
     def __init__(self, api_timeout: float = 30.0) -> None:
         self._api_timeout = api_timeout
         self._client: docker.DockerClient | None = None
+        self._podman = False
+        """Whether the engine is Podman's Docker-compatible API, which differs in small ways (see _ulimits)."""
         self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
         self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix="exec")
 
@@ -174,7 +179,12 @@ class DockerBackend:
                         base_url=location.url, tls=location.tls, timeout=self._api_timeout,
                         use_ssh_client=use_ssh_client,
                     )
+                self._podman = _is_podman(self._client)
             except docker.errors.DockerException as exc:
+                self._client = None
+                raise _engine_unavailable(exc) from None
+            except requests.exceptions.RequestException as exc:
+                self._client = None
                 raise _engine_unavailable(exc) from None
         return self._client
 
@@ -263,10 +273,7 @@ class DockerBackend:
                 memswap_limit=spec.memory,  # the same figure: no swap beyond the limit
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids_limit,
-                ulimits=[
-                    docker.types.Ulimit(name="nofile", soft=spec.open_files, hard=spec.open_files),
-                    docker.types.Ulimit(name="fsize", soft=spec.max_file_size, hard=spec.max_file_size),
-                ],
+                ulimits=self._ulimits(spec),
                 read_only=spec.read_only,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size}"},
                 cap_drop=["ALL"],
@@ -290,6 +297,23 @@ class DockerBackend:
                 f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
             ) from None
         return _info(container)
+
+    def _ulimits(self, spec: ContainerSpec) -> list[docker.types.Ulimit]:
+        limits = [
+            docker.types.Ulimit(name="nofile", soft=spec.open_files, hard=spec.open_files),
+            docker.types.Ulimit(name="fsize", soft=spec.max_file_size, hard=spec.max_file_size),
+        ]
+        if self._podman:
+            # Podman (as root) gives every container RLIMIT_NPROC = 1048576
+            # unless the client names one; Docker sets none. Raising a limit
+            # past the engine's own hard limit needs CAP_SYS_RESOURCE, which
+            # root does not have everywhere (nested containers, some VMs), and
+            # then every start fails. containers.conf's default_ulimits cannot
+            # help: Podman drops them once a client names any ulimit, as
+            # cellbox does. What bounds a sandbox's processes is pids_limit;
+            # this only has to stay out of the way.
+            limits.append(docker.types.Ulimit(name="nproc", soft=PODMAN_NPROC, hard=PODMAN_NPROC))
+        return limits
 
     async def start_container(self, name: str) -> None:
         def start() -> None:
@@ -334,7 +358,10 @@ class DockerBackend:
             except docker.errors.APIError as exc:
                 # With auto-remove, the engine may start removing the container
                 # as the restart stops it, and then refuses to start it again.
-                if "marked for removal" not in _reason(exc):
+                # Podman always does: its restart is a stop, which removes an
+                # auto-remove container, then a start that fails.
+                reason = _reason(exc)
+                if "marked for removal" not in reason and "already been removed" not in reason:
                     raise
                 try:
                     container.wait(condition="removed", timeout=10)
@@ -568,6 +595,11 @@ class StreamConnection:
                 pass
 
 
+def _is_podman(client: docker.DockerClient) -> bool:
+    components = client.version().get("Components") or []
+    return any("podman" in str(component.get("Name", "")).lower() for component in components)
+
+
 def _workspace_mounts(spec: ContainerSpec) -> dict[str, Any]:
     """The create() arguments that put the workspace at /workspace."""
     if spec.workspace_mount == "copy":
@@ -598,14 +630,19 @@ def _start_hint(reason: str) -> str:
         # VMs) do not give even to root.
         return (
             ". The engine could not apply a resource limit (rlimit): it runs without CAP_SYS_RESOURCE "
-            "and asks for more than its own hard limit. With Podman, set default_ulimits in "
-            'containers.conf, e.g. default_ulimits = ["nproc=32768:32768"] (see docs/engines.md).'
+            "and was asked for more than its own hard limit (see docs/engines.md). Lower "
+            "open_files, or run the engine with CAP_SYS_RESOURCE."
         )
     return ""
 
 
 def _info(container: Any) -> ContainerInfo:
     image = container.attrs.get("Config", {}).get("Image") or ""
+    # Podman stores the name it resolved ("localhost/x:tag" for a local
+    # image, "docker.io/library/x:tag" for a pulled one); report the name as
+    # it is configured, as Docker does.
+    for prefix in ("localhost/", "docker.io/library/"):
+        image = image.removeprefix(prefix)
     return ContainerInfo(
         id=container.id,
         name=container.name,
