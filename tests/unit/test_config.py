@@ -165,3 +165,18 @@ def test_policy_tables_from_every_source_add_up(tmp_path: Path) -> None:
     assert config.execution_policies == {
         **DEFAULT_EXECUTION_POLICIES, "javascript": True, "python": False, "html": True,
     }
+
+
+def test_copy_mode_keys() -> None:
+    assert validate_overrides({"workspaceMount": "copy", "copySizeLimit": "64m"}, "client") == {
+        "workspace_mount": "copy", "copy_size_limit": 64 << 20,
+    }
+    with pytest.raises(ConfigError, match='workspaceMount must be "auto", "bind" or "copy"'):
+        validate_overrides({"workspaceMount": "nfs"}, "client")
+    with pytest.raises(ConfigError, match="copy_size_limit must be a positive size"):
+        validate_overrides({"copy_size_limit": 0}, "cellbox.toml")
+
+
+def test_copy_mode_defaults(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    assert (config.workspace_mount, config.copy_size_limit) == ("auto", 256 << 20)
