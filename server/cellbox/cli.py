@@ -42,7 +42,7 @@ def _json_option(fn):
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cellbox")
+@click.version_option(__version__, prog_name="cellbox", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Run code blocks in one Docker sandbox per project.

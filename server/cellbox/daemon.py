@@ -259,6 +259,12 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
             log.warning("refused a connection from uid %s", peer_uid)
             writer.close()
             return
+        # A connection that closes before its first line is a probe (`daemon
+        # status`, a client checking for a daemon): not a client, no activity.
+        first_line = await reader.readline()
+        if not first_line:
+            writer.close()
+            return
         stop_reading = threading.Event()
 
         def hang_up() -> None:
@@ -274,7 +280,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
         try:
             await run_async(
                 stop_event=stop_reading,
-                reader=StreamReaderAdapter(reader),
+                reader=StreamReaderAdapter(reader, first_line),
                 protocol=server.protocol,
                 logger=logging.getLogger("pygls.io"),
                 error_handler=server.report_server_error,

@@ -56,10 +56,15 @@ class StreamReaderAdapter:
     every header line and body to a thread, three thread hops per message,
     which showed as a good part of a warm run's few milliseconds."""
 
-    def __init__(self, stream: asyncio.StreamReader) -> None:
+    def __init__(self, stream: asyncio.StreamReader, first_line: bytes = b"") -> None:
         self._stream = stream
+        self._first_line = first_line
+        """A line the caller already read, given back first."""
 
     async def readline(self) -> bytes:
+        if self._first_line:
+            line, self._first_line = self._first_line, b""
+            return line
         return await self._stream.readline()
 
     async def readexactly(self, n: int) -> bytes:

@@ -37,7 +37,7 @@ class Daemon:
 
 @pytest.fixture
 async def start_daemon():
-    """Start daemons: start_daemon(workspace, init_options=..., env=..., capabilities=...)."""
+    """Start daemons: start_daemon(workspace, init_options=..., env=..., capabilities=..., command=...)."""
     started: list[LanguageClient] = []
 
     async def start(
@@ -46,6 +46,7 @@ async def start_daemon():
         env: dict[str, str] | None = None,
         capabilities: str = "visual_studio_code",
         root: str = "folders",
+        command: list[str] | None = None,
     ) -> Daemon:
         client = make_test_lsp_client()
         client.cellbox_output = []  # every cellbox/output notification, in arrival order
@@ -58,7 +59,7 @@ async def start_daemon():
         def on_block_started(params) -> None:
             client.cellbox_output.append(params)  # in the same list, to check their order
 
-        await client.start_io(*SERVER_COMMAND, env={**os.environ, **(env or {})})
+        await client.start_io(*(command or SERVER_COMMAND), env={**os.environ, **(env or {})})
         started.append(client)
         uri = workspace.as_uri() if workspace else None
         params = types.InitializeParams(

@@ -1,0 +1,146 @@
+"""The per-project daemon: one process and one container shared by every
+client, found again after `start`, gone when idle, recovered after a kill,
+and closed to other users."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+from tests.conftest import containers_of
+from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox, runtime_dir, wait_for  # noqa: F401 (fixture)
+
+
+def daemon_status(workspace: Path) -> dict:
+    result = cellbox("daemon", "status", str(workspace), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def start(workspace: Path, *extra: str) -> dict:
+    result = cellbox("daemon", "start", str(workspace), "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_start_twice_gives_the_running_daemon_and_stop_ends_it(workspace, runtime_dir):
+    first = start(workspace)
+    assert first["running"] and first["pid"]
+    again = cellbox("daemon", "start", str(workspace))
+    assert again.returncode == 0
+    assert f"already running: daemon for {workspace}: running, pid {first['pid']}" in again.stdout
+    socket_path = Path(first["socket"])
+    # Private: a folder of the user's own, not in the project, and a 0600 socket.
+    assert runtime_dir in socket_path.parents and workspace not in socket_path.parents
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+    assert Path(first["log"]).exists()
+
+    stopped = cellbox("daemon", "stop", str(workspace))
+    assert stopped.returncode == 0 and f"stopped (pid {first['pid']})" in stopped.stdout
+    assert daemon_status(workspace)["running"] is False
+    assert not socket_path.exists()
+    assert "was not running" in cellbox("daemon", "stop", str(workspace)).stdout
+
+
+async def test_two_clients_share_one_daemon_and_one_container_each_with_its_own_output(
+    workspace, runtime_dir, start_daemon, engine
+):
+    bridge = [CONSOLE_SCRIPT, "serve", "--connect"]
+    # The bridge starts the project's daemon itself: the editor needs no other change.
+    editor = await start_daemon(workspace, command=bridge)
+    running = daemon_status(workspace)
+    assert running["running"]
+    other = await start_daemon(workspace, command=bridge)
+
+    first = await editor.execute(("bash", "echo from-editor; echo shared > /tmp/mark; hostname"))
+    second = await other.execute(("bash", "echo from-other; cat /tmp/mark; hostname"))
+    assert first["blocks"][0]["output"].startswith("from-editor\n")
+    assert second["blocks"][0]["output"].startswith("from-other\nshared\n")  # the same container's /tmp
+    assert first["blocks"][0]["output"].split()[-1] == second["blocks"][0]["output"].split()[-1]
+    assert len(containers_of(engine, workspace)) == 1
+
+    # Each client hears only its own runs.
+    editor_text = "".join(n.text for n in editor.client.cellbox_output if hasattr(n, "text"))
+    other_text = "".join(n.text for n in other.client.cellbox_output if hasattr(n, "text"))
+    assert "from-editor" in editor_text and "from-other" not in editor_text
+    assert "from-other" in other_text and "from-editor" not in other_text
+
+    # One client leaving ends neither the daemon nor the other client's sandbox.
+    await editor.client.shutdown_session()
+    await editor.client.stop()
+    after = await other.execute(("bash", "cat /tmp/mark"))
+    assert after["output"] == "shared\n"
+    assert daemon_status(workspace)["pid"] == running["pid"]
+
+
+async def test_a_client_that_hangs_up_mid_run_leaves_nothing_running(workspace, runtime_dir, start_daemon, engine):
+    from tests.e2e.test_execution import surviving
+    import asyncio
+
+    start(workspace)
+    leaving = await start_daemon(workspace, command=[CONSOLE_SCRIPT, "serve", "--connect"])
+    run = asyncio.ensure_future(leaving.execute(("bash", "echo started; sleep 300"), runId="long"))
+    await asyncio.to_thread(
+        wait_for, lambda: any(getattr(n, "text", "") == "started\n" for n in leaving.client.cellbox_output),
+        60, "the block to start",
+    )
+    leaving.client._server.stdin.close()  # the editor is killed: its pipe closes, no shutdown
+    await leaving.client.stop()
+    run.cancel()
+    assert await asyncio.to_thread(
+        wait_for, lambda: not surviving(engine, workspace, r"sleep 300"), 30, "the orphaned run to be killed"
+    )
+    assert daemon_status(workspace)["running"]
+
+
+def test_the_daemon_stops_itself_and_its_container_when_idle(workspace, runtime_dir, engine):
+    started = start(workspace, "--idle-timeout", "2")
+    ran = cellbox("exec", "-L", "sh", "-c", "echo hi", "--workspace", str(workspace))
+    assert ran.returncode == 0 and ran.stdout == "hi\n"
+    assert [c.status for c in containers_of(engine, workspace)] == ["running"]
+
+    wait_for(lambda: not daemon_status(workspace)["running"], 60, "the idle daemon to stop")
+    wait_for(lambda: not Path(f"/proc/{started['pid']}").exists(), 30, "the daemon process to exit")
+    assert not Path(started["socket"]).exists()
+    assert [c.status for c in containers_of(engine, workspace)] in ([], ["exited"])
+    assert "idle for" in Path(started["log"]).read_text()
+
+
+def test_a_stale_socket_from_a_killed_daemon_is_replaced(workspace, runtime_dir):
+    killed = start(workspace)
+    os.kill(killed["pid"], signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{killed['pid']}").exists(), 30, "the killed daemon to go")
+    assert Path(killed["socket"]).exists()  # left behind, answering nobody
+    assert daemon_status(workspace)["running"] is False
+
+    fresh = start(workspace)
+    assert fresh["running"] and fresh["pid"] != killed["pid"]
+    ran = cellbox("exec", "-L", "sh", "-c", "echo back", "--workspace", str(workspace))
+    assert ran.returncode == 0 and ran.stdout == "back\n"
+
+
+def test_another_user_cannot_open_the_socket(workspace, runtime_dir):
+    started = start(workspace)
+    probe = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect(sys.argv[1])\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+        "else:\n"
+        "    print('connected')\n"
+    )
+    as_nobody = subprocess.run(
+        ["/usr/bin/python3", "-c", probe, started["socket"]],
+        user=65534, group=65534, extra_groups=[], capture_output=True, text=True, timeout=30,
+    )
+    assert as_nobody.stdout.strip() == "refused", as_nobody.stderr
+    # The same probe as the daemon's own user connects: the refusal is the permissions.
+    as_owner = subprocess.run(["/usr/bin/python3", "-c", probe, started["socket"]], capture_output=True, text=True)
+    assert as_owner.stdout.strip() == "connected"
