@@ -1,0 +1,183 @@
+"""The command-line client, run as a user runs it: output, summaries, exit
+codes, --json, Ctrl-C, with and without the project's daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import containers_of
+from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox, runtime_dir, wait_for  # noqa: F401 (fixture)
+from tests.e2e.test_execution import surviving
+
+NOTES = """# Notes
+
+```python
+print("hello from python")
+```
+
+Some prose.
+
+```bash
+echo "to stderr" >&2
+exit 3
+```
+
+```sh
+echo never reached
+```
+"""
+
+BLOCK_FIELDS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs",
+                "status", "truncated", "range"}
+RESULT_FIELDS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container",
+                 "blocks", "status", "truncated", "runId"}
+
+
+@pytest.fixture(params=["own-server", "daemon"])
+def project(request, workspace, runtime_dir):
+    """A project with notes.md, run through a `cellbox serve` of the CLI's own
+    or through the project's daemon."""
+    (workspace / "notes.md").write_text(NOTES)
+    if request.param == "daemon":
+        assert cellbox("daemon", "start", str(workspace)).returncode == 0
+    return workspace
+
+
+def test_run_streams_output_summarises_each_block_and_exits_with_the_first_failure(project):
+    result = cellbox("run", "notes.md", cwd=project)
+    assert result.returncode == 3
+    assert result.stdout == "hello from python\n"
+    assert "to stderr\n" in result.stderr
+    lines = result.stderr.splitlines()
+    assert "▶ block 1 · python · line 4" in lines
+    assert any(line.startswith("✓ block 1 (line 4) · exit 0 · ") for line in lines)
+    assert any(line.startswith("✗ block 2 (lines 10-11) · error · exit 3 · ") for line in lines)
+    assert "never reached" not in result.stdout + result.stderr
+
+
+def test_run_picks_one_block_by_number_or_line(project):
+    by_number = cellbox("run", "notes.md", "--block", "3", cwd=project)
+    assert (by_number.returncode, by_number.stdout) == (0, "never reached\n")
+    by_line = cellbox("run", str(project / "notes.md"), "--line", "4")
+    assert (by_line.returncode, by_line.stdout) == (0, "hello from python\n")
+    outside = cellbox("run", "notes.md", "--line", "7", cwd=project)
+    assert outside.returncode == 1
+    assert "line 7 of" in outside.stderr and "is not in a runnable block" in outside.stderr
+    too_far = cellbox("run", "notes.md", "--block", "9", cwd=project)
+    assert too_far.returncode == 1 and "has blocks 1 to 3; got 9" in too_far.stderr
+    both = cellbox("run", "notes.md", "--block", "1", "--all", cwd=project)
+    assert both.returncode == 2 and "give one of --block, --line, --all" in both.stderr
+
+
+def test_run_json_prints_the_protocol_result_and_nothing_else(project):
+    result = cellbox("run", "notes.md", "--json", cwd=project)
+    assert result.returncode == 3
+    assert result.stderr == ""
+    answer = json.loads(result.stdout)
+    assert set(answer) == RESULT_FIELDS
+    assert [set(b) for b in answer["blocks"]] == [BLOCK_FIELDS, BLOCK_FIELDS]
+    assert [b["status"] for b in answer["blocks"]] == ["ok", "error"]
+    assert answer["blocks"][1]["range"] == {"start": {"line": 9, "character": 0}, "end": {"line": 11, "character": 0}}
+    assert answer["workspace"] == str(project)
+
+
+def test_a_timeout_exits_124(project):
+    (project / "slow.py").write_text("import time\ntime.sleep(30)\n")
+    result = cellbox("run", "slow.py", "--timeout", "1", cwd=project)
+    assert result.returncode == 124
+    assert "⏱ block 1 (lines 1-2) · timed out after" in result.stderr
+
+
+def test_exec_runs_code_a_file_or_stdin(project):
+    code = cellbox("exec", "--lang", "python", "-c", "print(6 * 7)", cwd=project)
+    assert (code.returncode, code.stdout) == (0, "42\n")
+    (project / "job.sh").write_text("echo from a file; exit 5\n")
+    from_file = cellbox("exec", "job.sh", cwd=project)
+    assert (from_file.returncode, from_file.stdout) == (5, "from a file\n")
+    from_stdin = cellbox("exec", "-L", "bash", "-", input="echo piped\n", cwd=project)
+    assert (from_stdin.returncode, from_stdin.stdout) == (0, "piped\n")
+    as_json = json.loads(cellbox("exec", "-L", "sh", "-c", "echo j", "--json", cwd=project).stdout)
+    assert as_json["output"] == "j\n" and as_json["blocks"][0]["range"] is None
+
+
+def test_exec_says_what_is_missing(project):
+    no_language = cellbox("exec", "-c", "print(1)", cwd=project)
+    assert no_language.returncode == 2 and "give --lang" in no_language.stderr
+    nothing = cellbox("exec", cwd=project)
+    assert nothing.returncode == 2 and "give either -c CODE or a FILE" in nothing.stderr
+    unknown = cellbox("exec", "-L", "cobol", "-c", "x", cwd=project)
+    assert unknown.returncode == 1 and "cobol" in unknown.stderr
+
+
+def test_status_restart_stop(project, engine):
+    assert cellbox("exec", "-L", "sh", "-c", "true", cwd=project).returncode == 0
+    status = json.loads(cellbox("status", "--json", cwd=project).stdout)
+    (row,) = [s for s in status["sandboxes"] if s["workspace"] == str(project)]
+    assert row["state"] in ("running", "absent")  # absent: the CLI's own server stopped it
+    text = cellbox("status", cwd=project).stdout
+    assert str(project) in text
+
+    restarted = json.loads(cellbox("restart", "--json", cwd=project).stdout)
+    assert restarted["workspace"] == str(project) and restarted["state"] == "running"
+    stopped = cellbox("stop", cwd=project)
+    assert stopped.returncode == 0 and stopped.stdout.startswith(f"{project}: stopped")
+    assert all(c.status != "running" for c in containers_of(engine, project))
+
+
+def test_ctrl_c_cancels_the_run_in_the_sandbox_and_exits_130(project, engine):
+    (project / "long.sh").write_text("echo started\nsleep 300\n")
+    run = subprocess.Popen([CONSOLE_SCRIPT, "run", "long.sh"], cwd=project, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline() == "started\n"
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    assert "cancelling" in err and "⊘ block 1" in err
+    assert all(not surviving(engine, project, "sleep 300") for c in containers_of(engine, project)
+               if c.status == "running")
+
+
+def test_the_spinner_shows_on_a_terminal_only(project):
+    args = [CONSOLE_SCRIPT, "exec", "-L", "sh", "-c", "sleep 1; echo done"]
+    controller, terminal = pty.openpty()
+    try:
+        on_tty = subprocess.run(args, cwd=project, stdout=subprocess.PIPE, stderr=terminal, timeout=120)
+        os.set_blocking(controller, False)
+        seen = b""
+        with_deadline = time.monotonic() + 5
+        while time.monotonic() < with_deadline:
+            try:
+                chunk = os.read(controller, 65536)
+            except BlockingIOError:
+                break
+            seen += chunk
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert on_tty.stdout == b"done\n"
+    assert "block 1 · 0." in seen.decode(errors="replace")  # the elapsed time, redrawn
+    plain = cellbox("exec", "-L", "sh", "-c", "sleep 1; echo done", cwd=project)
+    assert "\r" not in plain.stderr and "\x1b[" not in plain.stderr
+
+
+def test_every_command_has_help_and_completion_works():
+    for command in (["run"], ["exec"], ["restart"], ["stop"], ["status"], ["serve"], ["completion"],
+                    ["daemon"], ["daemon", "start"], ["daemon", "stop"], ["daemon", "status"]):
+        shown = cellbox(*command, "--help")
+        assert shown.returncode == 0 and shown.stdout.startswith(f"Usage: cellbox {' '.join(command)}"), command
+    script = cellbox("completion", "bash")
+    assert "_CELLBOX_COMPLETE=bash_complete" in script.stdout
+    completed = cellbox(env={"_CELLBOX_COMPLETE": "bash_complete", "COMP_WORDS": "cellbox da", "COMP_CWORD": "1"})
+    assert completed.stdout.split() == ["plain,daemon"]
+    options = cellbox(env={"_CELLBOX_COMPLETE": "bash_complete", "COMP_WORDS": "cellbox run --bl", "COMP_CWORD": "2"})
+    assert "plain,--block" in options.stdout.split()
