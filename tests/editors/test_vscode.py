@@ -201,7 +201,29 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert "cellbox: running" in facts["statusAfterRestart"]
     assert facts["shiftEnter"]["decoration"].startswith("✓ hello from the sandbox")
     assert facts["cell"] == {"4": "✓ cell two"}
+    edits = facts["edits"]
+    assert edits["shifted"] == {str(int(line) + 1): text for line, text in edits["beforeEdit"].items()}
+    assert edits["undone"] == edits["beforeEdit"]
     assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
     if os.environ.get("CELLBOX_VSCODE_SCREENSHOT"):
         shutil.copyfile(screenshot, os.environ["CELLBOX_VSCODE_SCREENSHOT"])
+
+
+def test_packaged_vsix_installs_into_vscode(tmp_path):
+    """The .vsix CI builds installs with VS Code's own installer and carries its runtime dependencies."""
+    version = json.loads((EXTENSION / "package.json").read_text())["version"]
+    vsix = EXTENSION / f"cellbox-{version}.vsix"
+    if not (CODE_SERVER.exists() and vsix.exists()):
+        pytest.fail(f"missing {CODE_SERVER} or {vsix}: run scripts/ensure-vscode")
+    extensions = tmp_path / "extensions"
+    base = [str(CODE_SERVER), "--user-data-dir", str(tmp_path / "user-data"), "--extensions-dir", str(extensions)]
+    env = dict(os.environ, EXTENSIONS_GALLERY=json.dumps({"serviceUrl": "http://127.0.0.1:9/gallery"}))
+    subprocess.run([*base, "--install-extension", str(vsix)], check=True, env=env, timeout=120)
+    listed = subprocess.run([*base, "--list-extensions", "--show-versions"], check=True, env=env, timeout=120,
+                            capture_output=True, text=True).stdout
+    assert f"cellbox.cellbox@{version}" in listed.split()
+    installed = extensions / f"cellbox.cellbox-{version}"
+    assert (installed / "out" / "extension.js").is_file()
+    assert (installed / "node_modules" / "vscode-languageclient" / "package.json").is_file()
+    assert not (installed / "src").exists() and not (installed / "test").exists()

@@ -148,7 +148,7 @@ export class InlineResults implements vscode.Disposable {
         this.render(uri);
     }
 
-    /** Keep results on their lines when lines above are added or removed; drop those whose line was edited. */
+    /** Keep results on their lines when lines above are added or removed; drop finished ones whose line was edited. */
     private followEdits(change: vscode.TextDocumentChangeEvent): void {
         const uri = change.document.uri.toString();
         const lines = this.shown.get(uri);
@@ -156,24 +156,23 @@ export class InlineResults implements vscode.Disposable {
             return;
         }
         for (const edit of change.contentChanges) {
-            const added = edit.text.split('\n').length - 1;
-            const removed = edit.range.end.line - edit.range.start.line;
+            const { start, end } = edit.range;
+            const delta = edit.text.split('\n').length - 1 - (end.line - start.line);
+            // Where a line ends up; undefined when the edit was on it.
+            const follow = (line: number) => (line < start.line ? line : line > end.line ? line + delta : undefined);
             const moved = new Map<number, LineResult>();
             for (const [line, result] of lines) {
-                if (line < edit.range.start.line) {
-                    moved.set(line, result);
-                } else if (line > edit.range.end.line) {
-                    moved.set(line + added - removed, result);
-                } else if (result.look === 'running') {
-                    moved.set(line, result);
+                const to = follow(line) ?? (result.look === 'running' ? line : undefined);
+                if (to !== undefined) {
+                    moved.set(to, result);
                 }
             }
             lines.clear();
             moved.forEach((result, line) => lines.set(line, result));
-        }
-        for (const block of this.running.values()) {
-            if (block.uri === uri) {
-                block.line = Math.min(block.line, change.document.lineCount - 1);
+            for (const block of this.running.values()) {
+                if (block.uri === uri) {
+                    block.line = follow(block.line) ?? block.line;
+                }
             }
         }
         this.render(uri);

@@ -71,6 +71,8 @@ async function serveRequests(page) {
             // The text of the hover widget the editor shows now, as a user reads it.
             const hover = page.locator('.monaco-hover-content').first();
             answer = await hover.innerText({ timeout: 10_000 }).catch((error) => `no hover: ${error.message}`);
+        } else if (action.startsWith('debug-screenshot')) {
+            await page.screenshot({ path: path.join(testDir, `${action}.png`) });
         } else if (action === 'screenshot') {
             // Let the decorations and lenses settle before the picture.
             await page.waitForTimeout(1000);
