@@ -145,6 +145,26 @@ def code_server(tmp_path):
         print((tmp_path / "code-server.log").read_text()[-5000:])
 
 
+def drive(port: int, test_dir: Path, opened: str, suite: str, screenshot: Path) -> dict:
+    """Open VS Code on `opened` (a folder= or workspace= query) running test/`suite`; what the suite saw."""
+    host = f"127.0.0.1:{port}"
+    payload = json.dumps([
+        ["extensionDevelopmentPath", f"vscode-remote://{host}{EXTENSION}"],
+        ["extensionTestsPath", f"vscode-remote://{host}{EXTENSION}/test/{suite}"],
+    ])
+    url = f"http://{host}/?{opened}&payload={urllib.parse.quote(payload)}"
+    driver = subprocess.run(
+        ["node", str(EXTENSION / "test" / "drive.js"), url, str(test_dir), str(screenshot), str(DRIVER_TIMEOUT)],
+        capture_output=True, text=True, timeout=DRIVER_TIMEOUT + 60,
+    )
+    print(driver.stdout[-20000:], driver.stderr[-5000:])
+    facts_file = test_dir / "facts.json"
+    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
+    print(json.dumps(facts, indent=2, ensure_ascii=False))
+    assert driver.returncode == 0, f"the editor test failed ({driver.returncode}): {facts.get('error')}"
+    return facts
+
+
 def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path):
     port, test_dir = code_server
     workspace = make_workspace("ws")
@@ -156,22 +176,8 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
         "cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"],
     }))
 
-    host = f"127.0.0.1:{port}"
-    payload = json.dumps([
-        ["extensionDevelopmentPath", f"vscode-remote://{host}{EXTENSION}"],
-        ["extensionTestsPath", f"vscode-remote://{host}{EXTENSION}/test/suite.js"],
-    ])
-    url = f"http://{host}/?folder={urllib.parse.quote(str(workspace))}&payload={urllib.parse.quote(payload)}"
     screenshot = tmp_path / "vscode-run.png"
-    driver = subprocess.run(
-        ["node", str(EXTENSION / "test" / "drive.js"), url, str(test_dir), str(screenshot), str(DRIVER_TIMEOUT)],
-        capture_output=True, text=True, timeout=DRIVER_TIMEOUT + 60,
-    )
-    print(driver.stdout[-20000:], driver.stderr[-5000:])
-    facts_file = test_dir / "facts.json"
-    facts = json.loads(facts_file.read_text()) if facts_file.exists() else {}
-    print(json.dumps(facts, indent=2, ensure_ascii=False))
-    assert driver.returncode == 0, f"the editor test failed ({driver.returncode}): {facts.get('error')}"
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "suite.js", screenshot)
 
     lines = NOTES.splitlines()
     assert facts["activated"]
@@ -208,6 +214,27 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
     if os.environ.get("CELLBOX_VSCODE_SCREENSHOT"):
         shutil.copyfile(screenshot, os.environ["CELLBOX_VSCODE_SCREENSHOT"])
+
+
+def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace, code_server, tmp_path):
+    port, test_dir = code_server
+    folders = []
+    for name in ("alpha", "beta"):
+        folder = make_workspace(name)
+        (folder / "notes.md").write_text("```sh\ncat name.txt\n```\n")
+        # Read inside the sandbox: each folder's block must run in that folder's own mount.
+        (folder / "name.txt").write_text(f"I am {name}\n")
+        folders.append(folder)
+    workspace_file = tmp_path / "two.code-workspace"
+    workspace_file.write_text(json.dumps({
+        "folders": [{"path": str(folder)} for folder in folders],
+        "settings": {"cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"]},
+    }))
+    facts = drive(port, test_dir, f"workspace={urllib.parse.quote(str(workspace_file))}", "multiRoot.js", tmp_path / "unused.png")
+    for name in ("alpha", "beta"):
+        assert facts["folders"][name]["status"] == "ok"
+        assert facts["folders"][name]["decorations"] == {"1": f"✓ I am {name}"}
+        assert "cellbox: running" in facts["folders"][name]["statusBar"]
 
 
 def test_packaged_vsix_installs_into_vscode(tmp_path):
