@@ -1,6 +1,7 @@
 // Owns the runs in flight: each gets a runId of ours, so that Cancel can name
 // it and the server's notifications for it reach its document's display.
 import * as vscode from 'vscode';
+import { ResponseError } from 'vscode-languageclient/node';
 import { Clients } from './clients';
 import { InlineResults } from './inlineResults';
 import {
@@ -13,6 +14,10 @@ import {
 } from './protocol';
 import { RunLog } from './runLog';
 import { SandboxStatus } from './sandboxStatus';
+
+// Engine, image and configuration errors: the server already tells the user
+// with window/showMessage, so a second pop-up would only repeat it.
+const SHOWN_BY_SERVER = new Set([-32001, -32002, -32003]);
 
 interface Run {
     uri: vscode.Uri;
@@ -49,6 +54,7 @@ export class Runs implements vscode.Disposable {
         try {
             const result = await this.clients.send<ExecuteResult>(folder, EXECUTE, { ...argument, runId });
             if (result === undefined) {
+                this.log.runFailed('no cellbox server for this folder');
                 return undefined;
             }
             result.blocks.forEach((block, index) => this.display.blockFinished(uri, runId, index, block));
@@ -57,7 +63,9 @@ export class Runs implements vscode.Disposable {
         } catch (error) {
             const message = error instanceof Error ? error.message : String(error);
             this.log.runFailed(message);
-            void vscode.window.showErrorMessage(`cellbox: ${message}`);
+            if (!(error instanceof ResponseError && SHOWN_BY_SERVER.has(error.code))) {
+                void vscode.window.showErrorMessage(`cellbox: ${message}`);
+            }
             return undefined;
         } finally {
             this.active.delete(runId);
