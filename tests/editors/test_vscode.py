@@ -211,9 +211,12 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert edits["shifted"] == {str(int(line) + 1): text for line, text in edits["beforeEdit"].items()}
     assert edits["undone"] == edits["beforeEdit"]
     assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
-    assert screenshot.exists() and screenshot.stat().st_size > 10_000
-    if os.environ.get("CELLBOX_VSCODE_SCREENSHOT"):
-        shutil.copyfile(screenshot, os.environ["CELLBOX_VSCODE_SCREENSHOT"])
+    running = tmp_path / "vscode-running.png"
+    for picture in (screenshot, running):
+        assert picture.exists() and picture.stat().st_size > 10_000
+        # CELLBOX_VSCODE_SCREENSHOTS=docs/images refreshes the README's pictures.
+        if os.environ.get("CELLBOX_VSCODE_SCREENSHOTS"):
+            shutil.copyfile(picture, Path(os.environ["CELLBOX_VSCODE_SCREENSHOTS"]) / picture.name)
 
 
 def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace, code_server, tmp_path):

@@ -5,6 +5,7 @@
 // with the test's exit code.
 //
 //   node drive.js URL TEST_DIR SCREENSHOT_PATH [TIMEOUT_SECONDS]
+// (a screenshot mid-run goes beside SCREENSHOT_PATH as vscode-running.png)
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -73,6 +74,9 @@ async function serveRequests(page) {
             answer = await hover.innerText({ timeout: 10_000 }).catch((error) => `no hover: ${error.message}`);
         } else if (action.startsWith('debug-screenshot')) {
             await page.screenshot({ path: path.join(testDir, `${action}.png`) });
+        } else if (action === 'screenshot-running') {
+            // At once: the block is still running.
+            await page.screenshot({ path: path.join(path.dirname(screenshotPath), 'vscode-running.png') });
         } else if (action === 'screenshot') {
             // Let the decorations and lenses settle before the picture.
             await page.waitForTimeout(1000);

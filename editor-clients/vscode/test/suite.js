@@ -109,6 +109,7 @@ async function scenario(facts, share) {
         }
         return false;
     }, LONG);
+    await askDriver('screenshot-running');
     const whileRunning = runningTexts()[0];
     facts.streaming = { whileRunning, outputWhileRunning };
     const streamed = await withTimeout(streaming, LONG, 'the streaming run');
