@@ -116,6 +116,9 @@ def code_server(tmp_path):
     }))
     test_dir = tmp_path / "editor-test"
     test_dir.mkdir()
+    # An empty config of its own: code-server would otherwise write one with a password into ~/.config.
+    config = tmp_path / "code-server.yaml"
+    config.write_text("")
     port = free_port()
     # No marketplace is reachable: point code-server's gallery at a closed
     # loopback port so that its look-ups fail at once and stay on this machine.
@@ -124,7 +127,7 @@ def code_server(tmp_path):
     log = (tmp_path / "code-server.log").open("w")
     server = subprocess.Popen(
         [
-            str(CODE_SERVER), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
+            str(CODE_SERVER), "--config", str(config), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
             "--user-data-dir", str(user_data), "--extensions-dir", str(tmp_path / "extensions"),
         ],
@@ -247,7 +250,10 @@ def test_packaged_vsix_installs_into_vscode(tmp_path):
     if not (CODE_SERVER.exists() and vsix.exists()):
         pytest.fail(f"missing {CODE_SERVER} or {vsix}: run scripts/ensure-vscode")
     extensions = tmp_path / "extensions"
-    base = [str(CODE_SERVER), "--user-data-dir", str(tmp_path / "user-data"), "--extensions-dir", str(extensions)]
+    config = tmp_path / "code-server.yaml"
+    config.write_text("")
+    base = [str(CODE_SERVER), "--config", str(config), "--user-data-dir", str(tmp_path / "user-data"),
+            "--extensions-dir", str(extensions)]
     env = dict(os.environ, EXTENSIONS_GALLERY=json.dumps({"serviceUrl": "http://127.0.0.1:9/gallery"}))
     subprocess.run([*base, "--install-extension", str(vsix)], check=True, env=env, timeout=120)
     listed = subprocess.run([*base, "--list-extensions", "--show-versions"], check=True, env=env, timeout=120,
