@@ -227,9 +227,12 @@ def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace
     folders = []
     for name in ("alpha", "beta"):
         folder = make_workspace(name)
-        (folder / "notes.md").write_text("```sh\ncat name.txt\n```\n")
+        (folder / "notes.md").write_text('```sh\ncat name.txt\necho "$GREETING"\n```\n')
         # Read inside the sandbox: each folder's block must run in that folder's own mount.
         (folder / "name.txt").write_text(f"I am {name}\n")
+        # And with that folder's own cellbox.sandbox setting.
+        (folder / ".vscode").mkdir()
+        (folder / ".vscode" / "settings.json").write_text(json.dumps({"cellbox.sandbox": {"env": {"GREETING": f"hello {name}"}}}))
         folders.append(folder)
     workspace_file = tmp_path / "two.code-workspace"
     workspace_file.write_text(json.dumps({
@@ -239,7 +242,7 @@ def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace
     facts = drive(port, test_dir, f"workspace={urllib.parse.quote(str(workspace_file))}", "multiRoot.js", tmp_path / "unused.png")
     for name in ("alpha", "beta"):
         assert facts["folders"][name]["status"] == "ok"
-        assert facts["folders"][name]["decorations"] == {"1": f"✓ I am {name}"}
+        assert facts["folders"][name]["decorations"] == {"2": f"✓ I am {name} … hello {name}"}
         assert "cellbox: running" in facts["folders"][name]["statusBar"]
 
 

@@ -46,7 +46,7 @@ export class Clients implements vscode.Disposable {
                 }
             }),
             vscode.workspace.onDidChangeConfiguration(async (change) => {
-                if (change.affectsConfiguration('cellbox.serverCommand')) {
+                if (change.affectsConfiguration('cellbox.serverCommand') || change.affectsConfiguration('cellbox.sandbox')) {
                     await this.stopAll();
                     vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
                 }
@@ -110,6 +110,7 @@ export class Clients implements vscode.Disposable {
         const options: LanguageClientOptions = {
             documentSelector: LANGUAGES.map((language) => ({ scheme: 'file', language, pattern: `${folder.uri.fsPath}/**/*` })),
             workspaceFolder: folder,
+            initializationOptions: vscode.workspace.getConfiguration('cellbox', folder.uri).get<object>('sandbox') ?? {},
             outputChannel: this.serverLog,
             middleware: {
                 provideCodeLenses: async (document, token, next) => {

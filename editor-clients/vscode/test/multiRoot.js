@@ -1,6 +1,7 @@
 // The editor-side test for a multi-root workspace: each folder gets its own
 // `cellbox serve` and its own sandbox, and the two servers' commands do not
-// collide. Facts go to $CELLBOX_VSCODE_TEST_DIR/facts.json, as in suite.js.
+// collide; each folder's own cellbox.sandbox setting reaches its server.
+// Facts go to $CELLBOX_VSCODE_TEST_DIR/facts.json, as in suite.js.
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
@@ -27,7 +28,7 @@ exports.run = async function run() {
             facts.folders[folder.name] = { status: result && result.status, decorations: api.decorations(notes), statusBar: status };
         }
         for (const folder of vscode.workspace.workspaceFolders) {
-            assert.deepStrictEqual(facts.folders[folder.name].decorations, { 1: `✓ I am ${folder.name}` });
+            assert.deepStrictEqual(facts.folders[folder.name].decorations, { 2: `✓ I am ${folder.name} … hello ${folder.name}` });
         }
     } catch (error) {
         facts.error = String(error && error.stack || error);
