@@ -202,8 +202,10 @@ class Sandbox:
             labels={LABEL_WORKSPACE: str(self.workspace)},
             user=self.user(config),
             # HOME: the image's /root or / is read-only or not ours; tools
-            # such as pip want a writable home.
-            env={"HOME": "/tmp", **config.env},
+            # such as pip want a writable home. PYTHONUNBUFFERED: a block's
+            # stdout is a pipe, so Python would hold a plain print() until it
+            # exits; the user should see it when it is printed.
+            env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", **config.env},
             memory=config.memory,
             cpus=config.cpus,
             pids_limit=config.pids_limit,

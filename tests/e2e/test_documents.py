@@ -159,6 +159,15 @@ async def test_output_streams_in_order_before_the_response(workspace, start_daem
     assert result["runId"] == "stream-1"
 
 
+async def test_a_plain_python_print_streams_when_printed(workspace, start_daemon):
+    # No flush=True: a block's stdout is a pipe, where Python buffers by default.
+    daemon = await start_daemon(workspace)
+    code = "import time\nprint('before')\ntime.sleep(1)\nprint('after')\n"
+    await daemon.execute(("python", code), runId="plain-print")
+    texts = [n.text for n in daemon.client.cellbox_output if n.runId == "plain-print" and hasattr(n, "text")]
+    assert texts == ["before\n", "after\n"]  # two pieces, not one lump at the exit
+
+
 async def test_cancel_request_stops_the_run(workspace, start_daemon, engine, client_name):
     daemon = await start_daemon(workspace, capabilities=client_name)
     await daemon.execute(("sh", "true"))
