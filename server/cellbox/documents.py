@@ -37,6 +37,13 @@ class DocumentBlock:
     end_line: int
     """Line after the last line of code (exclusive)."""
     code: str
+    outer_end_line: int | None = None
+    """Line after the block's closing fence (exclusive); None when it has none (cells, selections)."""
+
+    @property
+    def extent_end_line(self) -> int:
+        """Line after everything that belongs to the block, fences included."""
+        return self.outer_end_line if self.outer_end_line is not None else max(self.end_line, self.start_line + 1)
 
     def contains(self, line: int) -> bool:
         return self.header_line <= line < max(self.end_line, self.start_line + 1)
@@ -74,7 +81,7 @@ def markdown_blocks(text: str) -> list[DocumentBlock]:
         fence_line = token.map[0]
         start = fence_line + 1
         end = start + token.content.count("\n")
-        blocks.append(DocumentBlock(f"L{fence_line}", language, fence_line, start, end, token.content))
+        blocks.append(DocumentBlock(f"L{fence_line}", language, fence_line, start, end, token.content, token.map[1]))
     return blocks
 
 

@@ -102,7 +102,9 @@ class BlockToRun:
     language: str
     code: str
     range: Range | None = None
-    """Where it is in its document, when it comes from one."""
+    """Where its code is in its document, when it comes from one."""
+    extent: Range | None = None
+    """The whole block in its document, fence lines or cell marker included."""
 
 
 class RunListener:
@@ -509,6 +511,7 @@ class Sandbox:
             return BlockResult(
                 prepared.language, exit_code, output, code_file, executed=False, timed_out=False,
                 duration_ms=_ms_since(started), status=status, truncated=False, range=block.range,
+                extent=block.extent,
             )
 
         if cancelled.is_set():  # cancelled while waiting for its turn
@@ -543,6 +546,7 @@ class Sandbox:
             prepared.language, outcome.exit_code, outcome.output, str(path), executed=True,
             timed_out=outcome.timed_out, duration_ms=_ms_since(started),
             status=await self._status(attached, outcome), truncated=outcome.truncated, range=block.range,
+            extent=block.extent,
         )
 
     async def _copy_back(

@@ -269,7 +269,7 @@ class StreamingListener(RunListener):
 
     def block_started(self, index: int, block: BlockToRun) -> None:
         self.current = index
-        notice = BlockStartedNotification(self.run_id, index, block.language, block.range)
+        notice = BlockStartedNotification(self.run_id, index, block.language, block.range, block.extent)
         self.ls.protocol.notify(BLOCK_STARTED_NOTIFICATION, to_json(notice))
         if self.on_block is not None:
             self.on_block()
@@ -288,6 +288,10 @@ class StreamingListener(RunListener):
 
 def _block_range(block: DocumentBlock) -> Range:
     return Range(Position(block.start_line, 0), Position(block.end_line, 0))
+
+
+def _block_extent(block: DocumentBlock) -> Range:
+    return Range(Position(block.header_line, 0), Position(block.extent_end_line, 0))
 
 
 def _lens(line: int, title: str, argument: dict[str, Any]) -> types.CodeLens:
@@ -357,7 +361,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             sandbox = ls.manager.sandbox_for_file(uri_path(document.uri))
         else:
             sandbox = ls.manager.sandbox(params.workspace)
-        to_run = [BlockToRun(b.language, b.code, _block_range(b)) for b in chosen] if document else [
+        to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen] if document else [
             BlockToRun(b.language, b.code) for b in params.blocks or []
         ]
         listener = StreamingListener(ls, run_id, len(to_run))

@@ -134,6 +134,9 @@ class BlockResult:
     """Whether its output went past the output limit and was cut (the block ran on)."""
     range: Range | None
     """Where the block's code is in its document; null for blocks given as text."""
+    extent: Range | None
+    """The whole block, its fence lines or cell marker included (a client draws
+    results under its end); null for blocks given as text."""
 
 
 @attrs.define
@@ -172,8 +175,10 @@ class BlockStartedNotification:
     block_index: int
     language: str
     range: Range | None
-    """Where the block is in its document (null for blocks given as text), so a
+    """Where the block's code is in its document (null for blocks given as text), so a
     client can show the run at the right place before the response comes."""
+    extent: Range | None
+    """The whole block, fence lines or cell marker included; null for blocks given as text."""
 
 
 @attrs.define

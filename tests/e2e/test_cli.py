@@ -35,7 +35,7 @@ echo never reached
 """
 
 BLOCK_FIELDS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs",
-                "status", "truncated", "range"}
+                "status", "truncated", "range", "extent"}
 RESULT_FIELDS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container",
                  "blocks", "status", "truncated", "runId"}
 
@@ -85,6 +85,8 @@ def test_run_json_prints_the_protocol_result_and_nothing_else(project):
     assert [set(b) for b in answer["blocks"]] == [BLOCK_FIELDS, BLOCK_FIELDS]
     assert [b["status"] for b in answer["blocks"]] == ["ok", "error"]
     assert answer["blocks"][1]["range"] == {"start": {"line": 9, "character": 0}, "end": {"line": 11, "character": 0}}
+    # The whole block, fences included: a client draws its result under line 12's closing fence.
+    assert answer["blocks"][1]["extent"] == {"start": {"line": 8, "character": 0}, "end": {"line": 12, "character": 0}}
     assert answer["workspace"] == str(project)
 
 

@@ -107,6 +107,7 @@ async def test_run_the_block_under_the_cursor(workspace, start_daemon, client_na
     result = await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 7, "character": 3}})
     assert [b["output"] for b in result["blocks"]] == ["tildes\n"]
     assert result["blocks"][0]["range"] == {"start": {"line": 7, "character": 0}, "end": {"line": 8, "character": 0}}
+    assert result["blocks"][0]["extent"] == {"start": {"line": 6, "character": 0}, "end": {"line": 9, "character": 0}}
     with pytest.raises(JsonRpcException) as error:
         await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 0, "character": 0}})
     assert error.value.code == -32602 and "line 1" in error.value.message
@@ -128,6 +129,12 @@ async def test_cells_and_a_file_without_markers(workspace, start_daemon, client_
     assert [lens.range.start.line for lens in await lenses(daemon, plain)] == [0]
     result = await daemon.command("cellbox.execute", {"uri": plain, "all": True})
     assert result["output"] == "one\ntwo\n"
+    # A cell's extent starts at its marker and ends where the next cell begins;
+    # blockStarted carries it too, for a client to draw under the block at once.
+    cell = await daemon.command("cellbox.execute", {"uri": uri, "block": 2, "runId": "cell-2"})
+    assert cell["blocks"][0]["extent"] == {"start": {"line": 1, "character": 0}, "end": {"line": 7, "character": 0}}
+    (started,) = [n for n in daemon.client.cellbox_output if n.runId == "cell-2" and not hasattr(n, "text")]
+    assert (started.extent.start.line, started.extent.end.line) == (1, 7)
 
 
 async def test_a_lens_command_sent_back_as_is_runs_its_block(workspace, start_daemon, client_name):

@@ -9,6 +9,7 @@ from pygls.exceptions import JsonRpcException
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
+    "extent",
 }
 RESULT_KEYS = {
     "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "status",

@@ -94,6 +94,7 @@ def _block(**changes: Any) -> BlockResult:
         status="not_executed",
         truncated=False,
         range=None,
+        extent=None,
     )
     fields.update(changes)
     return BlockResult(**fields)
@@ -101,6 +102,7 @@ def _block(**changes: Any) -> BlockResult:
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
+    "extent",
 }
 
 
@@ -118,6 +120,7 @@ def test_block_result_keeps_falsy_fields() -> None:
         "status": "not_executed",
         "truncated": False,
         "range": None,
+        "extent": None,
     }
 
 

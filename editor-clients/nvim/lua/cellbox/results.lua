@@ -11,17 +11,6 @@ local M = {}
 
 local by_buffer = {} -- bufnr -> list of results, oldest first
 
--- A Markdown block's range ends before its closing fence; hanging the result
--- below the fence keeps it out of the code. This is placement only: which
--- lines make the block is the server's answer, never worked out here.
-local function below_closing_fence(bufnr, last_row)
-  local next_line = api.nvim_buf_get_lines(bufnr, last_row + 1, last_row + 2, false)[1]
-  if next_line and (next_line:match("^%s*```+%s*$") or next_line:match("^%s*~~~+%s*$")) then
-    return last_row + 1
-  end
-  return last_row
-end
-
 --- First and last row of an LSP range whose end is exclusive.
 local function rows_of(range)
   local first = range.start.line
@@ -47,10 +36,16 @@ function M.remove(result)
   end
 end
 
---- A new, running result for the block at `range` of `bufnr`.
-function M.open(bufnr, range, run_id, block_index)
+--- A new, running result for the block at `range` of `bufnr`, drawn under
+--- the last row of its `extent` (the whole block as the server sees it, a
+--- Markdown block's closing fence included); under its code without one.
+function M.open(bufnr, range, extent, run_id, block_index)
   local first, last = rows_of(range)
-  local anchor = below_closing_fence(bufnr, last)
+  local anchor = last
+  if type(extent) == "table" then
+    local _, extent_last = rows_of(extent)
+    anchor = math.max(last, extent_last)
+  end
   for _, old in ipairs(vim.list_extend({}, by_buffer[bufnr] or {})) do
     local old_first, old_anchor = display.rows(old)
     if old_first == nil or overlaps(first, anchor, old_first, old_anchor) then

@@ -61,7 +61,7 @@ function M.on_block_started(params)
   if type(params.range) ~= "table" then
     return -- a block given as text, not one of the document's
   end
-  local result = results.open(run.bufnr, params.range, run.id, params.blockIndex)
+  local result = results.open(run.bufnr, params.range, params.extent, run.id, params.blockIndex)
   run.blocks[params.blockIndex] = result
   display.keep_ticking(result)
 end
@@ -100,7 +100,7 @@ function M.finish(run, err, answer)
     -- A block that printed nothing before it ended (e.g. one only saved,
     -- not run) may not have been announced: place it from the result's range.
     if not result and type(block.range) == "table" then
-      result = results.open(run.bufnr, block.range, run.id, index)
+      result = results.open(run.bufnr, block.range, block.extent, run.id, index)
       run.blocks[index] = result
     end
     if result then
