@@ -9,18 +9,21 @@ Every engine failure comes out as a CellboxError that says what to do.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import docker
-import docker.context
 import docker.errors
+import docker.tls
 import docker.types
 from docker.utils.socket import frames_iter
 import requests.exceptions
@@ -117,15 +120,41 @@ def locate_engine() -> EngineLocation:
     if name == "default":
         return EngineLocation(None, "unix:///var/run/docker.sock (the default; DOCKER_HOST is not set)")
     try:
-        context = docker.context.ContextAPI.get_context(name)
-    except docker.errors.DockerException as exc:
-        raise EngineUnavailable(f"Cannot read the {source}: {exc}") from None
-    if context is None or not context.Host:
+        host, tls = _read_context(name)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EngineUnavailable(
-            f"The {source} does not exist or names no Docker endpoint; "
-            "see `docker context ls`, or set DOCKER_HOST."
-        )
-    return EngineLocation(context.Host, source, tls=context.TLSConfig or False, context=name)
+            f"The {source} cannot be read ({exc}); see `docker context ls`, or set DOCKER_HOST."
+        ) from None
+    return EngineLocation(host, source, tls=tls, context=name)
+
+
+def _read_context(name: str) -> tuple[str, Any]:
+    """The Docker endpoint and TLS settings of a context, read where the docker
+    CLI keeps them: $DOCKER_CONFIG (else ~/.docker)/contexts/meta/<sha256 of
+    the name>/meta.json, and its certificates under contexts/tls/.
+
+    Not docker.context.ContextAPI: it looks for the contexts next to the
+    config.json it finds, so with DOCKER_CONFIG set but no config.json there
+    (a fresh `docker --config DIR context create`), it reads another folder's.
+    """
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    context_id = hashlib.sha256(name.encode()).hexdigest()
+    meta_file = config_dir / "contexts" / "meta" / context_id / "meta.json"
+    if not meta_file.exists():
+        raise ValueError(f"no context named {name!r} in {config_dir / 'contexts'}")
+    endpoint = json.loads(meta_file.read_text())["Endpoints"]["docker"]
+    host = endpoint.get("Host")
+    if not host:
+        raise ValueError(f"the context {name!r} names no Docker endpoint")
+    tls_dir = config_dir / "contexts" / "tls" / context_id / "docker"
+    if not tls_dir.is_dir():
+        return host, False
+    files = {f: str(tls_dir / f"{f}.pem") for f in ("ca", "cert", "key") if (tls_dir / f"{f}.pem").exists()}
+    return host, docker.tls.TLSConfig(
+        client_cert=(files["cert"], files["key"]) if "cert" in files and "key" in files else None,
+        ca_cert=files.get("ca"),
+        verify=not endpoint.get("SkipTLSVerify", False) and "ca" in files,
+    )
 
 
 def engine_address() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 
 import pytest
 from pygls.exceptions import JsonRpcException
@@ -193,3 +194,29 @@ async def test_copy_mode_on_the_local_engine_too(make_workspace, start_daemon, e
     assert result["output"] == "local\n" and (workspace / "out.txt").read_text() == "back\n"
     (container,) = containers_of(engine, workspace)
     assert [m["Type"] for m in container.attrs["Mounts"]] == ["volume"]
+
+
+@pytest.mark.parametrize("chosen_by", ["current context", "DOCKER_CONTEXT"])
+async def test_a_docker_context_picks_the_engine(
+    chosen_by, remote_engine, make_engine_workspace, start_daemon, engine, tmp_path  # noqa: F811
+):
+    """No cellbox setting: the engine is the one the docker CLI would use."""
+    config_dir = tmp_path / "docker-config"
+    cli_env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+
+    def docker_cli(*args: str) -> None:
+        subprocess.run(["docker", "--config", str(config_dir), *args], check=True, capture_output=True, env=cli_env)
+
+    docker_cli("context", "create", "cellbox-remote-test", "--docker", f"host={remote_engine.url}")
+    env = {"DOCKER_CONFIG": str(config_dir), "DOCKER_HOST": ""}
+    if chosen_by == "current context":
+        docker_cli("context", "use", "cellbox-remote-test")
+    else:
+        env["DOCKER_CONTEXT"] = "cellbox-remote-test"
+    workspace = make_engine_workspace(remote_engine, "ctx", CONFIG)
+    daemon = await start_daemon(workspace, env=env)
+    result = await daemon.execute(("sh", "echo via context > made.txt; cat made.txt"))
+    assert result["output"] == "via context\n"
+    assert (workspace / "made.txt").read_text() == "via context\n"  # copied back: the engine is remote
+    assert len(containers_of(remote_engine.client, workspace)) == 1
+    assert containers_of(engine, workspace) == []
