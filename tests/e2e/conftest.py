@@ -12,6 +12,11 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import make_test_lsp_client
 
+# Fixtures other modules define, for every test here: the per-project daemon's
+# private runtime folder, and the other engines (loopback remote, Podman).
+from tests.e2e.daemon_support import runtime_dir  # noqa: E402, F401
+from tests.e2e.engines import make_engine_workspace, podman_engine, remote_engine  # noqa: E402, F401
+
 SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
 
 pytestmark = pytest.mark.e2e

@@ -30,7 +30,7 @@ def runtime_dir(monkeypatch):
         try:
             pid = int(pid_file.read_text())
             os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, f"daemon {pid} to stop")
+            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 30, f"daemon {pid} to stop")
         except (ValueError, OSError):
             pass
     shutil.rmtree(folder, ignore_errors=True)

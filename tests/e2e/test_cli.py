@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import containers_of
-from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox, runtime_dir, wait_for  # noqa: F401 (fixture)
+from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox
 from tests.e2e.test_execution import surviving
 
 NOTES = """# Notes

@@ -13,7 +13,6 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from tests.conftest import TEST_IMAGE, containers_of
-from tests.e2e.engines import make_engine_workspace, remote_engine  # noqa: F401  (fixtures)
 from tests.e2e.test_documents import open_document, wait_for_diagnostics
 from tests.e2e.test_execution import surviving
 
@@ -21,7 +20,7 @@ CONFIG = f'image = "{TEST_IMAGE}"\n'
 
 
 @pytest.fixture
-def remote(remote_engine, make_engine_workspace, start_daemon):  # noqa: F811
+def remote(remote_engine, make_engine_workspace, start_daemon):
     """start(config=..., name=...) -> (daemon, workspace) on the remote engine."""
 
     async def start(config: str = CONFIG, name: str = "ws", files: dict[str, str] | None = None):
@@ -198,7 +197,7 @@ async def test_copy_mode_on_the_local_engine_too(make_workspace, start_daemon, e
 
 @pytest.mark.parametrize("chosen_by", ["current context", "DOCKER_CONTEXT"])
 async def test_a_docker_context_picks_the_engine(
-    chosen_by, remote_engine, make_engine_workspace, start_daemon, engine, tmp_path  # noqa: F811
+    chosen_by, remote_engine, make_engine_workspace, start_daemon, engine, tmp_path
 ):
     """No cellbox setting: the engine is the one the docker CLI would use."""
     config_dir = tmp_path / "docker-config"

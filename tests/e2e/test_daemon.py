@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import containers_of
-from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox, runtime_dir, wait_for  # noqa: F401 (fixture)
+from tests.e2e.daemon_support import CONSOLE_SCRIPT, cellbox, wait_for
 
 
 def daemon_status(workspace: Path) -> dict:

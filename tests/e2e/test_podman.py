@@ -11,7 +11,6 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from tests.conftest import TEST_IMAGE, containers_of
-from tests.e2e.engines import make_engine_workspace, podman_engine  # noqa: F401  (fixtures)
 from tests.e2e.test_documents import open_document, wait_for_diagnostics
 from tests.e2e.test_execution import surviving
 
@@ -19,7 +18,7 @@ CONFIG = f'image = "{TEST_IMAGE}"\n'
 
 
 @pytest.fixture
-def podman(podman_engine, make_engine_workspace, start_daemon):  # noqa: F811
+def podman(podman_engine, make_engine_workspace, start_daemon):
     """start(config=..., name=...) -> (daemon, workspace) on Podman."""
 
     async def start(config: str = CONFIG, name: str = "ws"):
