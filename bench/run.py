@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ class Daemon:
         self.client = LanguageClient("cellbox-bench", "1")
         # Streamed output is part of what a real client receives; take it, ignore it.
         self.client.feature("cellbox/output")(lambda params: None)
+        self.client.feature("cellbox/blockStarted")(lambda params: None)
         self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)(lambda params: None)
 
     async def start(self, workspace: Path) -> None:
@@ -140,6 +142,42 @@ async def bare_create_start(workspace: Path, runs: int) -> list[float]:
         await backend.remove_container(bare.name)
     backend.close()
     return samples
+
+
+def command_line(root: Path, runs: int) -> dict[str, list[float]]:
+    """What a script or git hook pays: `cellbox exec` as a new process, through
+    the project's daemon; beside it, the least any Python command costs (an
+    interpreter that imports nothing) and the shell's way without cellbox, a
+    `docker exec` with the docker CLI into the same container."""
+    project = root / "cli"
+    project.mkdir()
+    (project / "cellbox.toml").write_text(f'image = "{IMAGE}"\n')
+    cellbox = [sys.executable, "-m", "cellbox"]
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(root / "run")}  # a daemon of the bench's own
+    (root / "run").mkdir()
+
+    def time_each(argv: list[str], count: int) -> list[float]:
+        out = []
+        for _ in range(count):
+            started = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=env)
+            out.append((time.perf_counter() - started) * 1000)
+        return out
+
+    subprocess.run([*cellbox, "daemon", "start", str(project)], check=True, env=env, stdout=subprocess.DEVNULL)
+    try:
+        exec_argv = [*cellbox, "exec", "-L", "sh", "-c", "echo 1", "-w", str(project)]
+        subprocess.run(exec_argv, check=True, env=env, stdout=subprocess.DEVNULL)  # the container, warm
+        container = docker.from_env().containers.list(filters={"label": f"{LABEL}={project}"})[0]
+        samples = {"cli_exec_via_daemon": [], "floor_python_process": [], "docker_cli_exec": []}
+        for start in range(0, runs, 5):
+            n = min(5, runs - start)
+            samples["cli_exec_via_daemon"] += time_each(exec_argv, n)
+            samples["floor_python_process"] += time_each([sys.executable, "-S", "-c", "pass"], n)
+            samples["docker_cli_exec"] += time_each(["docker", "exec", container.id, "sh", "-c", "echo 1"], n)
+        return samples
+    finally:
+        subprocess.run([*cellbox, "daemon", "stop", str(project)], env=env, stdout=subprocess.DEVNULL)
 
 
 def rss_mb(pid: int) -> float:
@@ -245,6 +283,9 @@ async def main(runs: int, json_path: Path) -> int:
         figures["stop"] = summary(stops)
 
         figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
+        cli_runs = max(10, runs // 2)
+        for key, values in command_line(root, cli_runs).items():
+            figures[key] = summary(values)
     finally:
         await daemon.stop()
         for container in engine.containers.list(all=True, filters={"label": LABEL}):
@@ -258,6 +299,8 @@ async def main(runs: int, json_path: Path) -> int:
         "warm_bash_minus_sh_floor_ms": med["warm_bash"] - med["floor_sh"],
         "reference_bash_over_warm_bash": med["reference_bash"] / med["warm_bash"],
         "cold_over_bare_create_start": med["cold_first_execute"] / med["bare_create_start"],
+        "cli_exec_over_python_process": med["cli_exec_via_daemon"] / med["floor_python_process"],
+        "cli_exec_over_docker_cli_exec": med["cli_exec_via_daemon"] / med["docker_cli_exec"],
     }
     conc = figures["concurrency"]
     targets = {

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from cellbox import daemon
-from cellbox.manager import uri_path
+from cellbox.project import uri_path
 
 
 async def _read_message(stdin: asyncio.StreamReader) -> bytes:

@@ -9,23 +9,25 @@ image, configuration, daemon); 2 for a wrong command line.
 
 from __future__ import annotations
 
-import asyncio
+import os
 import signal
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cellbox import __version__, daemon
+from cellbox import __version__, project
+
+# Only light modules at the top: `cellbox exec` in a git hook pays for every
+# import. The daemon, the server and the docker SDK load when a command needs them.
 
 IDLE_TIMEOUT_HELP = "Seconds without clients or runs before the daemon stops itself (0: never)."
 
 
 def _idle_timeout_option(fn):
     return click.option(
-        "--idle-timeout", type=click.FloatRange(min=0), default=daemon.DEFAULT_IDLE_TIMEOUT,
+        "--idle-timeout", type=click.FloatRange(min=0), default=project.DEFAULT_IDLE_TIMEOUT,
         envvar="CELLBOX_IDLE_TIMEOUT", show_default=True, show_envvar=True, help=IDLE_TIMEOUT_HELP,
     )(fn)
 
@@ -87,10 +89,10 @@ def daemon_group() -> None:
 def _project(workspace: Path | None, near: Path | None = None) -> Path:
     if workspace is not None:
         return workspace.resolve()
-    return daemon.project_root(near or Path.cwd())
+    return project.project_root(near or Path.cwd())
 
 
-def _print_daemon(found: daemon.DaemonStatus, as_json: bool, prefix: str = "") -> None:
+def _print_daemon(found, as_json: bool, prefix: str = "") -> None:
     if as_json:
         from cellbox.console import json_text
 
@@ -109,6 +111,8 @@ def _print_daemon(found: daemon.DaemonStatus, as_json: bool, prefix: str = "") -
 @_json_option
 def daemon_start(workspace: Path | None, idle_timeout: float, as_json: bool) -> None:
     """Start the daemon of WORKSPACE (default: this project), or show the running one."""
+    from cellbox import daemon
+
     found, started = _daemon_call(daemon.start, _project(workspace), idle_timeout)
     _print_daemon(found, as_json, prefix="" if started else "already running: ")
 
@@ -117,9 +121,11 @@ def daemon_start(workspace: Path | None, idle_timeout: float, as_json: bool) -> 
 @click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def daemon_stop(workspace: Path | None) -> None:
     """Stop the daemon of WORKSPACE and the containers it started."""
-    project = _project(workspace)
-    pid = _daemon_call(daemon.stop, project)
-    click.echo(f"daemon for {project}: " + (f"stopped (pid {pid})" if pid else "was not running"))
+    from cellbox import daemon
+
+    folder = _project(workspace)
+    pid = _daemon_call(daemon.stop, folder)
+    click.echo(f"daemon for {folder}: " + (f"stopped (pid {pid})" if pid else "was not running"))
 
 
 @daemon_group.command("status")
@@ -127,6 +133,8 @@ def daemon_stop(workspace: Path | None) -> None:
 @_json_option
 def daemon_status(workspace: Path | None, as_json: bool) -> None:
     """Whether WORKSPACE's daemon runs, its pid, socket and log."""
+    from cellbox import daemon
+
     _print_daemon(_daemon_call(daemon.status, _project(workspace)), as_json)
 
 
@@ -135,13 +143,15 @@ def daemon_status(workspace: Path | None, as_json: bool) -> None:
 @_idle_timeout_option
 def daemon_run(workspace: Path, idle_timeout: float) -> None:
     """The daemon process itself; `daemon start` runs it in the background."""
+    from cellbox import daemon
+
     daemon.run(workspace, idle_timeout)
 
 
 def _daemon_call(fn, *args):
     try:
         return fn(*args)
-    except daemon.DaemonError as exc:
+    except project.DaemonError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -186,7 +196,7 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
 def exec_command(file, language: str | None, code: str | None, timeout: float | None,
                  workspace: Path | None, as_json: bool) -> None:
     """Run one snippet: `-c CODE`, a FILE, or `-` for stdin, as one block."""
-    from cellbox.documents import SCRIPT_LANGUAGES
+    from cellbox.languages import SCRIPT_LANGUAGES
 
     if (file is None) == (code is None):
         raise click.UsageError("give either -c CODE or a FILE (or - for stdin)")
@@ -199,54 +209,54 @@ def exec_command(file, language: str | None, code: str | None, timeout: float | 
     argument: dict[str, Any] = {"blocks": [{"language": language, "code": code}]}
     if timeout is not None:
         argument["timeout"] = timeout
-    project = _project(workspace)
-    argument["workspace"] = str(project)
-    sys.exit(_run_blocks(project, argument, as_json))
+    folder = _project(workspace)
+    argument["workspace"] = str(folder)
+    sys.exit(_run_blocks(folder, argument, as_json))
 
 
-def _run_blocks(project: Path, argument: dict, as_json: bool) -> int:
+def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
     from cellbox.console import RunDisplay, exit_code_of, json_text
+    from cellbox.rpc_client import Session
 
     display = RunDisplay()
-    run_id = f"cli-{uuid.uuid4().hex[:12]}"
+    run_id = f"cli-{os.urandom(6).hex()}"
     argument["runId"] = run_id
+    interrupts: list[int] = []
 
     def on_notification(method: str, params: Any) -> None:
+        if method == "window/showMessage" and isinstance(params, dict):
+            display.note(f"cellbox: {params.get('message')}")
         if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
-            if method == "window/showMessage" and isinstance(params, dict):
-                display.note(f"cellbox: {params.get('message')}")
             return
         if method == "cellbox/blockStarted":
             display.block_started(params)
         elif method == "cellbox/output":
             display.output(params)
 
-    async def go() -> int:
-        from cellbox.rpc_client import Session
+    def go() -> int:
+        # Ctrl-C only sets a flag (the handler must not break a half-read
+        # message); the wait below turns the first into a cancel in the
+        # sandbox, and a second stops waiting for it.
+        signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
+        with Session(folder, on_notification) as session:
+            cancel_sent = False
 
-        loop = asyncio.get_running_loop()
-        interrupted = asyncio.Event()
-        async with Session(project, on_notification) as session:
-            running = asyncio.ensure_future(session.command("cellbox.execute", argument))
-
-            def on_ctrl_c() -> None:
-                if interrupted.is_set():
-                    sys.exit(130)  # a second Ctrl-C: stop waiting
-                interrupted.set()
-                display.note("cancelling… (Ctrl-C again to stop waiting)")
-                asyncio.ensure_future(session.command("cellbox.cancel", {"runId": run_id}))
-
-            loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
-            while not running.done():
+            def on_wait() -> None:
+                nonlocal cancel_sent
+                if interrupts and not cancel_sent:
+                    cancel_sent = True
+                    display.note("cancelling… (Ctrl-C again to stop waiting)")
+                    session.send_command("cellbox.cancel", {"runId": run_id})
+                elif len(interrupts) > 1:
+                    sys.exit(130)
                 display.tick()
-                await asyncio.wait({running}, timeout=0.1)
-            loop.remove_signal_handler(signal.SIGINT)
-            result = running.result()
+
+            result = session.command("cellbox.execute", argument, on_wait)
         if as_json:
             click.echo(json_text(result))
         else:
             display.summary(result)
-        return 130 if interrupted.is_set() else exit_code_of(result)
+        return 130 if interrupts else exit_code_of(result)
 
     return _session_call(go)
 
@@ -280,15 +290,14 @@ def status(workspace: Path | None, as_json: bool) -> None:
 
 def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
     from cellbox.console import json_text, status_lines
+    from cellbox.rpc_client import Session
 
-    project = _project(workspace)
+    folder = _project(workspace)
 
-    async def go() -> int:
-        from cellbox.rpc_client import Session
-
-        async with Session(project, lambda *_: None) as session:
-            argument = {} if name == "cellbox.status" else {"workspace": str(project)}
-            result = await session.command(name, argument)
+    def go() -> int:
+        with Session(folder, lambda *_: None) as session:
+            argument = {} if name == "cellbox.status" else {"workspace": str(folder)}
+            result = session.command(name, argument)
         if as_json:
             click.echo(json_text(result))
         elif name == "cellbox.status":
@@ -304,11 +313,11 @@ def _session_call(go) -> int:
     from cellbox.rpc_client import RpcError
 
     try:
-        return asyncio.run(go())
+        return go()
     except RpcError as exc:
         click.echo(f"cellbox: {exc.message}", err=True)
         return 1
-    except (ConnectionError, daemon.DaemonError) as exc:
+    except (OSError, project.DaemonError) as exc:
         click.echo(f"cellbox: {exc}", err=True)
         return 1
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 reached over a Unix socket, so that an editor, a CLI run and a git hook share
 the project's one sandbox container.
 
-Where it lives: a runtime folder of the user (``$XDG_RUNTIME_DIR/cellbox``,
+Where it lives (project.py): a runtime folder of the user (``$XDG_RUNTIME_DIR/cellbox``,
 else ``/tmp/cellbox-UID``), mode 0700, never inside the project tree. Each
 project gets ``NAME-HASH.sock`` (mode 0600), ``.pid``, ``.log`` and ``.lock``
 there, keyed by the project's resolved path.
@@ -20,14 +20,11 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
 import logging.handlers
 import os
-import re
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -37,74 +34,12 @@ from pathlib import Path
 
 import attrs
 
-from cellbox.errors import CellboxError
+from cellbox.project import DEFAULT_IDLE_TIMEOUT, DaemonError, DaemonPaths, answers
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IDLE_TIMEOUT = 30 * 60
-PROJECT_MARKERS = ("cellbox.toml", "pyproject.toml", ".git")
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
-
-
-class DaemonError(CellboxError):
-    """The daemon could not be started, reached or stopped."""
-
-
-def project_root(start: Path) -> Path:
-    """The project a path belongs to: the nearest folder, from `start` up,
-    holding cellbox.toml, pyproject.toml or .git; else `start`'s own folder.
-    Editor clients find their root the same way, so they share the daemon."""
-    start = start.resolve()
-    folder = start if start.is_dir() else start.parent
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
-            return candidate
-    return folder
-
-
-def runtime_folder() -> Path:
-    """The user's private folder for sockets and pid files, made if missing.
-
-    Refuses a folder another user owns or others can open: whoever controls
-    it could stand in for the daemon."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(base) / "cellbox" if base else Path(f"/tmp/cellbox-{os.getuid()}")
-    try:
-        folder.mkdir(mode=0o700, parents=bool(base), exist_ok=True)
-    except OSError as exc:
-        raise DaemonError(f"cannot make the runtime folder {folder}: {exc.strerror}") from None
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise DaemonError(f"{folder} is not a folder of this user; remove it or set XDG_RUNTIME_DIR")
-    if info.st_mode & 0o077:
-        os.chmod(folder, 0o700)
-    return folder
-
-
-@attrs.frozen
-class DaemonPaths:
-    workspace: Path
-    socket: Path
-    pid: Path
-    log: Path
-    lock: Path
-
-    @classmethod
-    def of(cls, workspace: Path) -> DaemonPaths:
-        workspace = workspace.resolve()
-        digest = hashlib.sha256(os.fsencode(workspace)).hexdigest()[:12]
-        # A readable name for people listing the folder; the digest keeps it
-        # unique, and short enough for sun_path's 108 bytes.
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", workspace.name)[:24] or "root"
-        stem = runtime_folder() / f"{name}-{digest}"
-        return cls(
-            workspace=workspace,
-            socket=stem.with_suffix(".sock"),
-            pid=stem.with_suffix(".pid"),
-            log=stem.with_suffix(".log"),
-            lock=stem.with_suffix(".lock"),
-        )
 
 
 @attrs.frozen
@@ -114,19 +49,6 @@ class DaemonStatus:
     pid: int | None
     socket: str
     log: str
-
-
-def answers(socket_path: Path) -> bool:
-    """Whether a daemon listens on the socket (a file left by a killed one does not)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(2.0)
-        probe.connect(str(socket_path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
 
 
 def _read_pid(path: Path) -> int | None:
@@ -296,8 +218,12 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
                 writer.close()
             log.debug("client left (%d now)", len(clients))
 
-    listener = await _listen(paths, serve_client)
+    # The pid file first: a `start` waiting for the socket to answer then
+    # finds the pid too.
+    _claim_socket(paths)
     _write_pid(paths.pid)
+    listener = await _listen(paths, serve_client)
+    _warm_up(build_server, pool)
     log.info("serving %s on %s (pid %d, idle shutdown %s)", paths.workspace, paths.socket, os.getpid(),
              f"after {idle_timeout:g} s" if idle_timeout > 0 else "off")
     try:
@@ -333,12 +259,16 @@ async def _wait_until_stopped(stopping: asyncio.Event, idle_timeout: float, pool
             return
 
 
-async def _listen(paths: DaemonPaths, serve_client) -> asyncio.AbstractServer:
+def _claim_socket(paths: DaemonPaths) -> None:
+    """Refuse to start beside a live daemon; remove the socket of a dead one."""
     if paths.socket.exists() or paths.socket.is_symlink():
         if answers(paths.socket):
             raise DaemonError(f"a daemon already serves {paths.workspace} on {paths.socket}")
         log.info("removing the stale socket %s (its daemon is gone)", paths.socket)
         paths.socket.unlink()
+
+
+async def _listen(paths: DaemonPaths, serve_client) -> asyncio.AbstractServer:
     # Bind under a umask that makes the socket 0600 from its first moment;
     # connecting to a Unix socket needs write permission on it.
     old_umask = os.umask(0o177)
@@ -352,6 +282,25 @@ async def _listen(paths: DaemonPaths, serve_client) -> asyncio.AbstractServer:
         os.umask(old_umask)
     os.chmod(paths.socket, 0o600)
     return listener
+
+
+def _warm_up(build_server, pool) -> None:
+    """Answer one initialize into the void, so that the first real client does
+    not pay for cattrs building its (un)structuring functions (~25 ms)."""
+    import json
+
+    class Discard:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    server = build_server(pool, lambda: None)
+    server.protocol.set_writer(Discard())
+    message = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+               "params": {"processId": None, "rootUri": None, "capabilities": {}}}
+    server.protocol.handle_message(json.loads(json.dumps(message), object_hook=server.protocol.structure_message))
 
 
 def _write_pid(path: Path) -> None:

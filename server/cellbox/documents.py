@@ -15,10 +15,9 @@ import attrs
 from markdown_it import MarkdownIt
 
 from cellbox.blocks import KNOWN_LANGUAGES, normalize_language
+from cellbox.languages import LANGUAGE_IDS, SCRIPT_LANGUAGES
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".qmd"}
-SCRIPT_LANGUAGES = {".py": "python", ".sh": "sh", ".bash": "bash"}
-LANGUAGE_IDS = {"markdown": "markdown", "quarto": "markdown", "python": "python", "shellscript": "sh"}
 
 # VS Code / Jupyter cell markers: "# %%", optionally a title after them.
 _CELL_MARKER = re.compile(r"^#\s?%%(?:\s|$)")

@@ -18,17 +18,11 @@ from urllib.parse import unquote, urlparse
 
 from cellbox.backend import DockerBackend
 from cellbox.errors import CellboxError, InvalidParams
+from cellbox.project import uri_path  # noqa: F401 (re-exported for server.py)
 from cellbox.sandbox import Sandbox
 from cellbox.wire import SandboxInfo
 
 log = logging.getLogger(__name__)
-
-
-def uri_path(uri: str) -> Path:
-    """The local path of a file:// URI (or of a plain path)."""
-    if uri.startswith("file:"):
-        return Path(unquote(urlparse(uri).path))
-    return Path(uri)
 
 
 def workspace_path(value: str, field: str = "workspace") -> Path:

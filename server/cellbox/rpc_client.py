@@ -1,27 +1,29 @@
-"""The command line's side of the protocol: a small JSON-RPC client over a
-stream, to the project's daemon (Unix socket) or to a `cellbox serve` of its
-own (stdio), with the LSP handshake around it.
+"""The command line's side of the protocol: a small, synchronous JSON-RPC
+client over a stream, to the project's daemon (Unix socket) or to a `cellbox
+serve` of its own (stdio), with the LSP handshake around it.
 
-A few dozen lines rather than pygls's client: the CLI starts on every call,
-and it needs only requests, notifications and polite answers to the server's
-own requests.
+Synchronous and on light modules on purpose: `cellbox exec` starts as a new
+process for every call (a git hook, a Makefile line), and asyncio's import
+alone cost more than the daemon's whole answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import os
+import select
+import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cellbox import daemon
+from cellbox.project import DaemonPaths, answers
 
 NotificationHandler = Callable[[str, Any], None]
+WAIT_TICK_SECONDS = 0.1
 
 
 class RpcError(Exception):
@@ -32,62 +34,65 @@ class RpcError(Exception):
 
 
 class RpcClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 on_notification: NotificationHandler) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, read_fd: int, write: Callable[[bytes], None], on_notification: NotificationHandler) -> None:
+        self._read_fd = read_fd
+        self._write = write
         self._on_notification = on_notification
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future] = {}
-        self._reading = asyncio.ensure_future(self._read_forever())
+        self._buffer = b""
+        self._answers: dict[int, dict] = {}
 
-    async def request(self, method: str, params: Any) -> Any:
+    def send_request(self, method: str, params: Any) -> int:
         request_id = next(self._ids)
-        answer = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = answer
         self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-        return await answer
+        return request_id
+
+    def request(self, method: str, params: Any, on_wait: Callable[[], None] | None = None) -> Any:
+        """Send a request and wait for its answer, handling what comes meanwhile;
+        `on_wait` runs every tenth of a second of waiting (a spinner, Ctrl-C)."""
+        return self.wait_for(self.send_request(method, params), on_wait)
+
+    def wait_for(self, request_id: int, on_wait: Callable[[], None] | None = None) -> Any:
+        while request_id not in self._answers:
+            message = self._next_message(on_wait)
+            if message is None:
+                raise ConnectionError("the cellbox server closed the connection")
+            self._dispatch(message)
+        answer = self._answers.pop(request_id)
+        if "error" in answer:
+            raise RpcError(answer["error"].get("code", 0), answer["error"].get("message", ""))
+        return answer.get("result")
 
     def notify(self, method: str, params: Any) -> None:
         self._send({"jsonrpc": "2.0", "method": method, "params": params})
 
     def _send(self, message: dict) -> None:
         body = json.dumps(message).encode()
-        self._writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self._write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
-    async def _read_forever(self) -> None:
-        try:
-            while (message := await self._read_message()) is not None:
-                self._dispatch(message)
-        finally:
-            for answer in self._pending.values():
-                if not answer.done():
-                    answer.set_exception(ConnectionError("the cellbox daemon closed the connection"))
-
-    async def _read_message(self) -> dict | None:
-        length = None
+    def _next_message(self, on_wait: Callable[[], None] | None) -> dict | None:
         while True:
-            line = await self._reader.readline()
-            if not line:
+            header_end = self._buffer.find(b"\r\n\r\n")
+            if header_end >= 0:
+                length = _content_length(self._buffer[:header_end])
+                body_start = header_end + 4
+                if len(self._buffer) >= body_start + length:
+                    body = self._buffer[body_start:body_start + length]
+                    self._buffer = self._buffer[body_start + length:]
+                    return json.loads(body)
+            readable, _, _ = select.select([self._read_fd], [], [], WAIT_TICK_SECONDS)
+            if not readable:
+                if on_wait is not None:
+                    on_wait()
+                continue
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
                 return None
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-            elif line.strip() == b"" and length is not None:
-                try:
-                    return json.loads(await self._reader.readexactly(length))
-                except asyncio.IncompleteReadError:
-                    return None
+            self._buffer += chunk
 
     def _dispatch(self, message: dict) -> None:
         if "method" not in message:
-            answer = self._pending.pop(message.get("id"), None)
-            if answer is None or answer.done():
-                return
-            if "error" in message:
-                error = message["error"]
-                answer.set_exception(RpcError(error.get("code", 0), error.get("message", "")))
-            else:
-                answer.set_result(message.get("result"))
+            self._answers[message.get("id")] = message
         elif "id" in message:
             # The server's own requests (progress tokens, lens refresh): a CLI
             # has nothing to do for them but must answer.
@@ -95,10 +100,13 @@ class RpcClient:
         else:
             self._on_notification(message["method"], message.get("params"))
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
-        self._reading.cancel()
+
+def _content_length(headers: bytes) -> int:
+    for line in headers.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise ConnectionError("the cellbox server sent a message without Content-Length")
 
 
 class Session:
@@ -108,26 +116,30 @@ class Session:
     def __init__(self, workspace: Path, on_notification: NotificationHandler) -> None:
         self.workspace = workspace
         self._on_notification = on_notification
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: subprocess.Popen | None = None
+        self._socket: socket.socket | None = None
         self.client: RpcClient | None = None
-        self.via_daemon = False
 
-    async def __aenter__(self) -> Session:
-        paths = daemon.DaemonPaths.of(self.workspace)
-        if daemon.answers(paths.socket):
-            reader, writer = await asyncio.open_unix_connection(paths.socket, limit=1 << 20)
-            self.via_daemon = True
+    @property
+    def via_daemon(self) -> bool:
+        return self._socket is not None
+
+    def __enter__(self) -> Session:
+        paths = DaemonPaths.of(self.workspace)
+        if answers(paths.socket):
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._socket.connect(str(paths.socket))
+            self.client = RpcClient(self._socket.fileno(), self._socket.sendall, self._on_notification)
         else:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                 # Its own session: Ctrl-C at the terminal is for us to turn
                 # into a cancel, not for the server to die of.
-                start_new_session=True, limit=1 << 20,
+                start_new_session=True,
             )
-            reader, writer = self._process.stdout, self._process.stdin
-        self.client = RpcClient(reader, writer, self._on_notification)
-        await self.client.request("initialize", {
+            self.client = RpcClient(self._process.stdout.fileno(), self._process.stdin.write, self._on_notification)
+        self.client.request("initialize", {
             "processId": os.getpid(),
             "clientInfo": {"name": "cellbox-cli"},
             "rootUri": self.workspace.as_uri(),
@@ -137,20 +149,27 @@ class Session:
         self.client.notify("initialized", {})
         return self
 
-    async def command(self, name: str, argument: dict) -> Any:
-        return await self.client.request("workspace/executeCommand", {"command": name, "arguments": [argument]})
+    def command(self, name: str, argument: dict, on_wait: Callable[[], None] | None = None) -> Any:
+        return self.client.request("workspace/executeCommand", {"command": name, "arguments": [argument]}, on_wait)
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    def send_command(self, name: str, argument: dict) -> int:
+        """Send without waiting (a cancel while the run's own request waits)."""
+        return self.client.send_request("workspace/executeCommand", {"command": name, "arguments": [argument]})
+
+    def __exit__(self, *exc_info: Any) -> None:
         try:
-            await asyncio.wait_for(self.client.request("shutdown", None), timeout=30)
+            self.client.request("shutdown", None)
             self.client.notify("exit", None)
-        except (RpcError, ConnectionError, TimeoutError):
+        except (RpcError, OSError):
             pass
+        if self._socket is not None:
+            self._socket.close()
         if self._process is not None:
-            with contextlib.suppress(Exception):
-                self._process.stdin.close()
             try:
-                await asyncio.wait_for(self._process.wait(), timeout=30)
-            except TimeoutError:
+                self._process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._process.wait(timeout=30)  # it stops the containers it started
+            except subprocess.TimeoutExpired:
                 self._process.kill()
-        await self.client.close()
