@@ -160,7 +160,7 @@ def command_line(root: Path, runs: int) -> dict[str, list[float]]:
         out = []
         for _ in range(count):
             started = time.perf_counter()
-            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=env)
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
             out.append((time.perf_counter() - started) * 1000)
         return out
 
