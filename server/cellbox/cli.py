@@ -222,10 +222,13 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
     run_id = f"cli-{os.urandom(6).hex()}"
     argument["runId"] = run_id
     interrupts: list[int] = []
+    shown: set[str] = set()
 
     def on_notification(method: str, params: Any) -> None:
         if method == "window/showMessage" and isinstance(params, dict):
-            display.note(f"cellbox: {params.get('message')}")
+            message = str(params.get("message"))
+            shown.add(message.removeprefix("cellbox: "))
+            display.note(message if message.startswith("cellbox") else f"cellbox: {message}")
         if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
             return
         if method == "cellbox/blockStarted":
@@ -258,7 +261,7 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
             display.summary(result)
         return 130 if interrupts else exit_code_of(result)
 
-    return _session_call(go)
+    return _session_call(go, shown)
 
 
 # ------------------------------------------------------- sandbox commands
@@ -309,13 +312,16 @@ def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
     sys.exit(_session_call(go))
 
 
-def _session_call(go) -> int:
+def _session_call(go, shown: set[str] = frozenset()) -> int:
+    """Run a session; a failure is one line on stderr and exit code 1.
+    `shown`: messages the server already showed (window/showMessage), not to repeat."""
     from cellbox.rpc_client import RpcError
 
     try:
         return go()
     except RpcError as exc:
-        click.echo(f"cellbox: {exc.message}", err=True)
+        if exc.message not in shown:
+            click.echo(f"cellbox: {exc.message}", err=True)
         return 1
     except (OSError, project.DaemonError) as exc:
         click.echo(f"cellbox: {exc}", err=True)

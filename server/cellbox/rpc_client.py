@@ -16,6 +16,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ class Session:
         self.workspace = workspace
         self._on_notification = on_notification
         self._process: subprocess.Popen | None = None
+        self._server_log = None
+        """The own server's stderr: its log says why it failed, if it does; else noise for a CLI user."""
         self._socket: socket.socket | None = None
         self.client: RpcClient | None = None
 
@@ -131,9 +134,10 @@ class Session:
             self._socket.connect(str(paths.socket))
             self.client = RpcClient(self._socket.fileno(), self._socket.sendall, self._on_notification)
         else:
+            self._server_log = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log, bufsize=0,
                 # Its own session: Ctrl-C at the terminal is for us to turn
                 # into a cancel, not for the server to die of.
                 start_new_session=True,
@@ -150,7 +154,17 @@ class Session:
         return self
 
     def command(self, name: str, argument: dict, on_wait: Callable[[], None] | None = None) -> Any:
-        return self.client.request("workspace/executeCommand", {"command": name, "arguments": [argument]}, on_wait)
+        try:
+            return self.client.request("workspace/executeCommand", {"command": name, "arguments": [argument]}, on_wait)
+        except ConnectionError as exc:
+            raise ConnectionError(f"{exc}{self._server_log_tail()}") from None
+
+    def _server_log_tail(self) -> str:
+        if self._server_log is None:
+            return " (see the daemon's log: cellbox daemon status)"
+        self._server_log.seek(0)
+        lines = self._server_log.read().decode(errors="replace").splitlines()[-10:]
+        return ("; its log ends with:\n" + "\n".join(lines)) if lines else ""
 
     def send_command(self, name: str, argument: dict) -> int:
         """Send without waiting (a cancel while the run's own request waits)."""

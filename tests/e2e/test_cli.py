@@ -183,3 +183,11 @@ def test_every_command_has_help_and_completion_works():
     assert completed.stdout.split() == ["plain,daemon"]
     options = cellbox(env={"_CELLBOX_COMPLETE": "bash_complete", "COMP_WORDS": "cellbox run --bl", "COMP_CWORD": "2"})
     assert "plain,--block" in options.stdout.split()
+
+
+def test_an_unreachable_engine_is_one_clear_line_and_exit_1(workspace, runtime_dir):
+    failed = cellbox("exec", "-L", "sh", "-c", "true", cwd=workspace, env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("cellbox: ")]
+    assert len(errors) == 1 and "Cannot reach the Docker engine at tcp://127.0.0.1:1 (from DOCKER_HOST)" in errors[0]
+    assert "Traceback" not in failed.stderr  # the server's own log stays out of the user's way
