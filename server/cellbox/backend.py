@@ -277,7 +277,7 @@ class DockerBackend:
         """
         return await self._call(self._create, spec)
 
-    def _create(self, spec: ContainerSpec) -> ContainerInfo:
+    def _create(self, spec: ContainerSpec, retried: bool = False) -> ContainerInfo:
         client = self._connect()
         try:
             container = client.containers.create(
@@ -313,8 +313,17 @@ class DockerBackend:
         except docker.errors.ImageNotFound as exc:
             raise ImageMissing(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None
         except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # name taken: a concurrent daemon won the race
-                return _info(client.containers.get(spec.name))
+            # Name taken: a concurrent daemon won the race, or the container
+            # exists already. Podman says so with a 500 and "already in use".
+            if exc.status_code == 409 or "already in use" in _reason(exc):
+                try:
+                    return _info(client.containers.get(spec.name))
+                except docker.errors.NotFound:
+                    # Taken by one on its way out (an auto-remove after a stop):
+                    # once the engine lets go of the name, create ours.
+                    if not retried:
+                        _wait_until_gone(client, spec.name)
+                        return self._create(spec, retried=True)
             if spec.workspace_mount == "bind" and _says_path_missing(_reason(exc), spec.bind_source):
                 raise BindSourceMissing(
                     f"The Docker engine at {engine_address()} cannot see the workspace's path "
@@ -392,10 +401,7 @@ class DockerBackend:
                 reason = _reason(exc)
                 if "marked for removal" not in reason and "already been removed" not in reason:
                     raise
-                try:
-                    container.wait(condition="removed", timeout=10)
-                except docker.errors.NotFound:
-                    pass
+                _wait_until_gone(self._connect(), name)
                 raise ContainerGone(_reason(exc)) from None
 
         await self._call(restart)
@@ -663,6 +669,19 @@ def _start_hint(reason: str) -> str:
             "open_files, or run the engine with CAP_SYS_RESOURCE."
         )
     return ""
+
+
+def _wait_until_gone(client: docker.DockerClient, name: str, seconds: float = 10.0) -> None:
+    """Until the engine has let go of the name, so that creating it anew works.
+    Not `wait(condition="removed")`: Podman's answers it while its clean-up
+    still holds the name ("already in use"; seen once in three CI runs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.05)
 
 
 def _info(container: Any) -> ContainerInfo:
