@@ -34,7 +34,7 @@ from pathlib import Path
 
 import attrs
 
-from cellbox.project import DEFAULT_IDLE_TIMEOUT, DaemonError, DaemonPaths, answers
+from cellbox.project import DEFAULT_IDLE_TIMEOUT, DaemonError, DaemonPaths, answers, read_pid
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,6 @@ class DaemonStatus:
     log: str
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def _is_our_daemon(pid: int) -> bool:
     """Guards against a pid file outliving its daemon and the pid being reused."""
     try:
@@ -70,7 +63,7 @@ def _is_our_daemon(pid: int) -> bool:
 def status(workspace: Path) -> DaemonStatus:
     paths = DaemonPaths.of(workspace)
     running = answers(paths.socket)
-    pid = _read_pid(paths.pid) if running else None
+    pid = read_pid(paths.pid) if running else None
     return DaemonStatus(str(paths.workspace), running, pid, str(paths.socket), str(paths.log))
 
 
@@ -117,7 +110,7 @@ def start(workspace: Path, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> tuple[
 def stop(workspace: Path) -> int | None:
     """Stops the project's daemon (which stops its containers); the pid it had, or None if none ran."""
     paths = DaemonPaths.of(workspace)
-    pid = _read_pid(paths.pid)
+    pid = read_pid(paths.pid)
     if pid is None or not _is_our_daemon(pid):
         if paths.socket.exists() and not answers(paths.socket):
             paths.socket.unlink(missing_ok=True)  # left by a killed daemon
@@ -232,7 +225,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
         listener.close()
         # Take the name off first, so a `start` racing with this exit starts a new daemon.
         with contextlib.suppress(OSError):
-            if _read_pid(paths.pid) == os.getpid():
+            if read_pid(paths.pid) == os.getpid():
                 paths.socket.unlink(missing_ok=True)
                 paths.pid.unlink(missing_ok=True)
         for server in list(sessions):

@@ -90,6 +90,14 @@ class DaemonPaths(NamedTuple):
         )
 
 
+def read_pid(path: Path) -> int | None:
+    """The pid in a pid file (the daemon's, the runner's); None if absent or unreadable."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def answers(socket_path: Path) -> bool:
     """Whether a daemon listens on the socket (a file left by a killed one does not)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

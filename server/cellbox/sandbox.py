@@ -52,6 +52,7 @@ from cellbox.config import SandboxConfig, load_config
 from cellbox.errors import SandboxFailed
 from cellbox.exec_path import ExecPath
 from cellbox.output import OutputCollector
+from cellbox.project import read_pid
 from cellbox.runner_client import RunnerClient, RunnerLost
 from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
 from cellbox.workspace_sync import WorkspaceSync
@@ -365,7 +366,7 @@ class Sandbox:
                 return await RunnerClient.connect(socket_path, info.name)
             except RunnerLost as exc:  # listening, but not answering: wedged
                 log.warning("the runner of %s is wedged, replacing it: %s", info.name, exc)
-                await self._kill_runner(info, _read_pid(socket_path.with_name(socket_path.name + ".pid")))
+                await self._kill_runner(info, read_pid(socket_path.with_name(socket_path.name + ".pid")))
                 announced = False
             except OSError as exc:
                 if unavailable_file.exists():
@@ -689,13 +690,6 @@ def _give(paths: list[Path], owner: tuple[int, int]) -> None:
         stat = path.stat()
         if (stat.st_uid, stat.st_gid) != owner:
             os.chown(path, *owner)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _ms_since(started: float) -> float:
