@@ -6,6 +6,7 @@ const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const vscode = require('vscode');
+const { waitFor } = require('./waitFor');
 
 const testDir = process.env.CELLBOX_VSCODE_TEST_DIR;
 const LONG = 180_000;
@@ -39,17 +40,3 @@ exports.run = async function run() {
         }
     }
 };
-
-async function waitFor(what, probe, timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-}

@@ -8,6 +8,7 @@ const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const vscode = require('vscode');
+const { waitFor } = require('./waitFor');
 
 const testDir = process.env.CELLBOX_VSCODE_TEST_DIR;
 // A cold sandbox on a loaded 2-core machine can take a while; nothing here is a timing assertion.
@@ -237,19 +238,6 @@ function sameEntries(a, b) {
     return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 }
 
-async function waitFor(what, probe, timeoutMs) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const value = await probe();
-        if (value) {
-            return value;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out waiting for ${what}`);
-        }
-        await sleep(100);
-    }
-}
 
 function withTimeout(promise, timeoutMs, what) {
     return Promise.race([
