@@ -13,7 +13,7 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from tests.conftest import TEST_IMAGE, containers_of
-from tests.e2e.test_documents import open_document, wait_for_diagnostics
+from tests.e2e.test_documents import a_cell_run_gets_its_diagnostic
 from tests.e2e.test_execution import surviving
 
 CONFIG = f'image = "{TEST_IMAGE}"\n'
@@ -176,13 +176,7 @@ async def test_a_non_root_sandbox_user_can_write_the_workspace(remote):
 
 
 async def test_a_document_run_gets_its_diagnostic(remote):
-    daemon, workspace = await remote()
-    text = "# %%\nprint('fine')\n# %%\nvalue = 1\n{}['missing']\n"
-    uri = await open_document(daemon, workspace / "cells.py", text, "python")
-    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
-    assert [b["status"] for b in result["blocks"]] == ["ok", "error"]
-    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
-    assert diagnostic.range.start.line == 4 and diagnostic.message == "KeyError: 'missing'"
+    await a_cell_run_gets_its_diagnostic(*await remote())
 
 
 async def test_copy_mode_on_the_local_engine_too(make_workspace, start_daemon, engine):

@@ -72,6 +72,17 @@ def client_name(request) -> str:
     return request.param
 
 
+async def a_cell_run_gets_its_diagnostic(daemon, workspace) -> None:
+    """The editor-facing core on any engine: run a `# %%` file's cells, get
+    the failing one's diagnostic on the line that raised."""
+    text = "# %%\nprint('fine')\n# %%\nvalue = 1\n{}['missing']\n"
+    uri = await open_document(daemon, workspace / "cells.py", text, "python")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    assert [b["status"] for b in result["blocks"]] == ["ok", "error"]
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.range.start.line == 4 and diagnostic.message == "KeyError: 'missing'"
+
+
 async def open_document(daemon, path, text: str, language_id: str) -> str:
     path.write_text(text)
     uri = path.as_uri()

@@ -11,7 +11,7 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from tests.conftest import TEST_IMAGE, containers_of
-from tests.e2e.test_documents import open_document, wait_for_diagnostics
+from tests.e2e.test_documents import a_cell_run_gets_its_diagnostic
 from tests.e2e.test_execution import surviving
 
 CONFIG = f'image = "{TEST_IMAGE}"\n'
@@ -111,13 +111,7 @@ async def test_the_security_defaults_hold(podman, podman_engine):
 
 
 async def test_a_document_run_gets_its_diagnostic(podman):
-    daemon, workspace = await podman()
-    text = "# %%\nprint('fine')\n# %%\nvalue = 1\n{}['missing']\n"
-    uri = await open_document(daemon, workspace / "cells.py", text, "python")
-    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
-    assert [b["status"] for b in result["blocks"]] == ["ok", "error"]
-    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
-    assert diagnostic.range.start.line == 4 and diagnostic.message == "KeyError: 'missing'"
+    await a_cell_run_gets_its_diagnostic(*await podman())
 
 
 async def test_copy_mode_works_on_podman_too(podman, podman_engine):
