@@ -94,10 +94,11 @@ def _project(workspace: Path | None, near: Path | None = None) -> Path:
 
 def _print_daemon(found, as_json: bool, prefix: str = "") -> None:
     if as_json:
+        import attrs
+
         from cellbox.console import json_text
 
-        click.echo(json_text({"workspace": found.workspace, "running": found.running, "pid": found.pid,
-                              "socket": found.socket, "log": found.log}))
+        click.echo(json_text(attrs.asdict(found)))
     elif found.running:
         click.echo(f"{prefix}daemon for {found.workspace}: running, pid {found.pid}\n"
                    f"  socket {found.socket}\n  log    {found.log}")
