@@ -174,10 +174,12 @@ class Host:
         await assert_answers(daemon.execute(("sh", "echo alive"), workspace=str(self.bystander)), "alive\n")
 
     def close(self) -> None:
-        self.listener.close()
-        with contextlib.suppress(docker.errors.DockerException):
-            self.unrelated.remove(force=True)
-        shutil.rmtree(self.xdg, ignore_errors=True)
+        try:
+            with contextlib.suppress(docker.errors.DockerException):
+                self.unrelated.remove(force=True)
+            shutil.rmtree(self.xdg, ignore_errors=True)
+        finally:
+            self.listener.close()
 
     async def shut_down(self) -> None:
         """Stop every daemon started here, even one the attack left stuck.
@@ -190,10 +192,11 @@ class Host:
         for folder, _, names in os.walk(self._tmp_path):
             for name in names:
                 path = os.path.join(folder, name)
-                if stat.S_ISFIFO(os.lstat(path).st_mode):
-                    # O_RDWR never blocks on a FIFO, and completes the open
-                    # of a reader or writer waiting at the other end.
-                    os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+                with contextlib.suppress(OSError):
+                    if stat.S_ISFIFO(os.lstat(path).st_mode):
+                        # O_RDWR never blocks on a FIFO, and completes the open
+                        # of a reader or writer waiting at the other end.
+                        os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))
         for daemon in self.daemons:
             client = daemon.client
             if client.stopped:

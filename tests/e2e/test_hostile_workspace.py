@@ -167,7 +167,7 @@ async def test_a_host_folder_named_in_bind_dir_is_not_mounted(how, host, make_wo
     # ...so that the next one runs where bind_dir points.
     stolen = await outcome(daemon.execute(("sh", "cat secret.txt; echo changed > secret.txt; chmod 666 secret.txt")))
     await host.assert_unharmed(daemon)
-    assert "host secret" not in str(stolen)
+    assert "host secret" not in str(stolen), "the block read the file beside the workspace"
     await warning_naming(daemon, "bind_dir")
 
 
@@ -303,7 +303,7 @@ async def test_a_link_to_another_workspaces_folder_runs_nothing_there(how, host,
 
     stolen = await outcome(daemon.execute(("sh", "cat victim-secret.txt; touch planted-by-the-attacker")))
     await host.assert_unharmed(daemon)
-    assert "the victim's secret" not in str(stolen)
+    assert "the victim's secret" not in str(stolen), "the block ran in the other workspace's sandbox"
     assert sorted(p.name for p in victim.iterdir()) == victim_files
 
 
@@ -323,7 +323,7 @@ async def test_a_linked_config_file_hands_over_no_other_projects_settings(how, c
 
     answer = await outcome(daemon.execute(("sh", "env")))
     await host.assert_unharmed(daemon)
-    assert "victims-token" not in str(answer)
+    assert "victims-token" not in str(answer), "the block got the other project's settings"
     if isinstance(answer, JsonRpcException):
         assert_refused(answer, -32001, config_file)
 
@@ -461,8 +461,9 @@ async def test_links_that_resolve_outside_are_not_copied_back(remote_host, remot
     assert made["exitCode"] == 0, made
     after = await outcome(daemon.execute(("sh", "env; cat secret.txt")))
     await remote_host.assert_unharmed(daemon)
-    assert links_leading_out(workspace) == []
-    assert "victims-token" not in str(after) and "host secret" not in str(after)
+    assert links_leading_out(workspace) == [], "links that lead out of the workspace came back"
+    assert "victims-token" not in str(after), "the block got another project's settings through a link"
+    assert "host secret" not in str(after), "the block read the file beside the workspace"
 
 
 @pytest.mark.parametrize(**HOW)
@@ -479,7 +480,7 @@ async def test_a_gitignore_leading_to_dev_zero_is_not_read_without_end(how, remo
 
     answer = await outcome(daemon.execute(("sh", "echo still here")))
     await remote_host.assert_unharmed(daemon)
-    assert peak_memory_mb(pid) < before + 256
+    assert peak_memory_mb(pid) < before + 256, "the daemon's memory grew without bound"
     if isinstance(answer, JsonRpcException):
         assert answer.code != -32603 and ".gitignore" in answer.message, answer.message
     else:
@@ -488,12 +489,14 @@ async def test_a_gitignore_leading_to_dev_zero_is_not_read_without_end(how, remo
 
 # ------------------------------------------------------------------------ 5. leftovers
 
+# Each waits a moment before it ends, so that what it left has left its
+# process group and session by then, as an attacker's would.
 LEFT_RUNNING = [
-    ("sh", "setsid env -i sh -c 'sleep 1001' >/dev/null 2>&1 &\necho left it", None),
-    ("sh", "(env -i sh -c 'setsid sleep 1002 >/dev/null 2>&1 &' &)\necho left it", None),
-    ("python", "import os\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
+    ("sh", "setsid env -i sh -c 'sleep 1001' >/dev/null 2>&1 &\nsleep 1", None),
+    ("sh", "(env -i sh -c 'setsid sleep 1002 >/dev/null 2>&1 &' &)\nsleep 1", None),
+    ("python", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
                "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n    os.execve('/bin/sleep', ['sleep', '1003'], {})\n"
-               "print('left it')", None),
+               "time.sleep(1)", None),
     ("sh", "setsid env -i sh -c 'sleep 1004' >/dev/null 2>&1 &\nsleep 60", 2),
 ]
 
