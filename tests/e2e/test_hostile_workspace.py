@@ -298,7 +298,7 @@ async def test_a_link_to_another_workspaces_folder_runs_nothing_there(how, host,
         # The daemon is still connected to this sandbox's runner: end it, so
         # that the next run connects again, through the link. (Named: main
         # would save it through the link, where this sandbox cannot see it.)
-        await outcome(daemon.execute(("sh", "# filename: kill.sh\npkill -f 'python3 -I -S'")))
+        await outcome(daemon.execute(("sh", "# filename: kill.sh\npkill -f '^python3 -I -S'")))
     victim_files = sorted(p.name for p in victim.iterdir())
 
     stolen = await outcome(daemon.execute(("sh", "cat victim-secret.txt; touch planted-by-the-attacker")))
