@@ -52,3 +52,15 @@ def make_workspace(tmp_path, engine):
 @pytest.fixture
 def workspace(make_workspace):
     return make_workspace()
+
+
+@pytest.fixture(autouse=True)
+def private_xdg(tmp_path_factory, monkeypatch):
+    """The daemon's state, approvals and user config in folders of the test's
+    own, never the real home's (spawned daemons inherit the environment)."""
+    base = tmp_path_factory.mktemp("xdg")
+    for name in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        folder = base / name.lower()
+        folder.mkdir()
+        monkeypatch.setenv(name, str(folder))
+    return base

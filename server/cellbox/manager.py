@@ -63,10 +63,10 @@ class SandboxPool:
         """Runs going now, over all clients: a daemon with runs is not idle."""
         self.last_activity = time.monotonic()
 
-    def at(self, path: Path, overrides: dict[str, Any]) -> Sandbox:
+    def at(self, path: Path, overrides: dict[str, Any], workspace_settings: dict[str, Any] | None = None) -> Sandbox:
         sandbox = self._sandboxes.get(path)
         if sandbox is None:
-            sandbox = self._sandboxes[path] = Sandbox(path, self.backend, overrides)
+            sandbox = self._sandboxes[path] = Sandbox(path, self.backend, overrides, workspace_settings)
             self._settings[path] = overrides
         elif overrides and overrides != self._settings[path]:
             # The first client's settings hold for the sandbox all clients share;
@@ -114,6 +114,9 @@ class SandboxManager:
         self.pool = pool
         self.overrides: dict[str, Any] = {}
         """Validated settings from the client's initializationOptions, applied to every workspace."""
+        self.workspace_settings: dict[str, Any] | None = None
+        """Settings the client read from the workspace (initializationOptions.workspaceSettings):
+        untrusted, weighed like a workspace file."""
         self.default_workspaces: list[Path] = []
         """Workspaces named at initialize; the first is used when a request names none."""
         self._cancels: dict[str, asyncio.Event] = {}
@@ -175,7 +178,7 @@ class SandboxManager:
         return self._sandbox_at(path.parent)
 
     def _sandbox_at(self, path: Path) -> Sandbox:
-        return self.pool.at(path, self.overrides)
+        return self.pool.at(path, self.overrides, self.workspace_settings)
 
     async def status(self) -> list[SandboxInfo]:
         """This client's workspaces and every other the daemon serves."""

@@ -40,6 +40,11 @@ class _OpenHow(ctypes.Structure):
 class RefusedFile(Exception):
     """A workspace path the daemon will not open, and why, in the user's words."""
 
+    def __init__(self, message: str, outside: bool = False) -> None:
+        super().__init__(message)
+        self.outside = outside
+        """Whether the path leads outside the workspace (else: not a regular file, or too big)."""
+
 
 _have_openat2: bool | None = None
 
@@ -79,7 +84,7 @@ def _open_no_symlinks(dir_fd: int, path: str, flags: int, mode: int) -> int:
 def _why(exc: OSError, rel: str) -> RefusedFile | None:
     """A refusal the user can act on, for errors that mean 'planted', else None."""
     if exc.errno in (errno.EXDEV, errno.ELOOP):
-        return RefusedFile(f"{rel} is a symlink, or lies under one, that leads outside the workspace")
+        return RefusedFile(f"{rel} is a symlink, or lies under one, that leads outside the workspace", outside=True)
     if exc.errno == errno.ENXIO:
         return RefusedFile(f"{rel} is not a regular file (a FIFO or socket)")
     return None

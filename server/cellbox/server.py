@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -22,16 +24,17 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.workspace import TextDocument
 
 from cellbox import __version__
 from cellbox.backend import DockerBackend
-from cellbox.config import validate_overrides
+from cellbox.config import trust_workspace, validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.manager import SandboxManager, SandboxPool, uri_path, workspace_path
 from cellbox.diagnostics import python_error, shell_error
 from cellbox.document_results import DocumentResults, outcome_label
 from cellbox.documents import DocumentBlock, document_kind, find_blocks, selection_block
-from cellbox.sandbox import BlockToRun, RunListener
+from cellbox.sandbox import BlockToRun, RunListener, SettingsGate
 from cellbox.wire import (
     CancelParams,
     BlockStartedNotification,
@@ -43,6 +46,7 @@ from cellbox.wire import (
     Range,
     StatusParams,
     StatusResult,
+    TrustResult,
     WorkspaceParams,
     parse,
     to_json,
@@ -55,6 +59,9 @@ RESTART = "cellbox.restart"
 STOP = "cellbox.stop"
 STATUS = "cellbox.status"
 CANCEL = "cellbox.cancel"
+TRUST = "cellbox.trust"
+ALLOW = "Allow"
+NOT_NOW = "Not now"
 OUTPUT_NOTIFICATION = "cellbox/output"
 BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
 PROGRESS_TICK_SECONDS = 1.0
@@ -107,6 +114,7 @@ class CellboxServer(LanguageServer):
         self.manager = SandboxManager(pool or SandboxPool(DockerBackend()))
         self.hang_up = hang_up
         self.results = DocumentResults()
+        self.gate = ClientGate(self)
         self._shut_down = False
 
     async def shutdown_sandboxes(self) -> None:
@@ -121,7 +129,7 @@ class CellboxServer(LanguageServer):
 
     # ------------------------------------------------------------ documents
 
-    def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
+    async def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
         """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
         ways = [name for name in ("position", "range", "block", "all") if getattr(params, name) not in (None, False)]
         if params.blocks is not None:
@@ -134,11 +142,8 @@ class CellboxServer(LanguageServer):
             raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range, block or all")
         if len(ways) != 1:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, block, all")
-        try:
-            document = self.workspace.get_text_document(params.uri)
-            text = document.source
-        except OSError as exc:
-            raise InvalidParams(f"uri: cannot read {params.uri}: {exc.strerror}") from None
+        document = await self._document(params.uri)
+        text = document.source
         blocks = find_blocks(document.uri, text, document.language_id)
         if params.all:
             if not blocks:
@@ -159,6 +164,17 @@ class CellboxServer(LanguageServer):
         last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
         return document, [selection_block(document.uri, text, start.line, last, document.language_id)]
 
+    async def _document(self, uri: str) -> Any:
+        """The document at `uri`: as the client has it open, else read from
+        disk here. pygls would read it on the event loop, where a FIFO planted
+        at that path would freeze every client of this daemon."""
+        if uri in self.workspace.text_documents:
+            return self.workspace.get_text_document(uri)
+        if not uri.startswith("file:") and "://" in uri:
+            raise InvalidParams(f"uri: {uri!r} is not a file:// URI or a path")
+        text = await asyncio.to_thread(_read_document, uri)
+        return TextDocument(uri, source=text)
+
     def after_document_run(
         self, document: Any, chosen: list[DocumentBlock], result: ExecuteResult, listener: StreamingListener,
         workspace: Path,
@@ -168,8 +184,11 @@ class CellboxServer(LanguageServer):
             error = None
             if outcome.status == "error" and outcome.code_file is not None:
                 if block.language == "python":
-                    relative = str(Path(outcome.code_file).relative_to(workspace))
-                    error = python_error(outcome.output, relative, block.start_line, block.end_line - block.start_line)
+                    # A named file runs by its path in the workspace; others
+                    # from the daemon's folder, by their own name.
+                    code_file = Path(outcome.code_file)
+                    shown = str(code_file.relative_to(workspace)) if workspace in code_file.parents else code_file.name
+                    error = python_error(outcome.output, shown, block.start_line, block.end_line - block.start_line)
                 else:
                     error = shell_error(listener.stderr(index), outcome.exit_code, block.start_line)
             self.results.record(document.uri, block, outcome_label(outcome.status, outcome.exit_code, outcome.duration_ms), error)
@@ -262,6 +281,40 @@ class CellboxServer(LanguageServer):
         return token
 
 
+class ClientGate(SettingsGate):
+    """This client's user, for a workspace file's settings that loosen the
+    sandbox: asked with window/showMessageRequest when the client can show
+    one, told with window/showMessage which settings were left out. Each
+    question and each notice once per connection, not at every run."""
+
+    def __init__(self, ls: CellboxServer) -> None:
+        self.ls = ls
+        self._asked: set[str] = set()
+        self._told: set[str] = set()
+
+    async def approve(self, question: str) -> bool:
+        window = self.ls.client_capabilities.window
+        if question in self._asked or window is None or window.show_message is None:
+            return False
+        self._asked.add(question)
+        request = types.ShowMessageRequestParams(
+            type=types.MessageType.Warning, message=question,
+            actions=[types.MessageActionItem(title=ALLOW), types.MessageActionItem(title=NOT_NOW)],
+        )
+        try:
+            answer = await self.ls.window_show_message_request_async(request)
+        except Exception as exc:  # the client cannot answer: the settings stay ignored
+            log.info("the client did not answer the approval request: %s", exc)
+            return False
+        return answer is not None and answer.title == ALLOW
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        if message not in self._told:
+            self._told.add(message)
+            self.ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+
 class StreamingListener(RunListener):
     """Sends a run's output to the client as `cellbox/output` notifications.
 
@@ -295,6 +348,30 @@ class StreamingListener(RunListener):
 
     def describe(self, elapsed: float) -> str:
         return f"block {self.current + 1}/{self.count} · {elapsed:.1f} s"
+
+
+DOCUMENT_SIZE_LIMIT = 16 << 20
+"""Largest document read from disk for a run."""
+
+
+def _read_document(uri: str) -> str:
+    path = uri_path(uri)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte"
+        raise InvalidParams(f"uri: cannot read {uri}: {why}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidParams(f"uri: {uri} is not a regular file; give a Markdown, Python or shell file")
+        if info.st_size > DOCUMENT_SIZE_LIMIT:
+            raise InvalidParams(f"uri: {uri} is larger than {DOCUMENT_SIZE_LIMIT >> 20} MB")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(DOCUMENT_SIZE_LIMIT + 1)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace")
 
 
 def _block_range(block: DocumentBlock) -> Range:
@@ -350,8 +427,14 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
                 ls.manager.default_workspaces.append(workspace_path(root))
             except InvalidParams as exc:
                 log.warning("ignoring workspace %s: %s", root, exc)
+        options = params.initialization_options
         try:
-            ls.manager.overrides.update(validate_overrides(params.initialization_options, "initializationOptions"))
+            if isinstance(options, dict) and "workspaceSettings" in options:
+                options = dict(options)
+                from_workspace = options.pop("workspaceSettings")
+                # Checked now for a clear message; weighed like a workspace file at each run.
+                ls.manager.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
+            ls.manager.overrides.update(validate_overrides(options, "initializationOptions"))
         except ConfigError as exc:
             # Carry on with the workspace's own settings rather than refuse to start.
             ls.show_error(f"cellbox: {exc}; using the workspace's settings instead")
@@ -367,7 +450,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
         run_id = params.run_id or uuid.uuid4().hex
-        document, chosen = ls.chosen_blocks(params)
+        document, chosen = await ls.chosen_blocks(params)
         if document is not None and params.workspace is None:
             sandbox = ls.manager.sandbox_for_file(uri_path(document.uri))
         else:
@@ -379,7 +462,9 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         with ls.manager.cancellable(params.run_id) as cancelled:
             ls.cancel_with_request(cancelled)
             async with ls.run_progress(listener, cancelled):
-                result = await sandbox.execute(to_run, params.timeout, ls.progress, cancelled, listener, run_id)
+                result = await sandbox.execute(
+                    to_run, params.timeout, ls.progress, cancelled, listener, run_id, gate=ls.gate
+                )
         if document is not None:
             ls.after_document_run(document, chosen, result, listener, sandbox.workspace)
         return result
@@ -425,13 +510,24 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def restart(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(RESTART, args), WorkspaceParams, RESTART)
-        return await ls.manager.sandbox(params.workspace).restart(ls.progress)
+        return await ls.manager.sandbox(params.workspace).restart(ls.progress, gate=ls.gate)
 
     @server.command(STOP)
     @command_handler
     async def stop(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(STOP, args), WorkspaceParams, STOP)
-        return await ls.manager.sandbox(params.workspace).stop()
+        return await ls.manager.sandbox(params.workspace).stop(gate=ls.gate)
+
+    @server.command(TRUST)
+    @command_handler
+    async def trust(ls: CellboxServer, *args: Any):
+        """Approve the workspace's settings files as they are now (an editor's command)."""
+        params = parse(_one_argument(TRUST, args), WorkspaceParams, TRUST)
+        workspace = ls.manager.resolve(params.workspace)
+        files = await asyncio.to_thread(trust_workspace, workspace)
+        return TrustResult(
+            str(workspace), [str(f.path) for f in files], [line for f in files for line in f.loosening]
+        )
 
     @server.command(STATUS)
     @command_handler

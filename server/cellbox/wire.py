@@ -213,6 +213,17 @@ class SandboxInfo:
 
 
 @attrs.define
+class TrustResult:
+    """Result of ``cellbox.trust``: the workspace settings files approved as they are now."""
+
+    workspace: str
+    files: list[str]
+    """The settings files whose exact content is now approved."""
+    settings: list[str]
+    """Their settings that loosen the sandbox, now applied, as ``key = value``."""
+
+
+@attrs.define
 class StatusResult:
     """Result of ``cellbox.status``."""
 
