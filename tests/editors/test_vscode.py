@@ -31,6 +31,7 @@ CODE_SERVER_VERSION = "4.100.3"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cellbox" / "vscode"
 CODE_SERVER = CACHE / f"code-server-{CODE_SERVER_VERSION}" / "node_modules" / ".bin" / "code-server"
 DRIVER_TIMEOUT = 900
+SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
 
 NOTES = """\
 # Notes
@@ -105,6 +106,8 @@ def code_server(tmp_path):
     user_data = tmp_path / "user-data"
     (user_data / "User").mkdir(parents=True)
     (user_data / "User" / "settings.json").write_text(json.dumps({
+        # The server command counts only from user settings: a workspace's is ignored.
+        "cellbox.serverCommand": SERVER_COMMAND,
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": False,
         "telemetry.telemetryLevel": "off",
@@ -174,10 +177,6 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     (workspace / "notes.md").write_text(NOTES)
     (workspace / "cells.py").write_text(CELLS)
     (workspace / "all.md").write_text(ALL)
-    (workspace / ".vscode").mkdir()
-    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
-        "cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"],
-    }))
 
     screenshot = tmp_path / "vscode-run.png"
     facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "suite.js", screenshot)
@@ -214,8 +213,11 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert edits["shifted"] == {str(int(line) + 1): text for line, text in edits["beforeEdit"].items()}
     assert edits["undone"] == edits["beforeEdit"]
     assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
-    running = tmp_path / "vscode-running.png"
-    for picture in (screenshot, running):
+    keep_screenshots(screenshot, tmp_path / "vscode-running.png")
+
+
+def keep_screenshots(*pictures: Path) -> None:
+    for picture in pictures:
         assert picture.exists() and picture.stat().st_size > 10_000
         # CELLBOX_VSCODE_SCREENSHOTS=docs/images refreshes the README's pictures.
         if os.environ.get("CELLBOX_VSCODE_SCREENSHOTS"):
@@ -230,15 +232,13 @@ def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace
         (folder / "notes.md").write_text('```sh\ncat name.txt\necho "$GREETING"\n```\n')
         # Read inside the sandbox: each folder's block must run in that folder's own mount.
         (folder / "name.txt").write_text(f"I am {name}\n")
-        # And with that folder's own cellbox.sandbox setting.
+        # And with that folder's own cellbox.sandbox setting, which reaches its server
+        # as workspaceSettings (env loosens nothing, so the server uses it).
         (folder / ".vscode").mkdir()
         (folder / ".vscode" / "settings.json").write_text(json.dumps({"cellbox.sandbox": {"env": {"GREETING": f"hello {name}"}}}))
         folders.append(folder)
     workspace_file = tmp_path / "two.code-workspace"
-    workspace_file.write_text(json.dumps({
-        "folders": [{"path": str(folder)} for folder in folders],
-        "settings": {"cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"]},
-    }))
+    workspace_file.write_text(json.dumps({"folders": [{"path": str(folder)} for folder in folders]}))
     facts = drive(port, test_dir, f"workspace={urllib.parse.quote(str(workspace_file))}", "multiRoot.js", tmp_path / "unused.png")
     for name in ("alpha", "beta"):
         assert facts["folders"][name]["status"] == "ok"

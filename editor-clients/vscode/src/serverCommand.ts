@@ -8,9 +8,14 @@ export interface ServerCommand {
     args: string[];
 }
 
-/** The setting if given, else the folder's own venv, else `cellbox` on PATH; undefined when none is found. */
+/**
+ * The user's setting if given, else the folder's own venv, else `cellbox` on
+ * PATH; undefined when none is found. Only the user settings' value counts:
+ * a workspace's or folder's would run a program of the workspace's choosing
+ * on this machine (see launch.ts).
+ */
 export function serverCommandFor(folder: vscode.WorkspaceFolder): ServerCommand | undefined {
-    const setting = vscode.workspace.getConfiguration('cellbox', folder.uri).get<string | string[]>('serverCommand');
+    const setting = vscode.workspace.getConfiguration('cellbox', folder.uri).inspect<string | string[]>('serverCommand')?.globalValue;
     if (Array.isArray(setting) && setting.length > 0) {
         return { command: setting[0], args: setting.slice(1) };
     }
