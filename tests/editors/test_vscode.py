@@ -32,6 +32,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cell
 CODE_SERVER = CACHE / f"code-server-{CODE_SERVER_VERSION}" / "node_modules" / ".bin" / "code-server"
 DRIVER_TIMEOUT = 900
 SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
+# Records what the extension sends its server (tests/editors/stub_server.py).
+STUB_SERVER = Path(__file__).resolve().parent / "stub_server.py"
 
 NOTES = """\
 # Notes
@@ -244,6 +246,62 @@ def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace
         assert facts["folders"][name]["status"] == "ok"
         assert facts["folders"][name]["decorations"] == {"2": f"✓ I am {name} … hello {name}"}
         assert "cellbox: running" in facts["folders"][name]["statusBar"]
+
+
+def set_user_settings(test_dir: Path, settings: dict) -> None:
+    """Merge `settings` into the user settings of the code-server whose test folder is `test_dir`, before drive()."""
+    path = test_dir.parent / "user-data" / "User" / "settings.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **settings}))
+
+
+def test_workspace_settings_cannot_choose_the_server_or_loosen_the_sandbox(make_workspace, code_server, tmp_path):
+    """Code run in the sandbox can write .vscode/settings.json (issue #11): the
+    extension takes the server command from user settings only, and sends the
+    workspace's cellbox.sandbox as workspaceSettings, which the server treats
+    as a workspace file, not as the user's own. Against the stub server, which
+    records what it receives; the server's approval question is answered with
+    its button, as a user would."""
+    port, test_dir = code_server
+    stub_log = test_dir / "stub.jsonl"
+    set_user_settings(test_dir, {
+        "cellbox.serverCommand": [sys.executable, str(STUB_SERVER), str(stub_log)],
+        "cellbox.sandbox": {"timeout": 30},
+    })
+    workspace = make_workspace("ws")
+    (workspace / "notes.md").write_text("```sh\necho hi\n```\n")
+    pwned = test_dir / "pwned"
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "cellbox.serverCommand": ["sh", "-c", f"touch {pwned}"],
+        "cellbox.sandbox": {"network": "bridge", "env": {"FROM": "workspace"}},
+    }))
+
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "trust.js", tmp_path / "unused.png")
+    keep_screenshots(tmp_path / "vscode-approval.png")
+
+    assert facts["trusted"]  # code-server runs with --disable-workspace-trust: the case of a trusted workspace
+    assert not pwned.exists() and not (test_dir / "pwned-after-rewrite").exists()
+    assert facts["initializationOptions"] == {
+        "timeout": 30,
+        "workspaceSettings": {"network": "bridge", "env": {"FROM": "workspace"}},
+    }
+    warning = facts["serverCommandWarning"]
+    assert "cellbox.serverCommand in ws's .vscode/settings.json is ignored" in warning and "user settings" in warning
+
+    # The server's window/showMessageRequest, as vscode-languageclient shows it: a notification with its actions.
+    assert facts["question"]["message"].startswith(f"cellbox: {workspace}/cellbox.toml asks to loosen the sandbox: ")
+    assert [b for b in facts["question"]["buttons"] if b] == ["Allow", "Not now"]
+    assert facts["answers"] == [{"title": "Allow"}]
+    assert facts["run"] == {"status": "ok", "decorations": {"1": "✓ Allow"}}
+
+    assert facts["trustSent"] == {"command": "cellbox.trust", "arguments": [{"workspace": str(workspace)}]}
+    assert facts["trust"]["settings"] == ['network = "bridge"']
+    assert facts["trustMessage"] == (
+        f'cellbox: allowed for {workspace}: network = "bridge" (from {workspace}/cellbox.toml).'
+    )
+
+    # Rewritten by a block: restarted with the new values, still only as workspaceSettings, and the user's command.
+    assert facts["afterRewrite"] == {"timeout": 30, "workspaceSettings": {"network": "host", "timeout": 5}}
 
 
 def test_packaged_vsix_installs_into_vscode(tmp_path):
