@@ -6,6 +6,7 @@ import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFea
 import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
 import { BLOCK_STARTED_NOTIFICATION, BlockStartedNotification, EXECUTE, OUTPUT_NOTIFICATION, OutputNotification } from './protocol';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
+import { workspaceVenvCellbox } from './serverCommand';
 
 export const LANGUAGES = ['markdown', 'python', 'shellscript'];
 
@@ -143,8 +144,12 @@ export class Clients implements vscode.Disposable {
         this.warnIfIgnored(folder);
         const command = launch.command;
         if (command === undefined) {
+            const venv = workspaceVenvCellbox(folder);
             void vscode.window.showErrorMessage(
-                `cellbox: no cellbox command found for ${folder.name}: install cellbox in the folder's .venv or on PATH, or set cellbox.serverCommand in your user settings.`,
+                venv === undefined
+                    ? `cellbox: no cellbox command found for ${folder.name}: install cellbox on PATH, or set cellbox.serverCommand in your user settings.`
+                    : `cellbox: no cellbox command on PATH for ${folder.name}. Its ${venv} is not started unasked, since the code its blocks run ` +
+                          'can write it: if you trust it, name it in cellbox.serverCommand in your user settings.',
             );
             return undefined;
         }
