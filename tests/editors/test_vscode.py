@@ -100,8 +100,14 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> N
 
 
 @pytest.fixture
-def code_server(tmp_path):
-    """A code-server on a free loopback port with its own user data and extensions folders."""
+def code_server(tmp_path, request):
+    """A code-server on a free loopback port with its own user data and extensions folders.
+
+    Workspace trust is off: every folder is trusted. Parametrized with
+    "restricted" (indirect), trust is on and nothing is trusted, so a folder
+    opens in Restricted Mode (with no prompt).
+    """
+    restricted = getattr(request, "param", None) == "restricted"
     missing = [p for p in (CODE_SERVER, EXTENSION / "out" / "extension.js", EXTENSION / "node_modules" / "playwright-core") if not p.exists()]
     if missing:
         pytest.fail(f"missing {', '.join(map(str, missing))}: run scripts/ensure-vscode")
@@ -118,6 +124,7 @@ def code_server(tmp_path):
         "git.enabled": False,
         "editor.minimap.enabled": False,
         "window.restoreWindows": "none",
+        "security.workspace.trust.startupPrompt": "never",
     }))
     test_dir = tmp_path / "editor-test"
     test_dir.mkdir()
@@ -133,7 +140,7 @@ def code_server(tmp_path):
     server = subprocess.Popen(
         [
             str(CODE_SERVER), "--config", str(config), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
-            "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+            "--disable-telemetry", "--disable-update-check", *([] if restricted else ["--disable-workspace-trust"]),
             "--user-data-dir", str(user_data), "--extensions-dir", str(tmp_path / "extensions"),
         ],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -302,6 +309,35 @@ def test_workspace_settings_cannot_choose_the_server_or_loosen_the_sandbox(make_
 
     # Rewritten by a block: restarted with the new values, still only as workspaceSettings, and the user's command.
     assert facts["afterRewrite"] == {"timeout": 30, "workspaceSettings": {"network": "host", "timeout": 5}}
+
+
+@pytest.mark.parametrize("code_server", ["restricted"], indirect=True)
+def test_in_restricted_mode_no_workspace_setting_reaches_the_server(make_workspace, code_server, tmp_path):
+    """In an untrusted workspace VS Code hides the workspace's values of the
+    restricted settings, and the extension sends no workspaceSettings; the
+    approval question and the trust command work as in a trusted one."""
+    port, test_dir = code_server
+    stub_log = test_dir / "stub.jsonl"
+    set_user_settings(test_dir, {
+        "cellbox.serverCommand": [sys.executable, str(STUB_SERVER), str(stub_log)],
+        "cellbox.sandbox": {"timeout": 30},
+    })
+    workspace = make_workspace("ws")
+    (workspace / "notes.md").write_text("```sh\necho hi\n```\n")
+    pwned = test_dir / "pwned"
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "cellbox.serverCommand": ["sh", "-c", f"touch {pwned}"],
+        "cellbox.sandbox": {"network": "bridge"},
+    }))
+
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "trust.js", tmp_path / "unused.png")
+
+    assert facts["trusted"] is False
+    assert not pwned.exists()
+    assert facts["initializationOptions"] == {"timeout": 30}
+    assert facts["answers"] == [{"title": "Allow"}]
+    assert facts["trustSent"] == {"command": "cellbox.trust", "arguments": [{"workspace": str(workspace)}]}
 
 
 def test_packaged_vsix_installs_into_vscode(tmp_path):

@@ -6,7 +6,8 @@
 // the sandbox. The test reads what the server was started with, the
 // notifications a user sees (through drive.js), answers the server's
 // approval question by clicking its button, runs the trust command, and
-// rewrites .vscode/settings.json as a block in the sandbox could.
+// rewrites .vscode/settings.json as a block in the sandbox could. In
+// Restricted Mode, the same less what VS Code itself hides from extensions.
 // Facts go to $CELLBOX_VSCODE_TEST_DIR/facts.json, as in suite.js.
 const assert = require('assert');
 const fs = require('fs');
@@ -49,8 +50,11 @@ async function scenario(facts) {
     const initializes = () => received().filter((m) => m.method === 'initialize').map((m) => m.params.initializationOptions);
     facts.initializationOptions = (await waitFor('the stub server\'s initialize', async () => initializes().length > 0 && initializes(), LONG))[0];
 
-    step('the workspace\'s serverCommand is ignored, and the user is told');
-    facts.serverCommandWarning = (await notificationContaining('cellbox.serverCommand')).message;
+    if (facts.trusted) {
+        // (In Restricted Mode VS Code itself hides the workspace's value from extensions.)
+        step('the workspace\'s serverCommand is ignored, and the user is told');
+        facts.serverCommandWarning = (await notificationContaining('cellbox.serverCommand')).message;
+    }
 
     step('the server\'s approval question, answered with its button');
     editor.selection = new vscode.Selection(1, 0, 1, 0);
@@ -67,6 +71,9 @@ async function scenario(facts) {
     facts.trustSent = received().filter((m) => m.method === 'workspace/executeCommand').map((m) => m.params).find((p) => p.command === 'cellbox.trust');
     facts.trustMessage = (await notificationContaining('allowed for')).message;
 
+    if (!facts.trusted) {
+        return;
+    }
     step('a block rewrites .vscode/settings.json');
     const settings = path.join(folder.uri.fsPath, '.vscode', 'settings.json');
     const hostile = JSON.parse(fs.readFileSync(settings, 'utf8'));
