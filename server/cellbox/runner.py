@@ -121,25 +121,108 @@ def kill_run(run_id, pgid):
         pass
 
 
+def _libc_call(name, *args):
+    """Call a libc function with integer or pointer arguments, through _ctypes
+    alone: the ctypes package costs ~3 ms of start-up, which a cold sandbox waits for."""
+    import _ctypes
+
+    class Libc:
+        _handle = _ctypes.dlopen(None)
+
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class CPointer(_ctypes._SimpleCData):
+        _type_ = "P"
+
+    class CFunction(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = CInt
+
+    return CFunction((name, Libc))(*(CPointer(a) if isinstance(a, _Pointer) else a for a in args))
+
+
+class _Pointer(int):
+    """An argument passed as a pointer, not a C int."""
+
+
+# Syscalls that can make a file setuid or setgid, by architecture: (number,
+# index of the mode argument); and syscalls refused outright. openat2 and
+# io_uring carry their mode where a filter cannot look.
+_SETID_SYSCALLS = {
+    0xC000003E: (  # x86_64
+        ((90, 1), (91, 1), (268, 2), (452, 2), (2, 2), (257, 3), (85, 1), (133, 1), (259, 2)),
+        (437, 425),
+    ),
+    0xC00000B7: (  # aarch64
+        ((52, 1), (53, 2), (452, 2), (56, 3), (33, 2)),
+        (437, 425),
+    ),
+}
+
+
+def forbid_setid_files():
+    """A seccomp filter, stacked on the engine's, under which no block can
+    make a setuid or setgid file: the workspace is on the host, and a
+    setuid-root program a root block left there would give any user of the
+    host root (a nosuid mount only stops it running inside the sandbox).
+    chmod-like and create-like calls with those mode bits fail with EPERM;
+    openat2 says ENOSYS (libc falls back to openat) and io_uring EPERM; other
+    architectures' syscalls (i386, x32) are refused. Needs no_new_privs,
+    which the sandbox has by default; without it, no filter."""
+    import struct
+
+    arch = None
+    machine = os.uname().machine
+    if machine == "x86_64":
+        arch = 0xC000003E
+    elif machine == "aarch64":
+        arch = 0xC00000B7
+    if arch is None:
+        return False
+    checks, refused = _SETID_SYSCALLS[arch]
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JSET|K, RET|K
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
+    if arch == 0xC000003E:
+        program.append((0x35, 0, 1, 0x40000000))  # JGE: x32 syscalls
+        program.append((ret, 0, 0, eperm))
+    for number in refused:
+        program += [(jeq, 0, 1, number), (ret, 0, 0, enosys if number == 437 else eperm)]
+    for number, index in checks:
+        # If nr matches: load the mode argument's low word, refuse setid bits.
+        program += [
+            (jeq, 0, 3, number), (ld, 0, 0, 16 + 8 * index), (jset, 0, 1, 0o6000),
+            (ret, 0, 0, eperm), (ret, 0, 0, allow),
+        ]
+        program[-5] = (jeq, 0, 4, number)
+    program.append((ret, 0, 0, allow))
+    import _ctypes
+
+    class Filter(_ctypes.Array):
+        _type_ = type("CChar", (_ctypes._SimpleCData,), {"_type_": "c"})
+        _length_ = 8 * len(program)
+
+    class Fprog(_ctypes.Array):
+        _type_ = Filter._type_
+        _length_ = 16
+
+    instructions = Filter.from_buffer_copy(b"".join(struct.pack("=HBBI", *i) for i in program))
+    fprog = Fprog.from_buffer_copy(struct.pack("=HxxxxxxQ", len(program), _ctypes.addressof(instructions)))
+    try:
+        # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        return _libc_call("prctl", 22, 2, _Pointer(_ctypes.addressof(fprog)), 0, 0) == 0
+    except Exception:
+        return False
+
+
 def become_subreaper():
     """Have orphans of our runs reparented to us, not to init: however a
     block detaches (a new session, a cleared environment, a double fork), what
     it leaves stays our descendant. ctypes itself costs ~3 ms of start-up, so
     prctl is reached through _ctypes alone."""
     try:
-        import _ctypes
-
-        class Libc:
-            _handle = _ctypes.dlopen(None)
-
-        class CInt(_ctypes._SimpleCData):
-            _type_ = "i"
-
-        class CFunction(_ctypes.CFuncPtr):
-            _flags_ = _ctypes.FUNCFLAG_CDECL
-            _restype_ = CInt
-
-        return CFunction(("prctl", Libc))(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        return _libc_call("prctl", 36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except Exception:
         return False
 
@@ -449,4 +532,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     become_subreaper()
-    Runner(sys.argv[1]).serve()
+    runner = Runner(sys.argv[1])
+    # After the runner's own set-up: from here on it makes no setid file either.
+    forbid_setid_files()
+    runner.serve()
