@@ -1,9 +1,10 @@
 """Engines besides the main Docker engine, for the engine suites.
 
-- `remote_engine`: a second dockerd on a loopback TCP port, in a mount
-  namespace of its own with a tmpfs over /tmp, so it cannot see pytest's
-  workspaces: to it, the workspace is on another machine (copy mode). Its
-  data root is kept between sessions, so the test image is loaded once.
+- `remote_engine`: a second dockerd in mount and network namespaces of its
+  own, answering on a Unix socket in its private run folder. A tmpfs over
+  /tmp hides pytest's workspaces from it: to it, the workspace is on another
+  machine (copy mode). Its data root is kept between sessions, so the test
+  image is loaded once.
 - `podman_engine`: `podman system service` on a Unix socket of this session,
   driven through its Docker-compatible API.
 
@@ -17,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import tempfile
 import time
@@ -44,12 +45,6 @@ class Engine:
     @property
     def env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.url}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> docker.DockerClient:
@@ -104,22 +99,28 @@ def _data_root() -> Iterator[tuple[Path, int | None]]:
 
 @pytest.fixture(scope="session")
 def remote_engine(engine) -> Iterator[Engine]:
-    """A Docker engine that cannot see the test workspaces, on tcp://127.0.0.1:PORT."""
+    """A Docker engine that cannot see the test workspaces, on unix:///run/cellbox-engine-XXXX/docker.sock."""
     if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("unshare"):
         pytest.skip("the remote test engine needs root, dockerd and unshare")
     with _data_root() as (data_root, lock), tempfile.TemporaryDirectory(prefix="cellbox-engine-", dir="/run") as run:
         run_dir = Path(run)
-        port = _free_port()
-        url = f"tcp://127.0.0.1:{port}"
+        # The socket file is made inside the engine's mount namespace, but in
+        # the host's /run, which is not remounted there: the host reaches it.
+        url = f"unix://{run_dir / 'docker.sock'}"
         config = run_dir / "daemon.json"
         config.write_text("{}")  # not the host's /etc/docker/daemon.json
         log = run_dir / "dockerd.log"
         # / is made private first, so that nothing mounted in here (the tmpfs
         # over /tmp, the containers' filesystems) shows in the host's
         # namespace, and the host's tmp folders vanish from this engine's view.
+        # The network namespace is as needed: a dockerd with --bridge=none
+        # deletes any interface called docker0 it finds (moby's
+        # removeDefaultBridgeInterface), which in the host's namespace is the
+        # main engine's bridge: no container on its default network could
+        # start afterwards, until that engine restarted.
         script = 'mount -t tmpfs -o size=64m cellbox-hidden-tmp /tmp && exec "$@"'
         command = [
-            "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            "unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh",
             "dockerd", "--config-file", str(config), "-H", url,
             "--data-root", str(data_root), "--exec-root", str(run_dir / "exec"),
             "--pidfile", str(run_dir / "dockerd.pid"),
@@ -132,9 +133,54 @@ def remote_engine(engine) -> Iterator[Engine]:
                 command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True, pass_fds=() if lock is None else (lock,),
             )
-        with _serving(url, process, log, f"the remote test engine ({url})") as client:
-            _load_image(engine, client, url)
-            yield Engine(url, client)
+        namespace = _private_network_namespace(process)
+        try:
+            with _serving(url, process, log, f"the remote test engine ({url})") as client:
+                _load_image(engine, client, url)
+                yield Engine(url, client)
+        finally:
+            _end_namespace(namespace, f"the remote test engine ({url})")
+
+
+def _private_network_namespace(process: subprocess.Popen) -> str | None:
+    """The network namespace `process` moves into ("net:[INODE]"), once it
+    has; None if it ended first."""
+    ours = os.readlink("/proc/self/ns/net")
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            theirs = os.readlink(f"/proc/{process.pid}/ns/net")
+            if theirs != ours:
+                return theirs
+        time.sleep(0.01)
+    return None
+
+
+def _processes_in(namespace: str) -> dict[int, str]:
+    """pid -> command line of every process in the network namespace."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and os.readlink(entry / "ns" / "net") == namespace:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def _end_namespace(namespace: str | None, what: str) -> None:
+    """After the engine stopped, nothing may be left in its namespaces: a
+    containerd or a shim would keep them, and all mounted in them, alive.
+    Stragglers are given a while, then killed, and the session fails."""
+    if namespace is None:
+        return
+    deadline = time.monotonic() + 30
+    while (left := _processes_in(namespace)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"{what} left processes in its namespaces after it stopped (now killed): {sorted(left.values())}")
 
 
 @contextlib.contextmanager
