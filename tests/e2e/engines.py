@@ -6,10 +6,12 @@
   machine (copy mode). Its data root is kept between sessions, so the test
   image is loaded once.
 - `podman_engine`: `podman system service` on a Unix socket of this session,
-  driven through its Docker-compatible API.
+  driven through its Docker-compatible API, in a mount namespace of its own.
 
 Each is started once per session and stopped at its end; neither touches the
-main engine (/var/run/docker.sock) that the other tests use meanwhile.
+main engine (/var/run/docker.sock) that the other tests use meanwhile, nor
+leaves anything on the host: what it mounts stays in its namespaces, and a
+process of its left in them once it stopped fails the session.
 """
 
 from __future__ import annotations
@@ -113,11 +115,11 @@ def remote_engine(engine) -> Iterator[Engine]:
         # / is made private first, so that nothing mounted in here (the tmpfs
         # over /tmp, the containers' filesystems) shows in the host's
         # namespace, and the host's tmp folders vanish from this engine's view.
-        # The network namespace is as needed: a dockerd with --bridge=none
+        # A network namespace of its own too: a dockerd with --bridge=none
         # deletes any interface called docker0 it finds (moby's
         # removeDefaultBridgeInterface), which in the host's namespace is the
         # main engine's bridge: no container on its default network could
-        # start afterwards, until that engine restarted.
+        # start afterwards, until that engine restarted (issue #11).
         script = 'mount -t tmpfs -o size=64m cellbox-hidden-tmp /tmp && exec "$@"'
         command = [
             "unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh",
