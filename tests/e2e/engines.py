@@ -164,7 +164,8 @@ def _processes_in(namespace: str) -> dict[int, list[str]]:
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
             if entry.name.isdigit() and os.readlink(entry / "ns" / "mnt") == namespace:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+                found[int(entry.name)] = [arg.decode(errors="replace") for arg in argv]
     return found
 
 
