@@ -123,7 +123,7 @@ SANDBOX_MAIN = r"""
 trap 'kill $runner 2>/dev/null; exit 0' TERM INT
 probe=none
 [ -r "$2/mount-probe" ] && read -r probe < "$2/mount-probe"
-echo "workspace $probe"
+echo "workspace $probe $(stat -c %d:%i /workspace 2>/dev/null)"
 if command -v python3 >/dev/null 2>&1; then
   while :; do
     python3 -I -S -c "$1" "$2" &

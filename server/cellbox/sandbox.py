@@ -194,6 +194,11 @@ class Sandbox:
         """Settings the client read from the workspace (e.g. .vscode/settings.json): untrusted."""
         self._state: state.WorkspaceState | None = None
         self._listener: RunnerListener | None = None
+        self._attached_source = ""
+        """The bind source of the container being attached."""
+        self._view_unseen = False
+        """The engine did not see the nosuid view (it runs in a mount namespace of
+        its own): the workspace itself is mounted instead."""
         self._no_python: set[str] = set()
         """Containers found to have no python3: their blocks run with docker exec."""
         self._run_lock = asyncio.Lock()
@@ -252,7 +257,9 @@ class Sandbox:
         if config.bind_dir:
             return config.bind_dir
         assert self._state is not None
-        return str(self._state.view) if state.nosuid_supported(self._state) else str(self.workspace)
+        if self._view_unseen or not state.nosuid_supported(self._state):
+            return str(self.workspace)
+        return str(self._state.view)
 
     def _spec(self, config: SandboxConfig, mount: str | None = None) -> ContainerSpec:
         copy = (mount or self.mount_for(config)) == "copy"
@@ -367,6 +374,7 @@ class Sandbox:
                 shared = ExecPath(self._backend, info.id, sweep_strays=False)
                 return Attached(info, None, spec.labels[LABEL_SPEC], shared)
             listener.expect(self.owner(config))
+            self._attached_source = spec.bind_source
             # Watch the main process's announcements from before it starts, so
             # that none is missed.
             watch = await self._backend.attach(info.id)
@@ -378,12 +386,23 @@ class Sandbox:
                     await self._backend.start_container(info.name)
                     self.started_here = True
                 runner = await self._connect_runner(info, watch, probe, started)
+            except ViewNotShown:
+                not_shown = None
             except WorkspaceNotShown as exc:
                 not_shown = exc
             else:
                 return Attached(info, runner, spec.labels[LABEL_SPEC], exec_path)
             finally:
                 watch.close()
+        if not_shown is None:
+            # The engine mounted our nosuid view empty: it does not see mounts
+            # made after it started (its own mount namespace). Mount the
+            # workspace itself; the runner's seccomp filter still keeps setuid
+            # files out.
+            log.warning("%s: the engine does not see the nosuid view of the workspace; mounting it directly", spec.name)
+            self._view_unseen = True
+            await self._backend.remove_container(spec.name, self._label)
+            return await self._attach(config, self._spec(config), progress)
         if not auto:
             raise SandboxFailed(
                 f"The engine mounted {spec.bind_source} at /workspace but the sandbox does not see this "
@@ -481,7 +500,11 @@ class Sandbox:
             return None
         assert self._listener is not None
         arrival = asyncio.ensure_future(self._listener.runner(RUNNER_READY_TIMEOUT_SECONDS))
-        announcements = asyncio.ensure_future(self._main_says(watch, probe))
+        # Only our own view is checked by device:inode: a bind_dir names the
+        # workspace as the engine's machine knows it, which may differ.
+        view = self._state is not None and self._attached_source == str(self._state.view)
+        identity = _identity(self.workspace) if view else ""
+        announcements = asyncio.ensure_future(self._main_says(watch, probe, identity))
         pending: set[asyncio.Future[Any]] = {arrival, announcements}
         asked_for_python = started  # a container we started says so itself
         try:
@@ -512,17 +535,20 @@ class Sandbox:
         self._no_python.add(info.id)
         return None
 
-    async def _main_says(self, watch: StreamConnection, probe: str | None) -> str | None:
+    async def _main_says(self, watch: StreamConnection, probe: str | None, identity: str) -> str | None:
         """What the container's main process announces: "unavailable" (no
-        Python); WorkspaceNotShown for a probe not ours; None when it ends."""
+        Python); WorkspaceNotShown for a probe not ours, ViewNotShown when
+        /workspace is not the workspace's folder (device:inode)."""
         while True:
             line = await watch.next_line(RUNNER_READY_TIMEOUT_SECONDS)
             if line is None:
                 await asyncio.Event().wait()  # nothing more to learn: let the runner's arrival decide
             if line.startswith(b"workspace "):
-                seen = line.split(b" ", 1)[1].decode(errors="replace")
+                seen, _, folder = line.split(b" ", 1)[1].decode(errors="replace").partition(" ")
                 if probe is not None and seen != probe:
                     raise WorkspaceNotShown(f"the sandbox does not see the probe this daemon wrote in {container_scripts.RUN_DIR}")
+                if probe is not None and folder and identity and folder != identity:
+                    raise ViewNotShown(folder)
             elif line == b"unavailable":
                 return "unavailable"
 
@@ -842,6 +868,16 @@ class Sandbox:
 
 class WorkspaceNotShown(Exception):
     """The bind mount at /workspace does not show this workspace (a remote engine)."""
+
+
+class ViewNotShown(Exception):
+    """The engine sees the daemon's folders but not the nosuid view made for it."""
+
+
+def _identity(folder: Path) -> str:
+    """device:inode, as `stat -c %d:%i` prints them inside the container."""
+    info = folder.stat()
+    return f"{info.st_dev}:{info.st_ino}"
 
 
 def _one_file_tar(name: str, data: bytes) -> bytes:

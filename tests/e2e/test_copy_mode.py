@@ -1,6 +1,6 @@
 """Copy mode: a Docker engine that cannot see the workspace (another machine,
-here a second dockerd in a mount namespace of its own, on a loopback TCP
-port). Files travel through the engine's archive API; the editor sees the
+here a second dockerd in mount and network namespaces of its own, on a Unix
+socket). Files travel through the engine's archive API; the editor sees the
 same results as with a bind mount."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ CONFIG = f'image = "{TEST_IMAGE}"\n'
 def remote(remote_engine, make_engine_workspace, start_daemon):
     """start(config=..., name=...) -> (daemon, workspace) on the remote engine."""
 
-    async def start(config: str = CONFIG, name: str = "ws", files: dict[str, str] | None = None):
+    async def start(config: str = CONFIG, name: str = "ws", files: dict[str, str] | None = None, init_options=None):
         workspace = make_engine_workspace(remote_engine, name, config)
         for rel, text in (files or {}).items():
             (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
             (workspace / rel).write_text(text)
-        daemon = await start_daemon(workspace, env=remote_engine.env)
+        daemon = await start_daemon(workspace, init_options=init_options, env=remote_engine.env)
         return daemon, workspace
 
     return start
@@ -53,13 +53,14 @@ async def test_blocks_read_the_workspace_and_their_files_come_back(remote, remot
     assert result["output"] == "42\n42"
     assert [b["status"] for b in result["blocks"]] == ["ok", "ok"]
     # Paths are the workspace's own, as with a bind mount.
-    assert result["codeFile"].startswith(str(workspace / ".cellbox" / "tmp_code_"))
+    assert "/blocks/tmp_code_" in result["codeFile"] and workspace not in Path(result["codeFile"]).parents
     assert (workspace / "answer.txt").read_text() == "42"
     assert (workspace / "out/deep/file.txt").read_text() == "made\n"
     assert (workspace / "answer.txt").stat().st_uid == workspace.stat().st_uid
     # The sandbox is on the remote engine, with a volume and no bind mount.
     container = container_on(remote_engine, workspace)
-    assert [m["Type"] for m in container.attrs["Mounts"]] == ["volume"]
+    assert sorted((m["Type"], m["Destination"]) for m in container.attrs["Mounts"]) == [
+        ("volume", "/cellbox/blocks"), ("volume", "/workspace")]
     assert containers_of(engine, workspace) == []
 
 
@@ -150,13 +151,14 @@ async def test_a_second_daemon_adopts_the_copy_mode_sandbox(remote, remote_engin
 async def test_a_bind_mount_showing_another_folder_falls_back_to_copy(remote):
     # /tmp exists on the engine's side (its own, empty tmpfs): the mount is
     # made, but the runner's socket never appears here.
-    daemon, _ = await remote(config=CONFIG + 'bind_dir = "/tmp"\n', files={"here.txt": "here\n"})
+    # bind_dir loosens the sandbox: a client setting, not a workspace file's.
+    daemon, _ = await remote(init_options={"bindDir": "/tmp"}, files={"here.txt": "here\n"})
     result = await daemon.execute(("bash", "cat here.txt"))
     assert result["output"] == "here\n"
 
 
 async def test_bind_mode_against_a_remote_engine_says_what_to_do(remote):
-    daemon, _ = await remote(config=CONFIG + 'workspace_mount = "bind"\n')
+    daemon, _ = await remote(init_options={"workspaceMount": "bind"})
     with pytest.raises(JsonRpcException) as error:
         await daemon.execute(("bash", "true"))
     assert error.value.code == -32004
@@ -171,7 +173,7 @@ async def test_the_size_limit_is_named_when_passed(remote):
 
 
 async def test_a_non_root_sandbox_user_can_write_the_workspace(remote):
-    daemon, workspace = await remote(config=CONFIG + 'user = "1000:1000"\n', files={"in.txt": "in\n"})
+    daemon, workspace = await remote(init_options={"user": "1000:1000"}, files={"in.txt": "in\n"})
     result = await daemon.execute(("bash", "id -u; cat in.txt > copy.txt; mkdir d && touch d/f"))
     assert result["output"] == "1000\n" and result["exitCode"] == 0
     if os.geteuid() == 0:
@@ -183,13 +185,13 @@ async def test_a_document_run_gets_its_diagnostic(remote):
 
 
 async def test_copy_mode_on_the_local_engine_too(make_workspace, start_daemon, engine):
-    workspace = make_workspace("local", CONFIG + 'workspace_mount = "copy"\n')
+    workspace = make_workspace("local")
     (workspace / "in.txt").write_text("local\n")
-    daemon = await start_daemon(workspace)
+    daemon = await start_daemon(workspace, init_options={"workspaceMount": "copy"})
     result = await daemon.execute(("bash", "cat in.txt; echo back > out.txt"))
     assert result["output"] == "local\n" and (workspace / "out.txt").read_text() == "back\n"
     (container,) = containers_of(engine, workspace)
-    assert [m["Type"] for m in container.attrs["Mounts"]] == ["volume"]
+    assert {m["Type"] for m in container.attrs["Mounts"]} == {"volume"}
 
 
 @pytest.mark.parametrize("chosen_by", ["current context", "DOCKER_CONTEXT"])

@@ -23,9 +23,9 @@ CONFIG = f'image = "{TEST_IMAGE}"\n'
 def podman(podman_engine, make_engine_workspace, start_daemon):
     """start(config=..., name=...) -> (daemon, workspace) on Podman."""
 
-    async def start(config: str = CONFIG, name: str = "ws"):
+    async def start(config: str = CONFIG, name: str = "ws", init_options=None):
         workspace = make_engine_workspace(podman_engine, name, config)
-        daemon = await start_daemon(workspace, env=podman_engine.env)
+        daemon = await start_daemon(workspace, init_options=init_options, env=podman_engine.env)
         return daemon, workspace
 
     return start
@@ -118,7 +118,7 @@ async def test_a_document_run_gets_its_diagnostic(podman):
 
 
 async def test_copy_mode_works_on_podman_too(podman, podman_engine):
-    daemon, workspace = await podman(CONFIG + 'workspace_mount = "copy"\n')
+    daemon, workspace = await podman(init_options={"workspaceMount": "copy"})
     (workspace / "in.txt").write_text("in\n")
     result = await daemon.execute(("bash", "cat in.txt; echo out > out.txt"))
     assert result["output"] == "in\n" and (workspace / "out.txt").read_text() == "out\n"
