@@ -191,6 +191,8 @@ def prepare_block(
         relative = relative_in_workspace(name, workspace)
     except FilenameOutsideWorkspace:
         return PreparedBlock(lang, code, None, False, "Filename is not in the workspace")
+    if len(relative.encode()) >= 4096 or any(len(part.encode()) > 255 for part in relative.split("/")):
+        return PreparedBlock(lang, code, None, False, "Filename is not valid: it is longer than a path can be")
     if relative.split("/", 1)[0] in VCS_FOLDERS:
         top = relative.split("/", 1)[0]
         return PreparedBlock(

@@ -38,13 +38,30 @@ def workspace_path(value: str, field: str = "workspace") -> Path:
         raw = value
     if not raw:
         raise InvalidParams(f"{field}: is empty; give a file:// URI or a local path")
+    if "\0" in raw:
+        raise InvalidParams(f"{field}: {value!r} holds a NUL byte, which no path can; give a folder's path")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParams(f"{field}: {value!r} is not valid text (a lone surrogate); give a folder's path") from None
+    if len(raw.encode()) > PATH_MAX:
+        raise InvalidParams(f"{field}: the path is {len(raw.encode())} bytes long, more than any folder's can be")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         raise InvalidParams(f"{field}: {value!r} is relative; give an absolute path or a file:// URI")
-    path = path.resolve()
-    if not path.is_dir():
+    try:
+        path = path.resolve()
+        is_folder = path.is_dir()
+    except (OSError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidParams(f"{field}: {raw!r} cannot be used: {why}") from None
+    if not is_folder:
         raise InvalidParams(f"{field}: {path} is not an existing folder")
     return path
+
+
+PATH_MAX = 4096
+"""Linux's longest path, in bytes."""
 
 
 class SandboxPool:

@@ -158,7 +158,9 @@ def read_regular(root: Path, rel: str, max_bytes: int) -> bytes | None:
         os.close(fd)
 
 
-def write_regular(root: Path, rel: str, data: bytes, owner: tuple[int, int] | None = None) -> bool:
+def write_regular(
+    root: Path, rel: str, data: bytes, owner: tuple[int, int] | None = None, forbidden: tuple[str, ...] = ()
+) -> bool:
     """Write `data` to workspace file `rel`, making missing folders; return
     False when it already held exactly `data` (nothing written).
 
@@ -167,10 +169,13 @@ def write_regular(root: Path, rel: str, data: bytes, owner: tuple[int, int] | No
     closed (auto_da_alloc); hence the comparison first. When the daemon runs
     as root, what it makes is given to `owner`, the user blocks run as.
     RefusedFile when the path or a folder on it leads outside `root`, or is
-    not a regular file.
+    not a regular file, or leads (through a link) into one of the `forbidden`
+    top-level folders (the repository's metadata).
     """
     parent, _, name = rel.rpartition("/")
     root_fd = _root_fd(root)
+    if forbidden:
+        _refuse_forbidden(root_fd, rel, forbidden)
     try:
         parent_fd = _make_folders(root_fd, parent, owner) if parent else os.dup(root_fd)
         try:
@@ -197,6 +202,26 @@ def write_regular(root: Path, rel: str, data: bytes, owner: tuple[int, int] | No
         return True
     finally:
         os.close(fd)
+
+
+def _refuse_forbidden(root_fd: int, rel: str, forbidden: tuple[str, ...]) -> None:
+    """RefusedFile when `rel`, links followed, lies in a `forbidden` top-level
+    folder: judged on the deepest part of it that exists, before anything is made."""
+    root_real = os.readlink(f"/proc/self/fd/{root_fd}")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    for depth in range(len(parts), 0, -1):
+        try:
+            fd = _openat2(root_fd, "/".join(parts[:depth]), os.O_PATH)
+        except OSError:
+            continue
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        inside = os.path.relpath(real, root_real).split("/", 1)[0]
+        if inside in forbidden:
+            raise RefusedFile(f"{rel} leads into {inside}/, the repository's metadata, which blocks may not write")
+        return
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -708,7 +708,8 @@ class Sandbox:
         data = prepared.code.encode("utf-8", "replace")  # lone surrogates can arrive in JSON strings
         owner = None if prepared.generated else self.owner(config)
         try:
-            await asyncio.to_thread(safe_files.write_regular, folder, prepared.relative_path, data, owner)
+            forbidden = () if prepared.generated else state.VCS_FOLDERS
+            await asyncio.to_thread(safe_files.write_regular, folder, prepared.relative_path, data, owner, forbidden)
         except safe_files.RefusedFile as exc:
             log.info("refused to write %s in %s: %s", prepared.relative_path, folder, exc)
             # The seed's words for a path that leads out of the workspace.

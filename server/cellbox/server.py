@@ -161,6 +161,13 @@ class CellboxServer(LanguageServer):
                     return document, [block]
             raise InvalidParams(f"position: line {line + 1} of {params.uri} is not in a runnable block")
         start, end = params.range.start, params.range.end
+        line_count = len(text.splitlines()) or 1
+        if start.line < 0 or end.line < start.line or start.character < 0 or end.character < 0:
+            raise InvalidParams(
+                f"range: must go forward from line 1 (got lines {start.line + 1} to {end.line + 1})"
+            )
+        if end.line > line_count or (end.line == line_count and end.character > 0):
+            raise InvalidParams(f"range: ends at line {end.line + 1}, past the end of {params.uri} ({line_count} lines)")
         last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
         return document, [selection_block(document.uri, text, start.line, last, document.language_id)]
 
@@ -359,7 +366,7 @@ def _read_document(uri: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except (OSError, ValueError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte"
+        why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte or invalid text"
         raise InvalidParams(f"uri: cannot read {uri}: {why}") from None
     try:
         info = os.fstat(fd)
