@@ -62,6 +62,9 @@ CANCEL = "cellbox.cancel"
 TRUST = "cellbox.trust"
 ALLOW = "Allow"
 NOT_NOW = "Not now"
+APPROVAL_WAIT_SECONDS = 120.0
+"""How long a run waits for the user's answer to the approval prompt; an editor
+may hide it (VS Code's Do Not Disturb), and the run then goes on without."""
 OUTPUT_NOTIFICATION = "cellbox/output"
 BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
 PROGRESS_TICK_SECONDS = 1.0
@@ -309,7 +312,10 @@ class ClientGate(SettingsGate):
             actions=[types.MessageActionItem(title=ALLOW), types.MessageActionItem(title=NOT_NOW)],
         )
         try:
-            answer = await self.ls.window_show_message_request_async(request)
+            answer = await asyncio.wait_for(self.ls.window_show_message_request_async(request), APPROVAL_WAIT_SECONDS)
+        except TimeoutError:
+            log.info("no answer to the approval request within %.0f s: the settings stay ignored", APPROVAL_WAIT_SECONDS)
+            return False
         except Exception as exc:  # the client cannot answer: the settings stay ignored
             log.info("the client did not answer the approval request: %s", exc)
             return False
