@@ -385,7 +385,7 @@ class DockerBackend:
                 )
             except docker.errors.NotFound as exc:
                 raise ContainerGone(_reason(exc)) from None
-            return StreamConnection(sock)
+            return StreamConnection(sock, self._streams)
 
         return await self._call(attach)
 
@@ -611,7 +611,11 @@ class StreamConnection:
     """A hijacked engine connection carrying a process's multiplexed
     stdout/stderr. Reading blocks: `next_line` does it in a thread."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, pool: ThreadPoolExecutor | None = None) -> None:
+        self._pool = pool
+        """Where its blocking reads wait: the engine's stream pool, not the
+        loop's default executor, which the daemon's file work shares (a
+        read waits as long as the main process is silent)."""
         self._io = sock
         self._raw = getattr(sock, "_sock", sock)  # the real socket
         self._frames = self.frames()
@@ -642,7 +646,7 @@ class StreamConnection:
         """The next line the process writes on stdout; None at its end or after `timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(None, self._next_line), timeout)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, self._next_line), timeout)
         except TimeoutError:
             self.close()  # unblocks the reading thread
             return None

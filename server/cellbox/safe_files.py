@@ -140,19 +140,33 @@ def read_regular(root: Path, rel: str, max_bytes: int) -> bytes | None:
             raise _why(exc, rel) or exc from None
     finally:
         os.close(root_fd)
+    return _read_capped(fd, rel, max_bytes)
+
+
+def read_named(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a file the user named (a document to run): links are
+    followed, as the user chose the path, but only a regular file is read,
+    and at most `max_bytes`. OSError, ValueError (a NUL byte, invalid text)
+    or RefusedFile."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    return _read_capped(fd, str(path), max_bytes)
+
+
+def _read_capped(fd: int, name: str, max_bytes: int) -> bytes:
+    """Read all of an open file, closing it; RefusedFile unless regular and within `max_bytes`."""
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise RefusedFile(f"{rel} is not a regular file")
+            raise RefusedFile(f"{name} is not a regular file")
         if info.st_size > max_bytes:
-            raise TooLarge(f"{rel} is larger than {max_bytes} bytes")
+            raise TooLarge(f"{name} is larger than {max_bytes} bytes")
         chunks = []
         left = max_bytes + 1
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
             left -= len(chunk)
         if left <= 0:  # it grew while we read
-            raise TooLarge(f"{rel} is larger than {max_bytes} bytes")
+            raise TooLarge(f"{name} is larger than {max_bytes} bytes")
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -174,9 +188,9 @@ def write_regular(
     """
     parent, _, name = rel.rpartition("/")
     root_fd = _root_fd(root)
-    if forbidden:
-        _refuse_forbidden(root_fd, rel, forbidden)
     try:
+        if forbidden:
+            _refuse_forbidden(root_fd, rel, forbidden)
         parent_fd = _make_folders(root_fd, parent, owner) if parent else os.dup(root_fd)
         try:
             try:

@@ -12,8 +12,6 @@ import contextlib
 import contextvars
 import functools
 import logging
-import os
-import stat
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.workspace import TextDocument
 
-from cellbox import __version__
+from cellbox import __version__, safe_files
 from cellbox.backend import DockerBackend
 from cellbox.config import trust_workspace, validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
@@ -368,22 +366,13 @@ DOCUMENT_SIZE_LIMIT = 16 << 20
 
 
 def _read_document(uri: str) -> str:
-    path = uri_path(uri)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        data = safe_files.read_named(uri_path(uri), DOCUMENT_SIZE_LIMIT)
+    except safe_files.RefusedFile as exc:
+        raise InvalidParams(f"uri: {exc}; give a Markdown, Python or shell file") from None
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte or invalid text"
         raise InvalidParams(f"uri: cannot read {uri}: {why}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidParams(f"uri: {uri} is not a regular file; give a Markdown, Python or shell file")
-        if info.st_size > DOCUMENT_SIZE_LIMIT:
-            raise InvalidParams(f"uri: {uri} is larger than {DOCUMENT_SIZE_LIMIT >> 20} MB")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(DOCUMENT_SIZE_LIMIT + 1)
-    finally:
-        os.close(fd)
     return data.decode("utf-8", "replace")
 
 
