@@ -262,6 +262,27 @@ def kill_leftovers():
         time.sleep(0.001)
 
 
+def kill_orphans():
+    """At start-up, before any run of ours: kill every process but init, the
+    main process and ourselves. A runner before us that was killed (wedged)
+    could not take its runs' leftovers with it; they went to init."""
+    spared = {1, os.getpid(), os.getppid()}
+    for _ in range(50):
+        pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared]
+        pids = [pid for pid in pids if not is_zombie(pid)]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except PermissionError:
+                spared.add(pid)  # another user's (a `docker exec` as root): not ours to kill
+            except OSError:
+                pass
+        signal_all(pids, signal.SIGKILL)
+        time.sleep(0.001)
+
+
 def is_zombie(pid):
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
@@ -532,6 +553,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     become_subreaper()
+    kill_orphans()
     runner = Runner(sys.argv[1])
     # After the runner's own set-up: from here on it makes no setid file either.
     forbid_setid_files()

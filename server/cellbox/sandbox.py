@@ -126,6 +126,31 @@ class RunListener:
         pass
 
 
+class Place:
+    """A request's place in its workspace's queue of runs, taken when it
+    arrives: later awaits (reading a document, the settings) cannot let a later
+    request overtake it. asyncio.Lock wakes its waiters in the order they began
+    to wait, and a task begins in the order it was made."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._acquiring = asyncio.ensure_future(lock.acquire())
+        self._left = False
+
+    async def wait(self) -> None:
+        await asyncio.shield(self._acquiring)
+
+    def leave(self) -> None:
+        """Give the place up, whether its turn came or not (idempotent)."""
+        if self._left:
+            return
+        self._left = True
+        if not self._acquiring.done():
+            self._acquiring.cancel()  # the lock forgets a cancelled waiter
+        elif not self._acquiring.cancelled() and self._acquiring.exception() is None:
+            self._lock.release()
+
+
 class SettingsGate:
     """The person behind a request: asked to approve a workspace file's
     settings that loosen the sandbox, and told which were left out. The
@@ -235,6 +260,11 @@ class Sandbox:
             (gate or SettingsGate()).warn(resolved.ignored_message(self.workspace))
         self.last_resolved = resolved
         return resolved.config
+
+    def take_place(self) -> Place:
+        """This request's place among the workspace's runs, in arrival order
+        (call it before the request awaits anything)."""
+        return Place(self._run_lock)
 
     async def state(self) -> state.WorkspaceState:
         """The daemon's own folder for this workspace (made on first use)."""
@@ -640,6 +670,7 @@ class Sandbox:
         listener: RunListener | None = None,
         run_id: str = "",
         gate: SettingsGate | None = None,
+        place: Place | None = None,
     ) -> ExecuteResult:
         """Save and run `blocks` in order, stopping at the first non-zero exit,
         or when `cancelled` is set (the block running then is killed). The
@@ -647,9 +678,11 @@ class Sandbox:
         cancelled = cancelled or asyncio.Event()
         listener = listener or RunListener()
         started = time.perf_counter()
-        config = await self.config(gate)
-        timeout = config.timeout if timeout is None else timeout
-        async with self._run_lock:
+        place = place or self.take_place()
+        try:
+            await place.wait()
+            config = await self.config(gate)
+            timeout = config.timeout if timeout is None else timeout
             results: list[BlockResult] = []
             files: list[str] = []
             for index, block in enumerate(blocks):
@@ -662,6 +695,8 @@ class Sandbox:
                     files.append(result.code_file)
                 if result.exit_code != 0:
                     break
+        finally:
+            place.leave()
         return ExecuteResult(
             exit_code=results[-1].exit_code if results else 0,
             output="".join(r.output for r in results),

@@ -130,19 +130,27 @@ class CellboxServer(LanguageServer):
 
     # ------------------------------------------------------------ documents
 
-    async def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
-        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
+    @staticmethod
+    def check_selector(params: ExecuteParams) -> None:
+        """InvalidParams unless an execute names blocks, or a uri with exactly one way to pick from it."""
         ways = [name for name in ("position", "range", "block", "all") if getattr(params, name) not in (None, False)]
         if params.blocks is not None:
             if params.uri is not None or ways:
                 raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, block, all")
             if not params.blocks:
                 raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
-            return None, []
+            return
         if params.uri is None:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range, block or all")
         if len(ways) != 1:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, block, all")
+
+    async def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
+        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
+        self.check_selector(params)
+        if params.blocks is not None:
+            return None, []
+        assert params.uri is not None
         document = await self._document(params.uri)
         text = document.source
         blocks = find_blocks(document.uri, text, document.language_id)
@@ -452,21 +460,31 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
         run_id = params.run_id or uuid.uuid4().hex
-        document, chosen = await ls.chosen_blocks(params)
-        if document is not None and params.workspace is None:
-            sandbox = ls.manager.sandbox_for_file(uri_path(document.uri))
+        ls.check_selector(params)
+        if params.uri is not None and params.workspace is None:
+            try:
+                sandbox = ls.manager.sandbox_for_file(uri_path(params.uri))
+            except (OSError, ValueError, RuntimeError):
+                raise InvalidParams(f"uri: {params.uri!r} is not a path that can be read") from None
         else:
             sandbox = ls.manager.sandbox(params.workspace)
-        to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen] if document else [
-            BlockToRun(b.language, b.code) for b in params.blocks or []
-        ]
-        listener = StreamingListener(ls, run_id, len(to_run))
-        with ls.manager.cancellable(params.run_id) as cancelled:
-            ls.cancel_with_request(cancelled)
-            async with ls.run_progress(listener, cancelled):
-                result = await sandbox.execute(
-                    to_run, params.timeout, ls.progress, cancelled, listener, run_id, gate=ls.gate
-                )
+        # Its place among the workspace's runs is taken now, before reading the
+        # document: requests run in the order they arrived.
+        place = sandbox.take_place()
+        try:
+            document, chosen = await ls.chosen_blocks(params)
+            to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen] if document else [
+                BlockToRun(b.language, b.code) for b in params.blocks or []
+            ]
+            listener = StreamingListener(ls, run_id, len(to_run))
+            with ls.manager.cancellable(params.run_id) as cancelled:
+                ls.cancel_with_request(cancelled)
+                async with ls.run_progress(listener, cancelled):
+                    result = await sandbox.execute(
+                        to_run, params.timeout, ls.progress, cancelled, listener, run_id, gate=ls.gate, place=place
+                    )
+        finally:
+            place.leave()
         if document is not None:
             ls.after_document_run(document, chosen, result, listener, sandbox.workspace)
         return result
