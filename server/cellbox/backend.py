@@ -58,6 +58,11 @@ class ContainerSpec:
     a volume of the container's own, filled through the archive API (workspace_sync.py)."""
     bind_source: str
     """Host path mounted read-write at /workspace (bind mode only)."""
+    read_only_binds: tuple[tuple[str, str], ...]
+    """(host path, container path) mounted read-only: the daemon's folders for
+    blocks and the runner, and the workspace's VCS metadata (bind mode only)."""
+    volumes: tuple[str, ...]
+    """Container paths given an anonymous volume of their own besides /workspace (copy mode)."""
     network: str
     auto_remove: bool
     labels: Mapping[str, str]
@@ -380,16 +385,16 @@ class DockerBackend:
                 )
             except docker.errors.NotFound as exc:
                 raise ContainerGone(_reason(exc)) from None
-            return StreamConnection(sock)
+            return StreamConnection(sock, self._streams)
 
         return await self._call(attach)
 
-    async def restart_container(self, name: str) -> None:
+    async def restart_container(self, name: str, label: tuple[str, str]) -> None:
         """Restart; ContainerGone when the container is no more (the caller creates it anew)."""
 
         def restart() -> None:
             try:
-                container = self._connect().containers.get(name)
+                container = _get_labelled(self._connect(), name, label)
                 container.restart(timeout=STOP_GRACE_SECONDS)
             except docker.errors.NotFound as exc:
                 raise ContainerGone(_reason(exc)) from None
@@ -406,14 +411,14 @@ class DockerBackend:
 
         await self._call(restart)
 
-    async def stop_container(self, name: str, removed: bool) -> None:
+    async def stop_container(self, name: str, removed: bool, label: tuple[str, str]) -> None:
         """Stop the container if it exists. With `removed` (auto-remove), return
         only once the engine has removed it too, so that a status or execute
         right after sees "absent" rather than a container on its way out."""
 
         def stop() -> None:
             try:
-                container = self._connect().containers.get(name)
+                container = _get_labelled(self._connect(), name, label)
                 container.stop(timeout=STOP_GRACE_SECONDS)
                 if removed:
                     container.wait(condition="removed", timeout=10)
@@ -427,11 +432,14 @@ class DockerBackend:
 
         await self._call(stop)
 
-    async def remove_container(self, name: str) -> None:
+    async def remove_container(self, name: str, label: tuple[str, str]) -> None:
+        """Remove the container `name` if it exists; ForeignContainer when it
+        does not carry `label` (key, value): it is someone else's."""
+
         def remove() -> None:
             try:
                 # v: the anonymous /workspace volume of a copy-mode sandbox goes with it.
-                self._connect().containers.get(name).remove(force=True, v=True)
+                _get_labelled(self._connect(), name, label).remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
@@ -566,6 +574,23 @@ class DockerBackend:
         return await self._call(run)
 
 
+class ForeignContainer(SandboxFailed):
+    """A container of the sandbox's name that is not labelled as this workspace's: never touched."""
+
+
+def _get_labelled(client: docker.DockerClient, name: str, label: tuple[str, str]) -> Any:
+    """The container `name`, only if it carries `label`: the daemon never
+    stops, restarts or removes a container that is not its workspace's."""
+    container = client.containers.get(name)
+    key, value = label
+    if (container.labels or {}).get(key) != value:
+        raise ForeignContainer(
+            f"A container named {name!r} exists and is not the sandbox of {value}; cellbox leaves it alone. "
+            "Remove it yourself, or choose another container_name."
+        )
+    return container
+
+
 class ArchiveTooLarge(SandboxFailed):
     """A path in the container holds more than the caller would copy."""
 
@@ -586,7 +611,11 @@ class StreamConnection:
     """A hijacked engine connection carrying a process's multiplexed
     stdout/stderr. Reading blocks: `next_line` does it in a thread."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, pool: ThreadPoolExecutor | None = None) -> None:
+        self._pool = pool
+        """Where its blocking reads wait: the engine's stream pool, not the
+        loop's default executor, which the daemon's file work shares (a
+        read waits as long as the main process is silent)."""
         self._io = sock
         self._raw = getattr(sock, "_sock", sock)  # the real socket
         self._frames = self.frames()
@@ -617,7 +646,7 @@ class StreamConnection:
         """The next line the process writes on stdout; None at its end or after `timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(None, self._next_line), timeout)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, self._next_line), timeout)
         except TimeoutError:
             self.close()  # unblocks the reading thread
             return None
@@ -642,12 +671,17 @@ def _workspace_mounts(spec: ContainerSpec) -> dict[str, Any]:
         # reachable by the archive API (a tmpfs is not: the engine copies
         # through its own view of the container's mounts), removed with the
         # container.
-        return {"mounts": [docker.types.Mount("/workspace", None, type="volume")]}
-    # A bind (HostConfig.Binds). Docker creates a missing source folder on its
+        targets = ("/workspace", *spec.volumes)
+        return {"mounts": [docker.types.Mount(target, None, type="volume") for target in targets]}
+    # Binds (HostConfig.Binds). Docker creates a missing source folder on its
     # own host, so a remote Docker engine shows an empty folder there: the
-    # sandbox sees that no runner socket appears here and falls back to copy
-    # mode. Podman refuses a missing source instead (BindSourceMissing).
-    return {"volumes": {spec.bind_source: {"bind": "/workspace", "mode": "rw"}}}
+    # sandbox sees that the probe it wrote does not appear and falls back to
+    # copy mode. Podman refuses a missing source instead (BindSourceMissing).
+    # The engine orders mounts by depth, so /workspace/.git lands on /workspace.
+    binds = {spec.bind_source: {"bind": "/workspace", "mode": "rw"}}
+    for source, target in spec.read_only_binds:
+        binds[source] = {"bind": target, "mode": "ro"}
+    return {"volumes": binds}
 
 
 def _says_path_missing(reason: str, path: str) -> bool:

@@ -4,12 +4,15 @@ Parity with the seed executor (autogen's DockerCommandLineCodeExecutor) where it
 was right: the same languages, aliases, execution policies, `# filename:`
 comments and quieted `pip install` lines. Where it was wrong, fixed: an
 ordinary first comment such as `# compute fib` is not a file name, and blocks
-the user did not name are saved under `.cellbox/` instead of the workspace root.
+the user did not name are saved in the daemon's own folder (out of the
+sandbox's reach) instead of the workspace root. A named file may not be in the
+repository's metadata (.git, .hg, .svn), which is read-only to blocks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,8 +63,8 @@ _EXTENSIONS = {
     "css": "css",
 }
 
-BLOCK_DIR = ".cellbox"
-"""Folder inside the workspace for blocks the user did not name."""
+VCS_FOLDERS = (".git", ".hg", ".svn")
+"""Version control metadata, which a block may not write (state.py mounts it read-only)."""
 
 _SHELLS = frozenset({"bash", "shell", "sh", "pwsh", "powershell", "ps1"})
 
@@ -110,26 +113,29 @@ def declared_filename(code: str) -> str | None:
     return None
 
 
-def resolve_in_workspace(name: str, workspace: Path) -> Path:
-    """The absolute path `name` denotes inside `workspace`, symlinks followed.
+def relative_in_workspace(name: str, workspace: Path) -> str:
+    """`name` as a clean path relative to `workspace`, by its words alone.
 
-    Raises FilenameOutsideWorkspace when the path, once resolved, is not inside
-    the workspace: `../x`, `/etc/passwd`, or a symlink pointing out.
+    Raises FilenameOutsideWorkspace for `../x`, `/etc/passwd` or the workspace
+    itself. Symlinks are not looked at here (no I/O): the file is written by
+    safe_files, which refuses a path that a link sends out of the workspace.
     """
-    root = workspace.resolve()
-    path = Path(name)
-    if not path.is_absolute():
-        path = root / path
-    path = path.resolve()
-    if root not in path.parents:  # outside, or the workspace folder itself
+    root = str(workspace)
+    if posixpath.isabs(name):
+        clean = posixpath.normpath(name)
+        if not clean.startswith(root.rstrip("/") + "/"):
+            raise FilenameOutsideWorkspace(name)
+        name = clean[len(root.rstrip("/")) + 1:]
+    clean = posixpath.normpath(name)
+    if clean in (".", "") or clean == ".." or clean.startswith("../"):
         raise FilenameOutsideWorkspace(name)
-    return path
+    return clean
 
 
 def generated_filename(code: str, language: str) -> str:
-    """Where a block the user did not name is saved, relative to the workspace."""
+    """The name a block the user did not name is saved under, in the daemon's blocks folder."""
     digest = hashlib.md5(code.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{BLOCK_DIR}/tmp_code_{digest}.{_EXTENSIONS.get(language, language)}"
+    return f"tmp_code_{digest}.{_EXTENSIONS.get(language, language)}"
 
 
 def silence_pip(code: str, language: str) -> str:
@@ -155,10 +161,13 @@ class PreparedBlock:
     language: str
     code: str
     relative_path: str | None
-    """Path relative to the workspace, or None when the block is refused."""
+    """Path relative to the workspace (or, when `generated`, to the daemon's
+    blocks folder), or None when the block is refused."""
     runs: bool
     refusal: str | None = None
     """Output to report instead of running, e.g. "Unsupported language ruby"."""
+    generated: bool = False
+    """The user did not name the file: it goes to the daemon's blocks folder."""
 
 
 def prepare_block(
@@ -171,12 +180,23 @@ def prepare_block(
     code = silence_pip(code, lang)
     name = declared_filename(code)
     if name is None:
-        relative = generated_filename(code, lang)
-    else:
-        if "\0" in name:
-            return PreparedBlock(lang, code, None, False, "Filename is not valid: it contains a NUL byte")
-        try:
-            relative = str(resolve_in_workspace(name, workspace).relative_to(workspace.resolve()))
-        except FilenameOutsideWorkspace:
-            return PreparedBlock(lang, code, None, False, "Filename is not in the workspace")
+        return PreparedBlock(lang, code, generated_filename(code, lang), policies.get(lang, False), generated=True)
+    if "\0" in name:
+        return PreparedBlock(lang, code, None, False, "Filename is not valid: it contains a NUL byte")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return PreparedBlock(lang, code, None, False, "Filename is not valid: it is not UTF-8 text")
+    try:
+        relative = relative_in_workspace(name, workspace)
+    except FilenameOutsideWorkspace:
+        return PreparedBlock(lang, code, None, False, "Filename is not in the workspace")
+    if len(relative.encode()) >= 4096 or any(len(part.encode()) > 255 for part in relative.split("/")):
+        return PreparedBlock(lang, code, None, False, "Filename is not valid: it is longer than a path can be")
+    if relative.split("/", 1)[0] in VCS_FOLDERS:
+        top = relative.split("/", 1)[0]
+        return PreparedBlock(
+            lang, code, None, False,
+            f"Filename is not allowed: {top}/ holds the repository's metadata, which blocks may not write",
+        )
     return PreparedBlock(lang, code, relative, policies.get(lang, False))

@@ -331,6 +331,47 @@ def _session_call(go, shown: set[str] = frozenset()) -> int:
         return 130
 
 
+# ----------------------------------------------------------------- trust
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--revoke", is_flag=True, help="Forget the approval instead.")
+def trust(path: Path | None, revoke: bool) -> None:
+    """Allow the sandbox settings of PATH (a project folder, default: this project) as they are now.
+
+    A workspace's cellbox.toml or [tool.cellbox] may tighten the sandbox
+    freely; settings that loosen it (network, user, capabilities, limits
+    raised, ...) apply only once you approve the file's exact content here.
+    A later change to the file, by you or by code in the sandbox, needs a new
+    approval.
+    """
+    from cellbox import trust as approvals
+    from cellbox.config import resolve_config, trust_workspace
+    from cellbox.errors import CellboxError
+
+    folder = path.parent if path is not None and path.is_file() else path
+    workspace = _project(folder.resolve() if folder is not None else None)
+    try:
+        if revoke:
+            files = resolve_config(workspace).files
+            for file in files:
+                approvals.revoke(file.path)
+            click.echo(f"cellbox: approval withdrawn for {workspace}" if files else f"cellbox: {workspace} has no settings file")
+            return
+        files = trust_workspace(workspace)
+    except CellboxError as exc:
+        click.echo(f"cellbox: {exc}", err=True)
+        sys.exit(1)
+    if not files:
+        click.echo(f"cellbox: {workspace} has no cellbox.toml or [tool.cellbox]: nothing to approve")
+        return
+    for file in files:
+        loosening = ", ".join(file.loosening) or "nothing that loosens the sandbox"
+        click.echo(f"cellbox: approved {file.path} (sha256 {file.digest[:12]}): {loosening}")
+    click.echo("Any change to these files needs a new `cellbox trust`.")
+
+
 # ------------------------------------------------------------ completion
 
 

@@ -41,9 +41,39 @@ sweep() {
     round=$((round+1))
   done
 }
+# Every process but init, the main process (the oldest but init) and this
+# shell: runs are serial, so anything else is a leftover, even one that
+# cleared its environment (and so its marker). Frozen, then killed, again
+# until none is left.
+strays() {
+  main=; oldest=
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] && continue
+    read -r line < "$d/stat" 2>/dev/null || continue
+    set -- ${line##*) }
+    [ "$1" = Z ] && continue
+    if [ -z "$oldest" ] || [ "${20}" -lt "$oldest" ]; then oldest=${20}; main=$p; fi
+    echo "$p"
+  done > /tmp/.cellbox-strays.$$ 2>/dev/null
+  while read -r p; do
+    [ "$p" = "$main" ] || [ "$p" = "$$" ] || echo "$p"
+  done < /tmp/.cellbox-strays.$$
+  rm -f /tmp/.cellbox-strays.$$
+}
+sweep_strays() {
+  round=0
+  while [ $round -lt 20 ]; do
+    pids=$(strays | tr '\n' ' ')
+    [ -z "${pids% }" ] && return 0
+    kill -STOP $pids 2>/dev/null
+    kill -KILL $pids 2>/dev/null
+    round=$((round+1))
+  done
+}
 """
 
-# argv: sh -c RUN_WRAPPER cellbox-run RUN_ID STAMP COMMAND...
+# argv: sh -c RUN_WRAPPER cellbox-run RUN_ID STAMP STRAYS COMMAND...
 # The marker is set on the block's command only, so this wrapper survives the
 # sweep. After the block's own process ends, whatever it left running (a
 # background job holding stdout, a daemon) is killed: otherwise the engine
@@ -54,7 +84,7 @@ sweep() {
 # strict: wait for the clock to tick past the stamp before starting, or a file
 # the block writes at once could carry the stamp's very time and be missed.
 RUN_WRAPPER = _SWEEP + r"""
-run_id=$1; stamp=$2; shift 2
+run_id=$1; stamp=$2; strays=$3; shift 3
 if [ -n "$stamp" ]; then
   mkdir -p "${stamp%/*}" && : > "$stamp" && : > "$stamp.tick" || exit 125
   while ! [ "$stamp.tick" -nt "$stamp" ]; do : > "$stamp.tick"; done
@@ -66,6 +96,10 @@ exec 3>&2 2>/dev/null
 (exec 2>&3 3>&-; export CELLBOX_RUN="$run_id"; exec "$@")
 status=$?
 sweep "$run_id"
+# STRAYS=1 where no runner lives in the container (copy mode, no Python):
+# then a leftover that shed its marker is found as any process but init and
+# the main one. Beside another daemon's runner it would kill that runner.
+[ "$strays" = 1 ] && sweep_strays
 exit $status
 """
 
@@ -75,22 +109,21 @@ sweep "$1"
 """
 
 
-# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_SOURCE SOCKET — the
+# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_SOURCE RUN_DIR — the
 # container's main process, under Docker's init (PID 1, reaps zombies). Where
-# the image has Python it keeps the warm runner alive; a runner that dies is
-# started again and announces itself with a new "ready" on stdout. Without
-# Python it says "unavailable" on stdout and in a file beside the socket, so a
-# daemon arriving later knows at once to fall back to one `docker exec` per
-# block. On SIGTERM it exits at once: stop and restart never wait out a grace
-# period. First it says what it finds in the probe file the daemon wrote
-# into the workspace just before starting it ("workspace TOKEN"): a daemon
-# whose engine mounts some other folder (a remote Docker engine creates a
-# missing bind source on its own host) learns at once that it needs copy mode.
+# the image has Python it keeps the warm runner alive (runner.py: it connects
+# to the daemon's socket in RUN_DIR); a runner that dies is started again.
+# Without Python it says "unavailable" on stdout, and the daemon runs blocks
+# with one `docker exec` each. On SIGTERM it exits at once: stop and restart
+# never wait out a grace period. First it says what it finds in the probe file
+# the daemon wrote into RUN_DIR just before starting it ("workspace TOKEN"): a
+# daemon whose engine mounts some other folder (a remote Docker engine creates
+# a missing bind source on its own host) learns at once that it needs copy mode.
 SANDBOX_MAIN = r"""
 trap 'kill $runner 2>/dev/null; exit 0' TERM INT
 probe=none
-[ -r "${2%/*}/mount-probe" ] && read -r probe < "${2%/*}/mount-probe"
-echo "workspace $probe"
+[ -r "$2/mount-probe" ] && read -r probe < "$2/mount-probe"
+echo "workspace $probe $(stat -c %d:%i /workspace 2>/dev/null)"
 if command -v python3 >/dev/null 2>&1; then
   while :; do
     python3 -I -S -c "$1" "$2" &
@@ -99,7 +132,6 @@ if command -v python3 >/dev/null 2>&1; then
     sleep 0.2  # a runner that cannot start must not spin the CPU
   done
 fi
-mkdir -p "${2%/*}" && echo unavailable > "$2.unavailable"
 echo unavailable
 while :; do sleep 86400 & wait $!; done
 """
@@ -133,22 +165,27 @@ find . \( -path ./.cellbox -o -path ./.git \) -prune -o \( -type f -o -type l \)
 printf '%s' "$found"
 """
 
-RUNNER_SOCKET = ".cellbox/runner.sock"
-"""Where the runner listens, relative to the workspace (inside: /workspace/...)."""
-MOUNT_PROBE = ".cellbox/mount-probe"
-"""Beside the socket: a token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
+RUN_DIR = "/cellbox/run"
+"""The daemon's folder for this sandbox's runner, mounted read-only: its socket
+(runner.sock), the runner's one-shot token (token) and the mount probe."""
+BLOCKS_DIR = "/cellbox/blocks"
+"""Where the blocks the user did not name are, mounted read-only."""
+RUNNER_SOCKET = "runner.sock"
+RUNNER_TOKEN = "token"
+MOUNT_PROBE = "mount-probe"
+"""A token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
 
 
 def sandbox_main_argv(runner_source: str) -> list[str]:
-    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source, f"/workspace/{RUNNER_SOCKET}"]
+    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source, RUN_DIR]
 
 
 def copy_main_argv() -> list[str]:
     return ["/bin/sh", "-c", COPY_MAIN, "cellbox-sandbox"]
 
 
-def run_argv(run_id: str, command: list[str], stamp: str = "") -> list[str]:
-    return ["sh", "-c", RUN_WRAPPER, "cellbox-run", run_id, stamp, *command]
+def run_argv(run_id: str, command: list[str], stamp: str = "", sweep_strays: bool = True) -> list[str]:
+    return ["sh", "-c", RUN_WRAPPER, "cellbox-run", run_id, stamp, "1" if sweep_strays else "0", *command]
 
 
 def kill_argv(run_id: str) -> list[str]:

@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 from cellbox import container_scripts
 from cellbox.backend import DockerBackend
-from cellbox.runner_client import OutputSink
+from cellbox.runner_client import OutputSink, RunEnd
 
 
 class ExecPath:
-    def __init__(self, backend: DockerBackend, container_id: str, stamp: str = "") -> None:
+    def __init__(self, backend: DockerBackend, container_id: str, stamp: str = "", sweep_strays: bool = True) -> None:
         self._backend = backend
         self._container_id = container_id
         self._stamp = stamp
+        self._sweep_strays = sweep_strays
+        """Kill every process but init and the main one after a run: only where no runner lives."""
         """In copy mode, the file touched before each block (container_scripts.COPY_STAMP)."""
 
-    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> int:
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> RunEnd:
         """As RunnerClient.run; here the sink itself enforces `limit`."""
         loop = asyncio.get_running_loop()
 
@@ -31,8 +33,9 @@ class ExecPath:
             # stays ordered before the exec's completion, which hops the same way.
             loop.call_soon_threadsafe(sink.feed, stream, data)
 
-        argv = container_scripts.run_argv(run_id, argv, self._stamp)
-        return await self._backend.exec_stream(self._container_id, argv, from_thread)
+        argv = container_scripts.run_argv(run_id, argv, self._stamp, self._sweep_strays)
+        code = await self._backend.exec_stream(self._container_id, argv, from_thread)
+        return RunEnd(code, None)  # no cgroup counter here: the engine's events tell
 
     async def kill(self, run_id: str) -> None:
         await self._backend.exec_quick(self._container_id, container_scripts.kill_argv(run_id))

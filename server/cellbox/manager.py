@@ -38,13 +38,30 @@ def workspace_path(value: str, field: str = "workspace") -> Path:
         raw = value
     if not raw:
         raise InvalidParams(f"{field}: is empty; give a file:// URI or a local path")
+    if "\0" in raw:
+        raise InvalidParams(f"{field}: {value!r} holds a NUL byte, which no path can; give a folder's path")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParams(f"{field}: {value!r} is not valid text (a lone surrogate); give a folder's path") from None
+    if len(raw.encode()) > PATH_MAX:
+        raise InvalidParams(f"{field}: the path is {len(raw.encode())} bytes long, more than any folder's can be")
     path = Path(raw).expanduser()
     if not path.is_absolute():
         raise InvalidParams(f"{field}: {value!r} is relative; give an absolute path or a file:// URI")
-    path = path.resolve()
-    if not path.is_dir():
+    try:
+        path = path.resolve()
+        is_folder = path.is_dir()
+    except (OSError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidParams(f"{field}: {raw!r} cannot be used: {why}") from None
+    if not is_folder:
         raise InvalidParams(f"{field}: {path} is not an existing folder")
     return path
+
+
+PATH_MAX = 4096
+"""Linux's longest path, in bytes."""
 
 
 class SandboxPool:
@@ -63,10 +80,10 @@ class SandboxPool:
         """Runs going now, over all clients: a daemon with runs is not idle."""
         self.last_activity = time.monotonic()
 
-    def at(self, path: Path, overrides: dict[str, Any]) -> Sandbox:
+    def at(self, path: Path, overrides: dict[str, Any], workspace_settings: dict[str, Any] | None = None) -> Sandbox:
         sandbox = self._sandboxes.get(path)
         if sandbox is None:
-            sandbox = self._sandboxes[path] = Sandbox(path, self.backend, overrides)
+            sandbox = self._sandboxes[path] = Sandbox(path, self.backend, overrides, workspace_settings)
             self._settings[path] = overrides
         elif overrides and overrides != self._settings[path]:
             # The first client's settings hold for the sandbox all clients share;
@@ -114,6 +131,9 @@ class SandboxManager:
         self.pool = pool
         self.overrides: dict[str, Any] = {}
         """Validated settings from the client's initializationOptions, applied to every workspace."""
+        self.workspace_settings: dict[str, Any] | None = None
+        """Settings the client read from the workspace (initializationOptions.workspaceSettings):
+        untrusted, weighed like a workspace file."""
         self.default_workspaces: list[Path] = []
         """Workspaces named at initialize; the first is used when a request names none."""
         self._cancels: dict[str, asyncio.Event] = {}
@@ -175,7 +195,7 @@ class SandboxManager:
         return self._sandbox_at(path.parent)
 
     def _sandbox_at(self, path: Path) -> Sandbox:
-        return self.pool.at(path, self.overrides)
+        return self.pool.at(path, self.overrides, self.workspace_settings)
 
     async def status(self) -> list[SandboxInfo]:
         """This client's workspaces and every other the daemon serves."""

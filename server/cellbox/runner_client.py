@@ -1,10 +1,11 @@
 """The daemon's end of a sandbox's warm runner (see runner.py for the other end).
 
-One RunnerClient per connection to a container's runner, over the Unix socket
-the runner keeps in the workspace. A reader task turns the runner's JSON lines
-into events; `run` sends a request and waits for the run's "started" and
-"exit" events, feeding its output in between, in the order the runner wrote
-it. Pure asyncio: no docker, no threads.
+RunnerListener is the daemon's socket for one sandbox, in the daemon's own
+folder (state.py), mounted read-only into the container: the runner connects
+to it with a one-shot token. One RunnerClient per connected runner: a reader
+task turns the runner's lines into events; `run` sends a request and waits
+for the run's "started" and "exit" events, feeding its output in between, in
+the order the runner wrote it. Pure asyncio: no docker, no threads.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import logging
 import os
+import secrets
+import socket
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,15 @@ class RunnerLost(Exception):
         """The runner is alive but does not answer: it must be killed to be replaced."""
 
 
+class RunEnd(NamedTuple):
+    """How a run's process ended."""
+
+    code: int
+    oom_kills: int | None
+    """Processes the memory limit killed during the run, from the container's
+    cgroup counter; None when the path that ran it cannot tell."""
+
+
 class OutputSink(Protocol):
     def feed(self, stream: str, data: bytes) -> object: ...
     def cut(self) -> None: ...
@@ -51,24 +64,131 @@ class _RunState:
     def __init__(self, loop: asyncio.AbstractEventLoop, sink: OutputSink) -> None:
         self.sink = sink
         self.started: asyncio.Future[None] = loop.create_future()
-        self.exit: asyncio.Future[int] = loop.create_future()
+        self.exit: asyncio.Future[RunEnd] = loop.create_future()
 
 
-async def connect_unix(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to a Unix socket whatever the length of its path.
+HELLO_TIMEOUT_SECONDS = 5.0
+"""How long a connection may take to present its token before it is dropped."""
 
-    sun_path holds 108 bytes and workspaces can be deeper than that, so we go
-    through /proc/self/fd of the socket's folder, a short path to the same place.
+
+class RunnerListener:
+    """The daemon's socket for one sandbox's runner, in the daemon's own folder.
+
+    The folder is mounted read-only into the container, so no block can
+    replace, link or FIFO the socket or the token, and a block cannot send the
+    daemon to another workspace's runner. A block could still connect (it runs
+    as the runner's user), so a connection counts only with the token the
+    daemon wrote for the runner it expects next; the token is deleted as soon
+    as it has been used.
     """
-    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+
+    def __init__(self, run_dir: Path, name: str) -> None:
+        self._dir = run_dir
+        self._name = name
+        self._server: asyncio.base_events.Server | None = None
+        self._token: bytes | None = None
+        self._arrived: asyncio.Future[RunnerClient] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self._dir / "runner.sock"
+
+    @property
+    def token_path(self) -> Path:
+        return self._dir / "token"
+
+    async def open(self) -> bool:
+        """Listen, unless another live daemon does already (then False: that
+        one has the runner, and this daemon runs its blocks with docker exec)."""
+        if self._server is not None:
+            return True
+        folder = os.open(self._dir, os.O_PATH | os.O_DIRECTORY)
+        try:
+            # sun_path holds 108 bytes: go through /proc/self/fd, a short path to the folder.
+            short = f"/proc/self/fd/{folder}/runner.sock"
+            if await _answers(short):
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink("runner.sock", dir_fd=folder)  # left by a daemon that died
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(short)
+            # The container's user connects; the 0700 folder above keeps
+            # the host's other users out.
+            os.chmod("runner.sock", 0o666, dir_fd=folder)
+        finally:
+            os.close(folder)
+        self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=STREAM_LIMIT)
+        return True
+
+    def expect(self, owner: tuple[int, int]) -> None:
+        """Write a fresh token for the next runner to connect with (unless one is still awaited)."""
+        if self._arrived is not None and not self._arrived.done():
+            return
+        self._token = secrets.token_hex(32).encode()
+        self._arrived = asyncio.get_running_loop().create_future()
+        temporary = self._dir / f".token-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+        try:
+            os.write(fd, self._token)
+            if os.geteuid() == 0:
+                os.fchown(fd, *owner)
+            else:
+                os.fchmod(fd, 0o444)  # we cannot give it to another user: let it read it
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.token_path)
+
+    async def runner(self, timeout: float) -> RunnerClient:
+        """The runner that connects with the expected token; TimeoutError if none does in time."""
+        assert self._arrived is not None, "expect() first"
+        return await asyncio.wait_for(asyncio.shield(self._arrived), timeout)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT_SECONDS)
+        except (TimeoutError, OSError, ValueError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        fields = line.split()
+        expected, arrived = self._token, self._arrived
+        if (
+            len(fields) != 3 or fields[0] != b"hello" or expected is None or arrived is None or arrived.done()
+            or not hmac.compare_digest(fields[1], expected) or not fields[2].isdigit()
+        ):
+            log.warning("%s: a connection to the runner's socket without the expected token was refused", self._name)
+            writer.close()
+            return
+        self._token = None
+        with contextlib.suppress(FileNotFoundError):
+            self.token_path.unlink()
+        arrived.set_result(RunnerClient(reader, writer, self._name, int(fields[2])))
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
+        with contextlib.suppress(OSError):
+            self.token_path.unlink()
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.cancel()
+        self._token = self._arrived = None
+
+
+async def _answers(path: str) -> bool:
     try:
-        return await asyncio.open_unix_connection(f"/proc/self/fd/{folder}/{path.name}", limit=STREAM_LIMIT)
-    finally:
-        os.close(folder)
+        _, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 class RunnerClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, pid: int) -> None:
         self._reader = reader
         self._writer = writer
         self._name = name
@@ -76,21 +196,9 @@ class RunnerClient:
         self._pings: dict[str, asyncio.Future[int]] = {}
         self.alive = True
         """False once the connection ended: the runner died, or we closed it."""
-        self.pid: int | None = None
-        """The runner's pid inside the container, from its answer to a ping."""
+        self.pid: int | None = pid
+        """The runner's pid inside the container, as it said when it connected."""
         self._reading = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def connect(cls, socket_path: Path, name: str) -> RunnerClient:
-        """Connect and check the runner answers; OSError or RunnerLost if not."""
-        reader, writer = await connect_unix(socket_path)
-        client = cls(reader, writer, name)
-        try:
-            await client.ping()
-        except BaseException:
-            client.close()
-            raise
-        return client
 
     # ------------------------------------------------------------ reading
 
@@ -125,8 +233,9 @@ class RunnerClient:
             run.started.set_result(None)
         elif kind == b"exit":
             self._runs.pop(key, None)
+            oom = int(fields[3]) if len(fields) > 3 else -1
             if not run.exit.done():
-                run.exit.set_result(int(fields[2]))
+                run.exit.set_result(RunEnd(int(fields[2]), None if oom < 0 else oom))
 
     def _closed(self) -> None:
         self.alive = False
@@ -160,8 +269,8 @@ class RunnerClient:
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
-    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> int:
-        """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; its exit code."""
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> RunEnd:
+        """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; how it ended."""
         state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), sink)
         try:
             packed = base64.b64encode("\0".join(argv).encode("utf-8", "surrogateescape")).decode()

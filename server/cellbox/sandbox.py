@@ -23,10 +23,11 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import io
 import logging
-import os
 import re
 import signal
+import tarfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -47,13 +48,13 @@ from cellbox.backend import (
     ImageMissing,
     StreamConnection,
 )
+from cellbox import safe_files, state, trust
 from cellbox.blocks import interpreter_for, prepare_block
-from cellbox.config import SandboxConfig, load_config
-from cellbox.errors import SandboxFailed
+from cellbox.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
+from cellbox.errors import ImageUnavailable, SandboxFailed
 from cellbox.exec_path import ExecPath
 from cellbox.output import OutputCollector
-from cellbox.project import read_pid
-from cellbox.runner_client import RunnerClient, RunnerLost
+from cellbox.runner_client import RunEnd, RunnerClient, RunnerListener, RunnerLost
 from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
 from cellbox.workspace_sync import WorkspaceSync
 
@@ -79,6 +80,13 @@ COPY_MAIN = container_scripts.copy_main_argv()
 MAIN_DIGESTS = {
     tuple(main): hashlib.sha256("\0".join(main).encode()).hexdigest() for main in (SANDBOX_MAIN, COPY_MAIN)
 }
+
+OOM_EVENT_WAIT_SECONDS = 2.0
+"""Without the cgroup's counter (docker-exec runs), how long the engine's oom
+event may take to show after a SIGKILL: under load it trails the exit."""
+PYTHON_CHECK_AFTER_SECONDS = 1.5
+"""An adopted container whose runner has not connected by then may have no
+Python: ask once, rather than wait out RUNNER_READY_TIMEOUT_SECONDS."""
 
 ProgressFactory = Callable[[str], AbstractAsyncContextManager[Any]]
 """Opens a progress indicator with a title for the duration of a slow step."""
@@ -118,6 +126,43 @@ class RunListener:
         pass
 
 
+class Place:
+    """A request's place in its workspace's queue of runs, taken when it
+    arrives: later awaits (reading a document, the settings) cannot let a later
+    request overtake it. asyncio.Lock wakes its waiters in the order they began
+    to wait, and a task begins in the order it was made."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._acquiring = asyncio.ensure_future(lock.acquire())
+        self._left = False
+
+    async def wait(self) -> None:
+        await asyncio.shield(self._acquiring)
+
+    def leave(self) -> None:
+        """Give the place up, whether its turn came or not (idempotent)."""
+        if self._left:
+            return
+        self._left = True
+        if not self._acquiring.done():
+            self._acquiring.cancel()  # the lock forgets a cancelled waiter
+        elif not self._acquiring.cancelled() and self._acquiring.exception() is None:
+            self._lock.release()
+
+
+class SettingsGate:
+    """The person behind a request: asked to approve a workspace file's
+    settings that loosen the sandbox, and told which were left out. The
+    default approves nothing and tells no one."""
+
+    async def approve(self, question: str) -> bool:
+        return False
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+
+
 @attrs.frozen
 class RunOutcome:
     """How one block's process ended, before it is told as a BlockResult."""
@@ -131,6 +176,8 @@ class RunOutcome:
     cancelled: bool = False
     interrupted: bool = False
     """The container stopped or restarted under it."""
+    oom_kills: int | None = None
+    """Processes the memory limit killed during the run; None when unknown."""
 
 
 @attrs.define
@@ -161,16 +208,30 @@ class Attached:
 
 
 class Sandbox:
-    def __init__(self, workspace: Path, backend: DockerBackend, overrides: dict[str, Any]) -> None:
+    def __init__(
+        self, workspace: Path, backend: DockerBackend, overrides: dict[str, Any],
+        workspace_settings: dict[str, Any] | None = None,
+    ) -> None:
         self.workspace = workspace
         self._backend = backend
         self._overrides = overrides
+        self._workspace_settings = workspace_settings
+        """Settings the client read from the workspace (e.g. .vscode/settings.json): untrusted."""
+        self._state: state.WorkspaceState | None = None
+        self._listener: RunnerListener | None = None
+        self._attached_source = ""
+        """The bind source of the container being attached."""
+        self._view_unseen = False
+        """The engine did not see the nosuid view (it runs in a mount namespace of
+        its own): the workspace itself is mounted instead."""
+        self._no_python: set[str] = set()
+        """Containers found to have no python3: their blocks run with docker exec."""
         self._run_lock = asyncio.Lock()
         self._lifecycle_lock = asyncio.Lock()
         self._attached: Attached | None = None
         self.started_here = False
         """Whether this daemon created or started the container (and so stops it on shutdown)."""
-        self.last_config: SandboxConfig | None = None
+        self.last_resolved: ResolvedConfig | None = None
         self._detected_mount: str | None = None
         """What `workspace_mount = "auto"` found this engine needs: "copy" once a bind mount failed."""
         self._sync: WorkspaceSync | None = None
@@ -178,10 +239,38 @@ class Sandbox:
 
     # ------------------------------------------------------------ config
 
-    def config(self) -> SandboxConfig:
-        """Read afresh on each request, so edits to cellbox.toml apply without a restart."""
-        self.last_config = load_config(self.workspace, self._overrides)
-        return self.last_config
+    @property
+    def last_config(self) -> SandboxConfig | None:
+        return self.last_resolved.config if self.last_resolved is not None else None
+
+    async def config(self, gate: SettingsGate | None = None) -> SandboxConfig:
+        """Read afresh on each request, so edits to cellbox.toml apply without a
+        restart, and so that a file a block rewrote loses its approval at once.
+        Loosening settings of an unapproved workspace file are put to `gate`."""
+        resolve = functools.partial(resolve_config, self.workspace, self._overrides, self._workspace_settings)
+        resolved = await asyncio.to_thread(resolve)
+        if resolved.unapproved and gate is not None:
+            if await gate.approve(approval_question(resolved, self.workspace)):
+                # The content shown is what gets approved: if the file changed
+                # meanwhile, its new content is not.
+                for file in resolved.unapproved:
+                    await asyncio.to_thread(trust.approve, file.path, file.digest)
+                resolved = await asyncio.to_thread(resolve)
+        if resolved.ignored:
+            (gate or SettingsGate()).warn(resolved.ignored_message(self.workspace))
+        self.last_resolved = resolved
+        return resolved.config
+
+    def take_place(self) -> Place:
+        """This request's place among the workspace's runs, in arrival order
+        (call it before the request awaits anything)."""
+        return Place(self._run_lock)
+
+    async def state(self) -> state.WorkspaceState:
+        """The daemon's own folder for this workspace (made on first use)."""
+        if self._state is None:
+            self._state = await asyncio.to_thread(state.WorkspaceState.of, self.workspace)
+        return self._state
 
     def container_name(self, config: SandboxConfig) -> str:
         return config.container_name or container_name_for(self.workspace)
@@ -192,14 +281,35 @@ class Sandbox:
             return config.workspace_mount
         return self._detected_mount or "bind"
 
+    def _bind_source(self, config: SandboxConfig) -> str:
+        """What the engine mounts at /workspace: the nosuid view of the
+        workspace where this daemon can make one (state.nosuid_view)."""
+        if config.bind_dir:
+            return config.bind_dir
+        assert self._state is not None
+        if self._view_unseen or not state.nosuid_supported(self._state):
+            return str(self.workspace)
+        return str(self._state.view)
+
     def _spec(self, config: SandboxConfig, mount: str | None = None) -> ContainerSpec:
         copy = (mount or self.mount_for(config)) == "copy"
+        assert self._state is not None, "await self.state() first"
+        source = "" if copy else self._bind_source(config)
+        read_only: tuple[tuple[str, str], ...] = ()
+        if not copy:
+            read_only = (
+                (str(self._state.blocks), container_scripts.BLOCKS_DIR),
+                (str(self._state.run), container_scripts.RUN_DIR),
+                *((f"{source}/{name}", f"/workspace/{name}") for name in state.vcs_folders(self.workspace)),
+            )
         spec = ContainerSpec(
             name=self.container_name(config),
             image=config.image,
             main=COPY_MAIN if copy else SANDBOX_MAIN,
             workspace_mount="copy" if copy else "bind",
-            bind_source="" if copy else (config.bind_dir or str(self.workspace)),
+            bind_source=source,
+            read_only_binds=read_only,
+            volumes=(container_scripts.BLOCKS_DIR,) if copy else (),
             network=config.network,
             auto_remove=config.auto_remove,
             labels={LABEL_WORKSPACE: str(self.workspace)},
@@ -243,6 +353,7 @@ class Sandbox:
 
     async def _ensure_container(self, config: SandboxConfig, progress: ProgressFactory) -> Attached:
         """The attached, running container for this workspace: reused, started, or created."""
+        await self.state()
         spec = self._spec(config, self.mount_for(config))
         if (attached := self._current(spec)) is not None:
             return attached  # the warm path: no engine call
@@ -265,51 +376,108 @@ class Sandbox:
         auto = config.workspace_mount == "auto"
         # Create first: on a cold start that is the one call needed, and when
         # the container exists already the engine answers with it instead.
-        try:
-            info = await self._create(spec, progress)
-        except BindSourceMissing as exc:
-            if not auto:
-                raise
-            return await self._fall_back_to_copy(config, progress, str(exc))
-        if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
-            copy_spec = self._spec(config, "copy") if auto and spec.workspace_mount == "bind" else None
-            if copy_spec is not None and info.labels.get(LABEL_SPEC) == copy_spec.labels[LABEL_SPEC]:
-                # An earlier daemon found that this engine cannot show the
-                # workspace, and made the sandbox in copy mode: adopt it.
-                self._detected_mount, spec = "copy", copy_spec
+        # The workspace's nosuid view exists only while the engine needs it.
+        with self._view(spec):
+            try:
+                info = await self._create(spec, progress)
+            except BindSourceMissing as exc:
+                if not auto:
+                    raise
+                return await self._fall_back_to_copy(config, progress, str(exc))
+            self._check_ours(info)
+            if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
+                copy_spec = self._spec(config, "copy") if auto and spec.workspace_mount == "bind" else None
+                if copy_spec is not None and info.labels.get(LABEL_SPEC) == copy_spec.labels[LABEL_SPEC]:
+                    # An earlier daemon found that this engine cannot show the
+                    # workspace, and made the sandbox in copy mode: adopt it.
+                    self._detected_mount, spec = "copy", copy_spec
+                else:
+                    info = await self._replace(spec, progress)
+            if spec.workspace_mount == "copy":
+                return await self._attach_copy(config, spec, info)
+            exec_path = ExecPath(self._backend, info.id)
+            listener = await self._listen(info)
+            if listener is None:
+                # Another cellbox daemon serves this workspace and holds its
+                # runner: share the container through docker exec.
+                log.info("%s: another daemon holds the runner; blocks run with docker exec", info.name)
+                shared = ExecPath(self._backend, info.id, sweep_strays=False)
+                return Attached(info, None, spec.labels[LABEL_SPEC], shared)
+            listener.expect(self.owner(config))
+            self._attached_source = spec.bind_source
+            # Watch the main process's announcements from before it starts, so
+            # that none is missed.
+            watch = await self._backend.attach(info.id)
+            try:
+                probe = None
+                started = info.state != "running"
+                if started:
+                    probe = self._write_mount_probe()
+                    await self._backend.start_container(info.name)
+                    self.started_here = True
+                runner = await self._connect_runner(info, watch, probe, started)
+            except ViewNotShown:
+                not_shown = None
+            except WorkspaceNotShown as exc:
+                not_shown = exc
             else:
-                info = await self._replace(spec, progress)
-        if spec.workspace_mount == "copy":
-            return await self._attach_copy(config, spec, info)
-        # Watch the main process's announcements from before it starts (or
-        # before we look for its runner), so that none is missed.
-        watch = await self._backend.attach(info.id)
-        try:
-            probe = None
-            if info.state != "running":
-                probe = self._write_mount_probe(config)
-                await self._backend.start_container(info.name)
-                self.started_here = True
-            runner = await self._connect_runner(info, watch, probe)
-        except WorkspaceNotShown as exc:
-            not_shown = exc
-        else:
-            return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._backend, info.id))
-        finally:
-            watch.close()
+                return Attached(info, runner, spec.labels[LABEL_SPEC], exec_path)
+            finally:
+                watch.close()
+        if not_shown is None:
+            # The engine mounted our nosuid view empty: it does not see mounts
+            # made after it started (its own mount namespace). Mount the
+            # workspace itself; the runner's seccomp filter still keeps setuid
+            # files out.
+            log.warning("%s: the engine does not see the nosuid view of the workspace; mounting it directly", spec.name)
+            self._view_unseen = True
+            await self._backend.remove_container(spec.name, self._label)
+            return await self._attach(config, self._spec(config), progress)
         if not auto:
             raise SandboxFailed(
                 f"The engine mounted {spec.bind_source} at /workspace but the sandbox does not see this "
                 f"workspace's files there ({not_shown}): the engine runs on another machine. "
                 'Set workspace_mount = "copy" (or "auto") in cellbox.toml.'
             )
-        await self._backend.remove_container(spec.name)
+        await self._backend.remove_container(spec.name, self._label)
         return await self._fall_back_to_copy(config, progress, str(not_shown))
+
+    @property
+    def _label(self) -> tuple[str, str]:
+        """The label a container must carry for this daemon to touch it."""
+        return LABEL_WORKSPACE, str(self.workspace)
+
+    def _check_ours(self, info: ContainerInfo) -> None:
+        if info.labels.get(LABEL_WORKSPACE) != str(self.workspace):
+            raise SandboxFailed(
+                f"A container named {info.name!r} already exists and is not the sandbox of {self.workspace}; "
+                "cellbox leaves it alone. Remove it yourself, or choose another container_name."
+            )
+
+    @contextlib.contextmanager
+    def _view(self, spec: ContainerSpec):
+        assert self._state is not None
+        if spec.workspace_mount == "bind" and spec.bind_source == str(self._state.view):
+            with state.nosuid_view(self.workspace, self._state.view) as mounted:
+                if not mounted:
+                    raise SandboxFailed(f"Could not mount {self.workspace} nosuid for the sandbox; see the daemon's log")
+                yield
+        else:
+            yield
+
+    async def _listen(self, info: ContainerInfo) -> RunnerListener | None:
+        """This sandbox's runner socket, listening; None when another daemon listens there."""
+        if self._listener is None:
+            assert self._state is not None
+            self._listener = RunnerListener(self._state.run, info.name)
+        if await self._listener.open():
+            return self._listener
+        return None
 
     async def _replace(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
         # Image, mount, network or runner changed: the old container is stale.
         log.info("replacing %s: its settings changed", spec.name)
-        await self._backend.remove_container(spec.name)
+        await self._backend.remove_container(spec.name, self._label)
         return await self._create(spec, progress)
 
     async def _fall_back_to_copy(self, config: SandboxConfig, progress: ProgressFactory, why: str) -> Attached:
@@ -317,6 +485,7 @@ class Sandbox:
         self._detected_mount = "copy"
         spec = self._spec(config, "copy")
         info = await self._create(spec, progress)
+        self._check_ours(info)
         if info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]:
             info = await self._replace(spec, progress)
         return await self._attach_copy(config, spec, info)
@@ -335,72 +504,96 @@ class Sandbox:
         exec_path = ExecPath(self._backend, info.id, stamp=container_scripts.COPY_STAMP)
         return Attached(info, None, spec.labels[LABEL_SPEC], exec_path, self._sync)
 
-    def _write_mount_probe(self, config: SandboxConfig) -> str | None:
+    def _write_mount_probe(self) -> str | None:
         """Write a fresh token where the container's main process will look
         for it (container_scripts.MOUNT_PROBE); None if it cannot be written."""
+        assert self._state is not None
         token = uuid.uuid4().hex
         try:
-            _save(self.workspace / container_scripts.MOUNT_PROBE, token, self.owner(config))
-        except OSError as exc:
-            log.info("cannot write the mount probe in %s: %s", self.workspace, exc)
+            safe_files.write_regular(self._state.run, container_scripts.MOUNT_PROBE, token.encode())
+        except (OSError, safe_files.RefusedFile) as exc:
+            log.info("cannot write the mount probe in %s: %s", self._state.run, exc)
             return None
         return token
 
     async def _connect_runner(
-        self, info: ContainerInfo, watch: StreamConnection, probe: str | None = None
+        self, info: ContainerInfo, watch: StreamConnection, probe: str | None, started: bool
     ) -> RunnerClient | None:
-        """Connect to the container's runner; None when the image has no Python.
+        """The container's runner, once it has connected; None when the image has no Python.
 
         WorkspaceNotShown when the bind mount shows some other folder (on the
         engine's own machine): the main process of a container we started
-        reports another `probe` token than the one we wrote, or the runner
-        says it is ready but its socket does not appear here. Both cost
+        reports another `probe` token than the one we wrote. That costs
         nothing when the mount works, so a local cold start stays fast.
         """
-        socket_path = self.workspace / container_scripts.RUNNER_SOCKET
-        unavailable_file = socket_path.with_name(socket_path.name + ".unavailable")
-        deadline = time.monotonic() + RUNNER_READY_TIMEOUT_SECONDS
-        announced = False
-        while True:
-            try:
-                return await RunnerClient.connect(socket_path, info.name)
-            except RunnerLost as exc:  # listening, but not answering: wedged
-                log.warning("the runner of %s is wedged, replacing it: %s", info.name, exc)
-                await self._kill_runner(info, read_pid(socket_path.with_name(socket_path.name + ".pid")))
-                announced = False
-            except OSError as exc:
-                if unavailable_file.exists():
-                    log.info("%s has no python3: blocks run with docker exec", info.name)
-                    return None
-                if announced:
-                    raise WorkspaceNotShown(f"the runner is ready but {socket_path} did not appear: {exc}") from None
-                log.debug("runner of %s not there yet: %s", info.name, exc)
-            # Not listening yet (starting, or being replaced): wait for it to say so.
+        if info.id in self._no_python:
+            return None
+        assert self._listener is not None
+        arrival = asyncio.ensure_future(self._listener.runner(RUNNER_READY_TIMEOUT_SECONDS))
+        # Only our own view is checked by device:inode: a bind_dir names the
+        # workspace as the engine's machine knows it, which may differ.
+        view = self._state is not None and self._attached_source == str(self._state.view)
+        identity = _identity(self.workspace) if view else ""
+        announcements = asyncio.ensure_future(self._main_says(watch, probe, identity))
+        pending: set[asyncio.Future[Any]] = {arrival, announcements}
+        asked_for_python = started  # a container we started says so itself
+        try:
             while True:
-                line = await watch.next_line(max(0.0, deadline - time.monotonic()))
-                if line is None:
-                    raise SandboxFailed(
-                        f"The sandbox {info.name!r} started but its runner did not come up within "
-                        f"{RUNNER_READY_TIMEOUT_SECONDS:.0f} s; see the daemon's log"
-                    )
-                if line.startswith(b"workspace "):
-                    seen = line.split(b" ", 1)[1].decode(errors="replace")
-                    if probe is not None and seen != probe:
-                        raise WorkspaceNotShown(f"/workspace in the sandbox holds no {container_scripts.MOUNT_PROBE} of ours")
-                    continue
-                if line == b"unavailable":
-                    if not unavailable_file.exists():
-                        raise WorkspaceNotShown(f"the sandbox wrote {unavailable_file} but it did not appear")
-                    log.info("%s has no python3: blocks run with docker exec", info.name)
-                    return None
-                if line.startswith(b"ready "):
-                    announced = True
+                done, pending = await asyncio.wait(
+                    pending, timeout=None if asked_for_python else PYTHON_CHECK_AFTER_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if arrival in done:
+                    try:
+                        return arrival.result()
+                    except TimeoutError:
+                        raise SandboxFailed(
+                            f"The sandbox {info.name!r} is running but its runner did not connect within "
+                            f"{RUNNER_READY_TIMEOUT_SECONDS:.0f} s; see the daemon's log"
+                        ) from None
+                if announcements in done and announcements.result() == "unavailable":
                     break
+                if not done and not asked_for_python:
+                    asked_for_python = True
+                    code, _ = await self._backend.exec_capture(info.id, ["sh", "-c", "command -v python3"])
+                    if code != 0:
+                        break
+        finally:
+            for future in pending:
+                future.cancel()
+        log.info("%s has no python3: blocks run with docker exec", info.name)
+        self._no_python.add(info.id)
+        return None
+
+    async def _main_says(self, watch: StreamConnection, probe: str | None, identity: str) -> str | None:
+        """What the container's main process announces: "unavailable" (no
+        Python); WorkspaceNotShown for a probe not ours, ViewNotShown when
+        /workspace is not the workspace's folder (device:inode)."""
+        while True:
+            line = await watch.next_line(RUNNER_READY_TIMEOUT_SECONDS)
+            if line is None:
+                await asyncio.Event().wait()  # nothing more to learn: let the runner's arrival decide
+            if line.startswith(b"workspace "):
+                seen, _, folder = line.split(b" ", 1)[1].decode(errors="replace").partition(" ")
+                if probe is not None and seen != probe:
+                    raise WorkspaceNotShown(f"the sandbox does not see the probe this daemon wrote in {container_scripts.RUN_DIR}")
+                if probe is not None and folder and identity and folder != identity:
+                    raise ViewNotShown(folder)
+            elif line == b"unavailable":
+                return "unavailable"
 
     async def _create(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
         try:
             return await self._backend.create_container(spec)
         except ImageMissing:
+            resolved = self.last_resolved
+            if resolved is not None and not resolved.image_trusted:
+                raise ImageUnavailable(
+                    f"Image {spec.image!r} is not on the Docker engine, and cellbox does not pull an image "
+                    f"named by a workspace file you have not approved: a pull is network traffic, and the "
+                    f"name alone can carry data out. Pull or build it yourself, or run `cellbox trust "
+                    f"{self.workspace}` to approve the file."
+                ) from None
             async with progress(f"Pulling image {spec.image}"):
                 await self._backend.pull_image(spec.image)
             return await self._backend.create_container(spec)
@@ -413,18 +606,29 @@ class Sandbox:
     def close(self) -> None:
         """Let go of the container (it keeps running)."""
         self._detach()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
-    async def restart(self, progress: ProgressFactory = no_progress) -> SandboxState:
+    async def restart(self, progress: ProgressFactory = no_progress, gate: SettingsGate | None = None) -> SandboxState:
         """Restart the container (files in the workspace stay); create it if there is none."""
-        config = self.config()
+        config = await self.config(gate)
         name = self.container_name(config)
+        await self.state()
         async with self._lifecycle_lock:
             self._detach()
             info = await self._backend.find_container(name)
             restarted = False
+            if info is not None:
+                self._check_ours(info)
             if info is not None and info.state == "running":
+                spec = self._spec(config)
+                listener = await self._listen(info) if spec.workspace_mount == "bind" else None
+                if listener is not None:
+                    listener.expect(self.owner(config))  # the new runner finds its token at once
                 try:
-                    await self._backend.restart_container(name)
+                    with self._view(spec):
+                        await self._backend.restart_container(name, self._label)
                     self.started_here = restarted = True
                 except ContainerGone:
                     pass
@@ -432,23 +636,28 @@ class Sandbox:
             await self._ensure_container(config, progress)
         return SandboxState(str(self.workspace), name, "running")
 
-    async def stop(self) -> SandboxState:
-        config = self.config()
+    async def stop(self, gate: SettingsGate | None = None) -> SandboxState:
+        config = await self.config(gate)
         name = self.container_name(config)
         async with self._lifecycle_lock:
             self._detach()
-            await self._backend.stop_container(name, removed=config.auto_remove)
+            await self._backend.stop_container(name, removed=config.auto_remove, label=self._label)
         return SandboxState(str(self.workspace), name, "stopped")
 
     async def info(self) -> SandboxInfo:
         try:
-            config = self.config()
+            config = await self.config()
         except Exception:
             config = self.last_config or SandboxConfig()
         name = self.container_name(config)
         found = await self._backend.find_container(name)
-        state = found.state if found is not None else "absent"
-        return SandboxInfo(str(self.workspace), name, state, found.image if found else config.image)
+        if found is None:
+            state_name = "absent"
+        elif found.labels.get(LABEL_WORKSPACE) != str(self.workspace):
+            state_name = "foreign"  # a container of that name that is not this workspace's
+        else:
+            state_name = found.state
+        return SandboxInfo(str(self.workspace), name, state_name, found.image if found else config.image)
 
     # -------------------------------------------------------------- runs
 
@@ -460,6 +669,8 @@ class Sandbox:
         cancelled: asyncio.Event | None = None,
         listener: RunListener | None = None,
         run_id: str = "",
+        gate: SettingsGate | None = None,
+        place: Place | None = None,
     ) -> ExecuteResult:
         """Save and run `blocks` in order, stopping at the first non-zero exit,
         or when `cancelled` is set (the block running then is killed). The
@@ -467,9 +678,11 @@ class Sandbox:
         cancelled = cancelled or asyncio.Event()
         listener = listener or RunListener()
         started = time.perf_counter()
-        config = self.config()
-        timeout = config.timeout if timeout is None else timeout
-        async with self._run_lock:
+        place = place or self.take_place()
+        try:
+            await place.wait()
+            config = await self.config(gate)
+            timeout = config.timeout if timeout is None else timeout
             results: list[BlockResult] = []
             files: list[str] = []
             for index, block in enumerate(blocks):
@@ -482,6 +695,8 @@ class Sandbox:
                     files.append(result.code_file)
                 if result.exit_code != 0:
                     break
+        finally:
+            place.leave()
         return ExecuteResult(
             exit_code=results[-1].exit_code if results else 0,
             output="".join(r.output for r in results),
@@ -507,6 +722,7 @@ class Sandbox:
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
+        workspace_state = await self.state()
 
         def not_run(exit_code: int, output: str, code_file: str | None, status: str = NOT_EXECUTED) -> BlockResult:
             return BlockResult(
@@ -519,19 +735,42 @@ class Sandbox:
             return not_run(CANCELLED_EXIT_CODE, CANCELLED_MESSAGE, None, status="cancelled")
         if prepared.relative_path is None:
             return not_run(1, prepared.refusal or "", None)
-        path = self.workspace / prepared.relative_path
-        _save(path, prepared.code, self.owner(config))
+        # A block the user did not name goes to the daemon's own folder, out of
+        # the sandbox's reach (read-only inside); a named one into the
+        # workspace, where nothing planted there can send the write elsewhere.
+        folder = workspace_state.blocks if prepared.generated else self.workspace
+        path = folder / prepared.relative_path
+        data = prepared.code.encode("utf-8", "replace")  # lone surrogates can arrive in JSON strings
+        owner = None if prepared.generated else self.owner(config)
+        try:
+            forbidden = () if prepared.generated else state.VCS_FOLDERS
+            await asyncio.to_thread(safe_files.write_regular, folder, prepared.relative_path, data, owner, forbidden)
+        except safe_files.RefusedFile as exc:
+            log.info("refused to write %s in %s: %s", prepared.relative_path, folder, exc)
+            # The seed's words for a path that leads out of the workspace.
+            return not_run(1, "Filename is not in the workspace" if exc.outside else f"Filename is not valid: {exc}", None)
+        except OSError as exc:
+            return not_run(1, f"Filename is not valid: {prepared.relative_path}: {exc.strerror}\n", None)
         if not prepared.runs:
             return not_run(0, f"Code saved to {path}\n", str(path))
 
         # The container is made or checked only now: a request whose blocks are
         # all refused or only saved needs none.
-        command = [interpreter_for(prepared.language), prepared.relative_path]
+        in_container = (
+            f"{container_scripts.BLOCKS_DIR}/{prepared.relative_path}" if prepared.generated else prepared.relative_path
+        )
+        command = [interpreter_for(prepared.language), in_container]
         for attempt in (1, 2):
             attached = await self._ensure_container(config, progress)
             try:
                 if attached.sync is not None:  # copy mode: the block's file and what changed go in first
-                    await attached.sync.push(extra=[prepared.relative_path])
+                    if prepared.generated:
+                        await self._backend.put_archive(
+                            attached.container.id, container_scripts.BLOCKS_DIR, _one_file_tar(prepared.relative_path, data)
+                        )
+                        await attached.sync.push()
+                    else:
+                        await attached.sync.push(extra=[prepared.relative_path])
                 outcome = await self._run(attached, command, timeout, config.output_limit, cancelled, on_output)
                 break
             except (ContainerGone, RunnerLost) as lost:
@@ -575,11 +814,20 @@ class Sandbox:
             return "ok"
         if outcome.exit_code == 128 + signal.SIGXFSZ:
             return "output_limit"  # the file size limit ended it
+        if outcome.oom_kills is not None:
+            # The container's own cgroup counted the memory limit's kills
+            # during the run (the runner reads it): no race with the engine.
+            return "oom" if outcome.oom_kills > 0 else "error"
         if outcome.exit_code == 128 + signal.SIGKILL and not outcome.interrupted:
-            # Killed, not by us: the memory limit is the usual killer, and only
-            # the engine can say so.
-            if await self._backend.oom_killed_since(attached.container.id, outcome.started_at - 1):
-                return "oom"
+            # Killed, not by us: the memory limit is the usual killer. The
+            # engine's event can trail the exit under load: wait a little for it.
+            deadline = time.monotonic() + OOM_EVENT_WAIT_SECONDS
+            while True:
+                if await self._backend.oom_killed_since(attached.container.id, outcome.started_at - 1):
+                    return "oom"
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         return "error"
 
     async def _recover(self, attached: Attached, wedged: bool) -> None:
@@ -616,7 +864,8 @@ class Sandbox:
         try:
             done, _ = await asyncio.wait({execution, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if execution in done:
-                return RunOutcome(execution.result(), collector.text(), collector.truncated, started_at)
+                end: RunEnd = execution.result()
+                return RunOutcome(end.code, collector.text(), collector.truncated, started_at, oom_kills=end.oom_kills)
             await self._kill(attached, path, run_id, execution)
             if cancel_wait in done:
                 output = collector.text() + "\n" + CANCELLED_MESSAGE
@@ -657,39 +906,24 @@ class WorkspaceNotShown(Exception):
     """The bind mount at /workspace does not show this workspace (a remote engine)."""
 
 
-def _save(path: Path, code: str, owner: tuple[int, int]) -> None:
-    """Write a block's file, unless it already holds exactly this code.
-
-    Re-running a block is the common case, and rewriting a file in place costs
-    ~1 ms here: ext4 flushes a file truncated and rewritten when it is closed
-    (auto_da_alloc). Folders are made only when missing. A daemon running as
-    root gives what it makes to `owner`, the user blocks run as, so that they
-    (and the runner, which keeps its socket in .cellbox/) can write there.
-    """
-    # Lone surrogates can arrive in JSON strings; never let them fail the write.
-    data = code.encode("utf-8", "replace")
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
-    except OSError:
-        pass
-    try:
-        path.write_bytes(data)
-    except FileNotFoundError:
-        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        _give(missing, owner)
-    _give([path], owner)
+class ViewNotShown(Exception):
+    """The engine sees the daemon's folders but not the nosuid view made for it."""
 
 
-def _give(paths: list[Path], owner: tuple[int, int]) -> None:
-    if os.geteuid() != 0:
-        return  # files are already ours, and we could not give them away
-    for path in paths:
-        stat = path.stat()
-        if (stat.st_uid, stat.st_gid) != owner:
-            os.chown(path, *owner)
+def _identity(folder: Path) -> str:
+    """device:inode, as `stat -c %d:%i` prints them inside the container."""
+    info = folder.stat()
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def _one_file_tar(name: str, data: bytes) -> bytes:
+    """A tar holding one file readable by everyone (copy mode's block files)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o644, time.time()
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _ms_since(started: float) -> float:

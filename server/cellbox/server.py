@@ -22,16 +22,17 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.workspace import TextDocument
 
-from cellbox import __version__
+from cellbox import __version__, safe_files
 from cellbox.backend import DockerBackend
-from cellbox.config import validate_overrides
+from cellbox.config import trust_workspace, validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.manager import SandboxManager, SandboxPool, uri_path, workspace_path
 from cellbox.diagnostics import python_error, shell_error
 from cellbox.document_results import DocumentResults, outcome_label
 from cellbox.documents import DocumentBlock, document_kind, find_blocks, selection_block
-from cellbox.sandbox import BlockToRun, RunListener
+from cellbox.sandbox import BlockToRun, RunListener, SettingsGate
 from cellbox.wire import (
     CancelParams,
     BlockStartedNotification,
@@ -43,6 +44,7 @@ from cellbox.wire import (
     Range,
     StatusParams,
     StatusResult,
+    TrustResult,
     WorkspaceParams,
     parse,
     to_json,
@@ -55,6 +57,12 @@ RESTART = "cellbox.restart"
 STOP = "cellbox.stop"
 STATUS = "cellbox.status"
 CANCEL = "cellbox.cancel"
+TRUST = "cellbox.trust"
+ALLOW = "Allow"
+NOT_NOW = "Not now"
+APPROVAL_WAIT_SECONDS = 120.0
+"""How long a run waits for the user's answer to the approval prompt; an editor
+may hide it (VS Code's Do Not Disturb), and the run then goes on without."""
 OUTPUT_NOTIFICATION = "cellbox/output"
 BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
 PROGRESS_TICK_SECONDS = 1.0
@@ -107,6 +115,7 @@ class CellboxServer(LanguageServer):
         self.manager = SandboxManager(pool or SandboxPool(DockerBackend()))
         self.hang_up = hang_up
         self.results = DocumentResults()
+        self.gate = ClientGate(self)
         self._shut_down = False
 
     async def shutdown_sandboxes(self) -> None:
@@ -121,24 +130,29 @@ class CellboxServer(LanguageServer):
 
     # ------------------------------------------------------------ documents
 
-    def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
-        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
+    @staticmethod
+    def check_selector(params: ExecuteParams) -> None:
+        """InvalidParams unless an execute names blocks, or a uri with exactly one way to pick from it."""
         ways = [name for name in ("position", "range", "block", "all") if getattr(params, name) not in (None, False)]
         if params.blocks is not None:
             if params.uri is not None or ways:
                 raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, block, all")
             if not params.blocks:
                 raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
-            return None, []
+            return
         if params.uri is None:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give blocks, or uri with position, range, block or all")
         if len(ways) != 1:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, block, all")
-        try:
-            document = self.workspace.get_text_document(params.uri)
-            text = document.source
-        except OSError as exc:
-            raise InvalidParams(f"uri: cannot read {params.uri}: {exc.strerror}") from None
+
+    async def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
+        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
+        self.check_selector(params)
+        if params.blocks is not None:
+            return None, []
+        assert params.uri is not None
+        document = await self._document(params.uri)
+        text = document.source
         blocks = find_blocks(document.uri, text, document.language_id)
         if params.all:
             if not blocks:
@@ -156,8 +170,26 @@ class CellboxServer(LanguageServer):
                     return document, [block]
             raise InvalidParams(f"position: line {line + 1} of {params.uri} is not in a runnable block")
         start, end = params.range.start, params.range.end
+        line_count = len(text.splitlines()) or 1
+        if start.line < 0 or end.line < start.line or start.character < 0 or end.character < 0:
+            raise InvalidParams(
+                f"range: must go forward from line 1 (got lines {start.line + 1} to {end.line + 1})"
+            )
+        if end.line > line_count or (end.line == line_count and end.character > 0):
+            raise InvalidParams(f"range: ends at line {end.line + 1}, past the end of {params.uri} ({line_count} lines)")
         last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
         return document, [selection_block(document.uri, text, start.line, last, document.language_id)]
+
+    async def _document(self, uri: str) -> Any:
+        """The document at `uri`: as the client has it open, else read from
+        disk here. pygls would read it on the event loop, where a FIFO planted
+        at that path would freeze every client of this daemon."""
+        if uri in self.workspace.text_documents:
+            return self.workspace.get_text_document(uri)
+        if not uri.startswith("file:") and "://" in uri:
+            raise InvalidParams(f"uri: {uri!r} is not a file:// URI or a path")
+        text = await asyncio.to_thread(_read_document, uri)
+        return TextDocument(uri, source=text)
 
     def after_document_run(
         self, document: Any, chosen: list[DocumentBlock], result: ExecuteResult, listener: StreamingListener,
@@ -168,8 +200,11 @@ class CellboxServer(LanguageServer):
             error = None
             if outcome.status == "error" and outcome.code_file is not None:
                 if block.language == "python":
-                    relative = str(Path(outcome.code_file).relative_to(workspace))
-                    error = python_error(outcome.output, relative, block.start_line, block.end_line - block.start_line)
+                    # A named file runs by its path in the workspace; others
+                    # from the daemon's folder, by their own name.
+                    code_file = Path(outcome.code_file)
+                    shown = str(code_file.relative_to(workspace)) if workspace in code_file.parents else code_file.name
+                    error = python_error(outcome.output, shown, block.start_line, block.end_line - block.start_line)
                 else:
                     error = shell_error(listener.stderr(index), outcome.exit_code, block.start_line)
             self.results.record(document.uri, block, outcome_label(outcome.status, outcome.exit_code, outcome.duration_ms), error)
@@ -262,6 +297,43 @@ class CellboxServer(LanguageServer):
         return token
 
 
+class ClientGate(SettingsGate):
+    """This client's user, for a workspace file's settings that loosen the
+    sandbox: asked with window/showMessageRequest when the client can show
+    one, told with window/showMessage which settings were left out. Each
+    question and each notice once per connection, not at every run."""
+
+    def __init__(self, ls: CellboxServer) -> None:
+        self.ls = ls
+        self._asked: set[str] = set()
+        self._told: set[str] = set()
+
+    async def approve(self, question: str) -> bool:
+        window = self.ls.client_capabilities.window
+        if question in self._asked or window is None or window.show_message is None:
+            return False
+        self._asked.add(question)
+        request = types.ShowMessageRequestParams(
+            type=types.MessageType.Warning, message=question,
+            actions=[types.MessageActionItem(title=ALLOW), types.MessageActionItem(title=NOT_NOW)],
+        )
+        try:
+            answer = await asyncio.wait_for(self.ls.window_show_message_request_async(request), APPROVAL_WAIT_SECONDS)
+        except TimeoutError:
+            log.info("no answer to the approval request within %.0f s: the settings stay ignored", APPROVAL_WAIT_SECONDS)
+            return False
+        except Exception as exc:  # the client cannot answer: the settings stay ignored
+            log.info("the client did not answer the approval request: %s", exc)
+            return False
+        return answer is not None and answer.title == ALLOW
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        if message not in self._told:
+            self._told.add(message)
+            self.ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+
 class StreamingListener(RunListener):
     """Sends a run's output to the client as `cellbox/output` notifications.
 
@@ -295,6 +367,21 @@ class StreamingListener(RunListener):
 
     def describe(self, elapsed: float) -> str:
         return f"block {self.current + 1}/{self.count} · {elapsed:.1f} s"
+
+
+DOCUMENT_SIZE_LIMIT = 16 << 20
+"""Largest document read from disk for a run."""
+
+
+def _read_document(uri: str) -> str:
+    try:
+        data = safe_files.read_named(uri_path(uri), DOCUMENT_SIZE_LIMIT)
+    except safe_files.RefusedFile as exc:
+        raise InvalidParams(f"uri: {exc}; give a Markdown, Python or shell file") from None
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte or invalid text"
+        raise InvalidParams(f"uri: cannot read {uri}: {why}") from None
+    return data.decode("utf-8", "replace")
 
 
 def _block_range(block: DocumentBlock) -> Range:
@@ -350,8 +437,14 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
                 ls.manager.default_workspaces.append(workspace_path(root))
             except InvalidParams as exc:
                 log.warning("ignoring workspace %s: %s", root, exc)
+        options = params.initialization_options
         try:
-            ls.manager.overrides.update(validate_overrides(params.initialization_options, "initializationOptions"))
+            if isinstance(options, dict) and "workspaceSettings" in options:
+                options = dict(options)
+                from_workspace = options.pop("workspaceSettings")
+                # Checked now for a clear message; weighed like a workspace file at each run.
+                ls.manager.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
+            ls.manager.overrides.update(validate_overrides(options, "initializationOptions"))
         except ConfigError as exc:
             # Carry on with the workspace's own settings rather than refuse to start.
             ls.show_error(f"cellbox: {exc}; using the workspace's settings instead")
@@ -367,19 +460,31 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
             raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
         run_id = params.run_id or uuid.uuid4().hex
-        document, chosen = ls.chosen_blocks(params)
-        if document is not None and params.workspace is None:
-            sandbox = ls.manager.sandbox_for_file(uri_path(document.uri))
+        ls.check_selector(params)
+        if params.uri is not None and params.workspace is None:
+            try:
+                sandbox = ls.manager.sandbox_for_file(uri_path(params.uri))
+            except (OSError, ValueError, RuntimeError):
+                raise InvalidParams(f"uri: {params.uri!r} is not a path that can be read") from None
         else:
             sandbox = ls.manager.sandbox(params.workspace)
-        to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen] if document else [
-            BlockToRun(b.language, b.code) for b in params.blocks or []
-        ]
-        listener = StreamingListener(ls, run_id, len(to_run))
-        with ls.manager.cancellable(params.run_id) as cancelled:
-            ls.cancel_with_request(cancelled)
-            async with ls.run_progress(listener, cancelled):
-                result = await sandbox.execute(to_run, params.timeout, ls.progress, cancelled, listener, run_id)
+        # Its place among the workspace's runs is taken now, before reading the
+        # document: requests run in the order they arrived.
+        place = sandbox.take_place()
+        try:
+            document, chosen = await ls.chosen_blocks(params)
+            to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen] if document else [
+                BlockToRun(b.language, b.code) for b in params.blocks or []
+            ]
+            listener = StreamingListener(ls, run_id, len(to_run))
+            with ls.manager.cancellable(params.run_id) as cancelled:
+                ls.cancel_with_request(cancelled)
+                async with ls.run_progress(listener, cancelled):
+                    result = await sandbox.execute(
+                        to_run, params.timeout, ls.progress, cancelled, listener, run_id, gate=ls.gate, place=place
+                    )
+        finally:
+            place.leave()
         if document is not None:
             ls.after_document_run(document, chosen, result, listener, sandbox.workspace)
         return result
@@ -425,13 +530,24 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def restart(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(RESTART, args), WorkspaceParams, RESTART)
-        return await ls.manager.sandbox(params.workspace).restart(ls.progress)
+        return await ls.manager.sandbox(params.workspace).restart(ls.progress, gate=ls.gate)
 
     @server.command(STOP)
     @command_handler
     async def stop(ls: CellboxServer, *args: Any):
         params = parse(_one_argument(STOP, args), WorkspaceParams, STOP)
-        return await ls.manager.sandbox(params.workspace).stop()
+        return await ls.manager.sandbox(params.workspace).stop(gate=ls.gate)
+
+    @server.command(TRUST)
+    @command_handler
+    async def trust(ls: CellboxServer, *args: Any):
+        """Approve the workspace's settings files as they are now (an editor's command)."""
+        params = parse(_one_argument(TRUST, args), WorkspaceParams, TRUST)
+        workspace = ls.manager.resolve(params.workspace)
+        files = await asyncio.to_thread(trust_workspace, workspace)
+        return TrustResult(
+            str(workspace), [str(f.path) for f in files], [line for f in files for line in f.loosening]
+        )
 
     @server.command(STATUS)
     @command_handler

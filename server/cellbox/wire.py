@@ -213,6 +213,17 @@ class SandboxInfo:
 
 
 @attrs.define
+class TrustResult:
+    """Result of ``cellbox.trust``: the workspace settings files approved as they are now."""
+
+    workspace: str
+    files: list[str]
+    """The settings files whose exact content is now approved."""
+    settings: list[str]
+    """Their settings that loosen the sandbox, now applied, as ``key = value``."""
+
+
+@attrs.define
 class StatusResult:
     """Result of ``cellbox.status``."""
 
@@ -259,7 +270,17 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict(str, "a string"))
     conv.register_structure_hook(bool, _strict(bool, "a boolean"))
     conv.register_structure_hook(int, _strict(int, "an integer"))
-    conv.register_structure_hook(float, lambda v, t: float(_strict((int, float), "a number")(v, t)))
+    def _float(value: Any, type_: type) -> float:
+        number = _strict((int, float), "a number")(value, type_)
+        try:
+            converted = float(number)
+        except OverflowError:
+            raise TypeError("expected a number, got one too large to use") from None
+        if converted != converted or converted in (float("inf"), float("-inf")):
+            raise TypeError("expected a finite number")
+        return converted
+
+    conv.register_structure_hook(float, _float)
 
     def _list_hook(value: Any, type_: Any) -> list:
         if not isinstance(value, list):

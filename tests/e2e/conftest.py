@@ -64,12 +64,13 @@ async def start_daemon():
         def on_block_started(params) -> None:
             client.cellbox_output.append(params)  # in the same list, to check their order
 
-        client.message_requests = []  # every window/showMessageRequest, answered with no choice
+        client.message_requests = []  # every window/showMessageRequest
+        client.message_answer = None  # what the person picks: by default, they close the prompt
 
         @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
-        def on_message_request(params: types.ShowMessageRequestParams) -> None:
+        def on_message_request(params: types.ShowMessageRequestParams):
             client.message_requests.append(params)
-            return None  # as a person who closes the prompt: nothing chosen
+            return client.message_answer
 
         await client.start_io(*(command or SERVER_COMMAND), env={**os.environ, **(env or {})})
         started.append(client)

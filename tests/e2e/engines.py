@@ -1,14 +1,17 @@
 """Engines besides the main Docker engine, for the engine suites.
 
-- `remote_engine`: a second dockerd on a loopback TCP port, in a mount
-  namespace of its own with a tmpfs over /tmp, so it cannot see pytest's
-  workspaces: to it, the workspace is on another machine (copy mode). Its
-  data root is kept between sessions, so the test image is loaded once.
+- `remote_engine`: a second dockerd in mount and network namespaces of its
+  own, answering on a Unix socket in its private run folder. A tmpfs over
+  /tmp hides pytest's workspaces from it: to it, the workspace is on another
+  machine (copy mode). Its data root is kept between sessions, so the test
+  image is loaded once.
 - `podman_engine`: `podman system service` on a Unix socket of this session,
-  driven through its Docker-compatible API.
+  driven through its Docker-compatible API, in a mount namespace of its own.
 
 Each is started once per session and stopped at its end; neither touches the
-main engine (/var/run/docker.sock) that the other tests use meanwhile.
+main engine (/var/run/docker.sock) that the other tests use meanwhile, nor
+leaves anything on the host: what it mounts stays in its namespaces, and a
+process of its left in them once it stopped fails the session.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import tempfile
 import time
@@ -44,12 +47,6 @@ class Engine:
     @property
     def env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.url}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> docker.DockerClient:
@@ -104,22 +101,28 @@ def _data_root() -> Iterator[tuple[Path, int | None]]:
 
 @pytest.fixture(scope="session")
 def remote_engine(engine) -> Iterator[Engine]:
-    """A Docker engine that cannot see the test workspaces, on tcp://127.0.0.1:PORT."""
+    """A Docker engine that cannot see the test workspaces, on unix:///run/cellbox-engine-XXXX/docker.sock."""
     if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("unshare"):
         pytest.skip("the remote test engine needs root, dockerd and unshare")
     with _data_root() as (data_root, lock), tempfile.TemporaryDirectory(prefix="cellbox-engine-", dir="/run") as run:
         run_dir = Path(run)
-        port = _free_port()
-        url = f"tcp://127.0.0.1:{port}"
+        # The socket file is made inside the engine's mount namespace, but in
+        # the host's /run, which is not remounted there: the host reaches it.
+        url = f"unix://{run_dir / 'docker.sock'}"
         config = run_dir / "daemon.json"
         config.write_text("{}")  # not the host's /etc/docker/daemon.json
         log = run_dir / "dockerd.log"
         # / is made private first, so that nothing mounted in here (the tmpfs
         # over /tmp, the containers' filesystems) shows in the host's
         # namespace, and the host's tmp folders vanish from this engine's view.
+        # A network namespace of its own too: a dockerd with --bridge=none
+        # deletes any interface called docker0 it finds (moby's
+        # removeDefaultBridgeInterface), which in the host's namespace is the
+        # main engine's bridge: no container on its default network could
+        # start afterwards, until that engine restarted (issue #11).
         script = 'mount -t tmpfs -o size=64m cellbox-hidden-tmp /tmp && exec "$@"'
         command = [
-            "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            "unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script, "sh",
             "dockerd", "--config-file", str(config), "-H", url,
             "--data-root", str(data_root), "--exec-root", str(run_dir / "exec"),
             "--pidfile", str(run_dir / "dockerd.pid"),
@@ -132,9 +135,59 @@ def remote_engine(engine) -> Iterator[Engine]:
                 command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True, pass_fds=() if lock is None else (lock,),
             )
-        with _serving(url, process, log, f"the remote test engine ({url})") as client:
-            _load_image(engine, client, url)
-            yield Engine(url, client)
+        namespace = _private_mount_namespace(process)
+        try:
+            with _serving(url, process, log, f"the remote test engine ({url})") as client:
+                _load_image(engine, client, url)
+                yield Engine(url, client)
+        finally:
+            _end_namespace(namespace, f"the remote test engine ({url})")
+
+
+def _private_mount_namespace(process: subprocess.Popen) -> str | None:
+    """The mount namespace `process` moves into ("mnt:[INODE]"), once it has;
+    None if it ended first. What the engine starts lives in it too."""
+    ours = os.readlink("/proc/self/ns/mnt")
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            theirs = os.readlink(f"/proc/{process.pid}/ns/mnt")
+            if theirs != ours:
+                return theirs
+        time.sleep(0.01)
+    return None
+
+
+def _processes_in(namespace: str) -> dict[int, list[str]]:
+    """pid -> argv of every process in the mount namespace."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and os.readlink(entry / "ns" / "mnt") == namespace:
+                argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+                found[int(entry.name)] = [arg.decode(errors="replace") for arg in argv]
+    return found
+
+
+def _end_namespace(namespace: str | None, what: str, may_linger: frozenset[str] = frozenset()) -> None:
+    """After the engine stopped, nothing may be left in its namespaces: a
+    containerd or a shim would keep them, and all mounted in them, alive.
+    Stragglers are given a while, then killed, and the session fails, unless
+    they run a program of `may_linger`, known to outlive its engine harmlessly."""
+    if namespace is None:
+        return
+    deadline = time.monotonic() + 30
+    while True:
+        left = _processes_in(namespace)
+        unexpected = sorted(" ".join(argv) for argv in left.values() if Path(argv[0]).name not in may_linger)
+        if not unexpected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if unexpected:
+        pytest.fail(f"{what} left processes in its namespaces after it stopped (now killed): {unexpected}")
 
 
 @contextlib.contextmanager
@@ -181,15 +234,31 @@ def podman_engine(tmp_path_factory) -> Iterator[Engine]:
     conf = home / "containers.conf"
     conf.write_text(f'[containers]\ndefault_ulimits = ["nproc={pid_max}:{pid_max}"]\n')
     log = home / "service.log"
+    # As root, in a mount namespace of its own: the service bind-mounts its
+    # storage driver's home (/var/lib/containers/storage/overlay) onto itself
+    # and leaves that mount behind when it stops; there it goes with the
+    # namespace. (Rootless Podman keeps its mounts in a namespace of its own.)
+    # No network namespace is needed: with cellbox's default network, none,
+    # Podman makes no bridge (cni-podman0) and no firewall rules (checked).
+    private = os.geteuid() == 0
+    command = ["unshare", "--mount", "--propagation", "private"] if private else []
+    command += ["podman", "system", "service", "--time=0", f"unix://{sock}"]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{sock}"],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             env={**os.environ, "CONTAINERS_CONF": str(conf)}, start_new_session=True,
         )
     url = f"unix://{sock}"
-    with _serving(url, process, log, f"podman system service ({url})") as client:
-        yield Engine(url, client)
+    what = f"podman system service ({url})"
+    namespace = _private_mount_namespace(process) if private else None
+    try:
+        with _serving(url, process, log, what) as client:
+            yield Engine(url, client)
+    finally:
+        # A conmon watching an exec made through the API waits 300 s
+        # (exit_command_delay, as Docker keeps an exec) before it cleans the
+        # exec up, even once its container is gone: nothing is left to clean.
+        _end_namespace(namespace, what, may_linger=frozenset({"conmon"}))
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 import time
 
@@ -40,13 +42,18 @@ async def test_saved_only_languages_are_written_not_run(workspace, start_daemon)
     assert (workspace / result["blocks"][1]["codeFile"]).read_text() == "<p>hi</p>"
 
 
-async def test_unnamed_blocks_go_to_the_cellbox_folder_not_the_workspace_root(workspace, start_daemon):
+async def test_unnamed_blocks_go_to_the_daemon_s_folder_not_the_workspace(workspace, start_daemon, private_xdg):
     daemon = await start_daemon(workspace)
-    result = await daemon.execute(("python", "print(1)"))
-    code_file = workspace / ".cellbox" / result["codeFile"].rsplit("/", 1)[1]
-    assert result["codeFile"] == str(code_file)
-    assert code_file.read_text() == "print(1)"
-    assert sorted(p.name for p in workspace.iterdir()) == [".cellbox", "cellbox.toml"]
+    result = await daemon.execute(("python", "print(1)\nprint(__file__)"))
+    code_file = Path(result["codeFile"])
+    assert private_xdg in code_file.parents and workspace not in code_file.parents
+    assert code_file.read_text() == "print(1)\nprint(__file__)"
+    assert result["output"] == f"1\n/cellbox/blocks/{code_file.name}\n"
+    assert sorted(p.name for p in workspace.iterdir()) == ["cellbox.toml"]
+    # Read-only inside: a block cannot replace another's file, link it or make it a FIFO.
+    tamper = await daemon.execute(("sh", f"echo 'print(666)' > /cellbox/blocks/{code_file.name}"))
+    assert "Read-only file system" in tamper["output"]
+    assert code_file.read_text() == "print(1)\nprint(__file__)"
 
 
 async def test_the_run_stops_at_the_first_failure(workspace, start_daemon):
@@ -111,7 +118,7 @@ async def test_an_ordinary_first_comment_is_not_a_filename(workspace, start_daem
     daemon = await start_daemon(workspace)
     result = await daemon.execute(("python", "# compute fib\nprint('fib')"))
     assert result["output"] == "fib\n"
-    assert "/.cellbox/tmp_code_" in result["codeFile"]
+    assert "/blocks/tmp_code_" in result["codeFile"]
     assert not (workspace / "compute fib").exists()
 
 

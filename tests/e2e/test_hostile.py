@@ -52,7 +52,8 @@ async def test_the_safe_defaults_are_what_the_engine_was_given(workspace, start_
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"]  # and no seccomp=unconfined
     assert host["Init"] is True and host["NetworkMode"] == "none" and host["Privileged"] is False
-    assert [m["Destination"] for m in container.attrs["Mounts"]] == ["/workspace"]
+    mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False}
 
 
 async def test_the_safe_defaults_hold_from_inside(workspace, start_daemon):
@@ -81,9 +82,12 @@ async def test_blocks_run_as_the_workspace_owner(make_workspace, start_daemon):
     workspace = make_workspace("owned")
     os.chown(workspace, 1000, 1000)
     daemon = await start_daemon(workspace)
-    result = await daemon.execute(("sh", "id -u; id -g; echo made > made.txt; touch .cellbox/mine"))
-    assert result["output"] == "1000\n1000\n"
-    for made in ("made.txt", ".cellbox/mine", ".cellbox"):
+    result = await daemon.execute(
+        ("python", "# filename: sub/named.py\nprint('named')"),
+        ("sh", "id -u; id -g; echo made > made.txt; mkdir -p out; touch out/mine"),
+    )
+    assert result["output"] == "named\n1000\n1000\n"
+    for made in ("made.txt", "out/mine", "out", "sub/named.py", "sub"):
         stat = (workspace / made).stat()
         assert (stat.st_uid, stat.st_gid) == (1000, 1000), made
 
@@ -128,7 +132,7 @@ async def test_a_run_that_never_ends_is_killed_at_the_timeout(workspace, start_d
     block = result["blocks"][0]
     assert (block["status"], block["exitCode"], block["timedOut"]) == ("timeout", 124, True)
     assert block["durationMs"] < 10_000
-    assert surviving(engine, workspace, r"sleep 1000|python \.cellbox") == []
+    assert surviving(engine, workspace, r"sleep 1000|python /cellbox") == []
 
 
 async def test_infinite_output_is_cut_at_the_cap_and_the_daemon_stays_small(make_workspace, start_daemon):

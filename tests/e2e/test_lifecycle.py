@@ -16,8 +16,9 @@ async def test_the_container_is_named_and_labelled_from_the_workspace(workspace,
     assert container.name == result["container"]
     assert container.name.startswith("cellbox-ws-") and len(container.name) == len("cellbox-ws-") + 10
     assert container.labels["org.cellbox.workspace"] == str(workspace)
-    mounts = container.attrs["Mounts"]
-    assert [(m["Source"], m["Destination"], m["RW"]) for m in mounts] == [(str(workspace), "/workspace", True)]
+    mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+    # The workspace, and the daemon's own folders for blocks and the runner, read-only.
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False}
 
 
 async def test_the_container_is_created_lazily_on_the_first_execute(workspace, start_daemon, engine):
@@ -151,18 +152,17 @@ async def test_bind_dir_is_what_the_engine_mounts(make_workspace, start_daemon, 
     workspace = make_workspace("inner")
     outer = tmp_path / "outer-view"
     outer.symlink_to(workspace)
-    (workspace / "cellbox.toml").write_text(f'image = "{TEST_IMAGE}"\nbind_dir = "{outer}"\n')
     (workspace / "marker.txt").write_text("seen through bind_dir\n")
-    daemon = await start_daemon(workspace)
+    daemon = await start_daemon(workspace, init_options={"bindDir": str(outer)})  # a client setting: it loosens
     result = await daemon.execute(("python", "print(open('marker.txt').read(), end='')"))
     assert result["output"] == "seen through bind_dir\n"
     (container,) = containers_of(engine, workspace)
-    assert container.attrs["HostConfig"]["Binds"] == [f"{outer}:/workspace:rw"]
+    assert container.attrs["HostConfig"]["Binds"][0] == f"{outer}:/workspace:rw"
 
 
 async def test_container_name_setting(make_workspace, start_daemon, engine):
-    workspace = make_workspace("named", f'image = "{TEST_IMAGE}"\ncontainer_name = "cellbox-test-fixed-name"\n')
-    daemon = await start_daemon(workspace)
+    workspace = make_workspace("named")
+    daemon = await start_daemon(workspace, init_options={"containerName": "cellbox-test-fixed-name"})
     result = await daemon.execute(("sh", "true"))
     assert result["container"] == "cellbox-test-fixed-name"
     assert [c.name for c in containers_of(engine, workspace)] == ["cellbox-test-fixed-name"]

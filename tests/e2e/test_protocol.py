@@ -21,7 +21,9 @@ async def test_initialize_lists_the_commands(workspace, start_daemon):
     daemon = await start_daemon(workspace)
     result = daemon.initialize_result.capabilities
     commands = set(result.execute_command_provider.commands)
-    assert commands == {"cellbox.execute", "cellbox.restart", "cellbox.stop", "cellbox.status", "cellbox.cancel"}
+    assert commands == {
+        "cellbox.execute", "cellbox.restart", "cellbox.stop", "cellbox.status", "cellbox.cancel", "cellbox.trust",
+    }
 
 
 async def test_every_result_field_is_present_even_when_zero_false_or_null(workspace, start_daemon):

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "editor-clients" / "nvim"
 SPECS = Path(__file__).resolve().parent / "nvim"
 SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
+# Records what a client sends it, for what the client alone decides.
+STUB_SERVER = Path(__file__).resolve().parent / "stub_server.py"
 # CI tests Debian's Neovim (0.7); point CELLBOX_NVIM at another build to test that one.
 NVIM = os.environ.get("CELLBOX_NVIM", "nvim")
 # A whole spec: several runs, each well within this even when the first
@@ -47,7 +49,7 @@ def wait_for_removal(engine, workspace: Path, timeout_s: float = 20) -> None:
         time.sleep(0.2)
 
 
-def run_spec(spec: str, workspace: Path, tmp_path: Path, engine) -> dict:
+def run_spec(spec: str, workspace: Path, tmp_path: Path, engine, server_command: list[str] = SERVER_COMMAND) -> dict:
     """Run tests/editors/nvim/<spec>_spec.lua in headless Neovim; return its facts and messages."""
     if shutil.which(NVIM) is None:
         # A failure, not a skip: a suite that skips where CI cannot see it tests nothing.
@@ -60,7 +62,7 @@ def run_spec(spec: str, workspace: Path, tmp_path: Path, engine) -> dict:
         "CELLBOX_NVIM_SPECS": str(SPECS),
         "CELLBOX_WORKSPACE": str(workspace),
         "CELLBOX_NVIM_REPORT": str(report),
-        "CELLBOX_SERVER_CMD": json.dumps(SERVER_COMMAND),
+        "CELLBOX_SERVER_CMD": json.dumps(server_command),
         "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"),
@@ -318,3 +320,27 @@ def test_cancel_restart_status_and_stop(make_workspace, tmp_path, engine):
 
     assert "running" in facts["status"] and "cellbox-sandbox:bookworm" in facts["status"]
     assert facts["stop"].endswith("stopped")
+
+
+def test_trust_command_and_the_servers_approval_question(make_workspace, tmp_path, engine):
+    """Against a stub server that records what it receives: :CellboxTrust asks
+    the server to approve the buffer's workspace, and the server's question
+    (window/showMessageRequest) is answered with the number the user types."""
+    workspace = make_workspace()
+    (workspace / "notes.md").write_text("```sh\necho hi\n```\n")
+    log = tmp_path / "stub.jsonl"
+
+    facts = run_spec("trust", workspace, tmp_path, engine, [sys.executable, str(STUB_SERVER), str(log)])["facts"]
+
+    received = [json.loads(line) for line in log.read_text().splitlines()]
+    commands = [m["params"] for m in received if m.get("method") == "workspace/executeCommand"]
+    assert commands[0] == {"command": "cellbox.trust", "arguments": [{"workspace": str(workspace)}]}
+    assert facts["trusted"] == f'cellbox: allowed for {workspace}: network = "bridge" (from {workspace}/cellbox.toml)'
+
+    # The plugin leaves Neovim's own handler in place; the answers are the actions chosen.
+    assert not facts["prompt_handler_overridden"]
+    answers = [m["result"] for m in received if "method" not in m and "result" in m]
+    assert answers == [{"title": "Allow"}, {"title": "Not now"}]
+    assert facts["allowed"].splitlines()[0] == "│ Allow"
+    assert facts["not_now"].splitlines()[0] == "│ Not now"
+    assert "asks to loosen the sandbox" in facts["printed"]

@@ -31,6 +31,9 @@ CODE_SERVER_VERSION = "4.100.3"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cellbox" / "vscode"
 CODE_SERVER = CACHE / f"code-server-{CODE_SERVER_VERSION}" / "node_modules" / ".bin" / "code-server"
 DRIVER_TIMEOUT = 900
+SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
+# Records what the extension sends its server (tests/editors/stub_server.py).
+STUB_SERVER = Path(__file__).resolve().parent / "stub_server.py"
 
 NOTES = """\
 # Notes
@@ -97,14 +100,22 @@ def wait_for_http(url: str, server: subprocess.Popen, timeout: float = 120) -> N
 
 
 @pytest.fixture
-def code_server(tmp_path):
-    """A code-server on a free loopback port with its own user data and extensions folders."""
+def code_server(tmp_path, request):
+    """A code-server on a free loopback port with its own user data and extensions folders.
+
+    Workspace trust is off: every folder is trusted. Parametrized with
+    "restricted" (indirect), trust is on and nothing is trusted, so a folder
+    opens in Restricted Mode (with no prompt).
+    """
+    restricted = getattr(request, "param", None) == "restricted"
     missing = [p for p in (CODE_SERVER, EXTENSION / "out" / "extension.js", EXTENSION / "node_modules" / "playwright-core") if not p.exists()]
     if missing:
         pytest.fail(f"missing {', '.join(map(str, missing))}: run scripts/ensure-vscode")
     user_data = tmp_path / "user-data"
     (user_data / "User").mkdir(parents=True)
     (user_data / "User" / "settings.json").write_text(json.dumps({
+        # The server command counts only from user settings: a workspace's is ignored.
+        "cellbox.serverCommand": SERVER_COMMAND,
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": False,
         "telemetry.telemetryLevel": "off",
@@ -113,6 +124,7 @@ def code_server(tmp_path):
         "git.enabled": False,
         "editor.minimap.enabled": False,
         "window.restoreWindows": "none",
+        "security.workspace.trust.startupPrompt": "never",
     }))
     test_dir = tmp_path / "editor-test"
     test_dir.mkdir()
@@ -128,7 +140,7 @@ def code_server(tmp_path):
     server = subprocess.Popen(
         [
             str(CODE_SERVER), "--config", str(config), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
-            "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+            "--disable-telemetry", "--disable-update-check", *([] if restricted else ["--disable-workspace-trust"]),
             "--user-data-dir", str(user_data), "--extensions-dir", str(tmp_path / "extensions"),
         ],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -174,10 +186,6 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     (workspace / "notes.md").write_text(NOTES)
     (workspace / "cells.py").write_text(CELLS)
     (workspace / "all.md").write_text(ALL)
-    (workspace / ".vscode").mkdir()
-    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
-        "cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"],
-    }))
 
     screenshot = tmp_path / "vscode-run.png"
     facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "suite.js", screenshot)
@@ -214,8 +222,11 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert edits["shifted"] == {str(int(line) + 1): text for line, text in edits["beforeEdit"].items()}
     assert edits["undone"] == edits["beforeEdit"]
     assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
-    running = tmp_path / "vscode-running.png"
-    for picture in (screenshot, running):
+    keep_screenshots(screenshot, tmp_path / "vscode-running.png")
+
+
+def keep_screenshots(*pictures: Path) -> None:
+    for picture in pictures:
         assert picture.exists() and picture.stat().st_size > 10_000
         # CELLBOX_VSCODE_SCREENSHOTS=docs/images refreshes the README's pictures.
         if os.environ.get("CELLBOX_VSCODE_SCREENSHOTS"):
@@ -230,20 +241,103 @@ def test_each_folder_of_a_multi_root_workspace_has_its_own_server(make_workspace
         (folder / "notes.md").write_text('```sh\ncat name.txt\necho "$GREETING"\n```\n')
         # Read inside the sandbox: each folder's block must run in that folder's own mount.
         (folder / "name.txt").write_text(f"I am {name}\n")
-        # And with that folder's own cellbox.sandbox setting.
+        # And with that folder's own cellbox.sandbox setting, which reaches its server
+        # as workspaceSettings (env loosens nothing, so the server uses it).
         (folder / ".vscode").mkdir()
         (folder / ".vscode" / "settings.json").write_text(json.dumps({"cellbox.sandbox": {"env": {"GREETING": f"hello {name}"}}}))
         folders.append(folder)
     workspace_file = tmp_path / "two.code-workspace"
-    workspace_file.write_text(json.dumps({
-        "folders": [{"path": str(folder)} for folder in folders],
-        "settings": {"cellbox.serverCommand": [sys.executable, "-m", "cellbox", "serve"]},
-    }))
+    workspace_file.write_text(json.dumps({"folders": [{"path": str(folder)} for folder in folders]}))
     facts = drive(port, test_dir, f"workspace={urllib.parse.quote(str(workspace_file))}", "multiRoot.js", tmp_path / "unused.png")
     for name in ("alpha", "beta"):
         assert facts["folders"][name]["status"] == "ok"
         assert facts["folders"][name]["decorations"] == {"2": f"✓ I am {name} … hello {name}"}
         assert "cellbox: running" in facts["folders"][name]["statusBar"]
+
+
+def set_user_settings(test_dir: Path, settings: dict) -> None:
+    """Merge `settings` into the user settings of the code-server whose test folder is `test_dir`, before drive()."""
+    path = test_dir.parent / "user-data" / "User" / "settings.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **settings}))
+
+
+def test_workspace_settings_cannot_choose_the_server_or_loosen_the_sandbox(make_workspace, code_server, tmp_path):
+    """Code run in the sandbox can write .vscode/settings.json (issue #11): the
+    extension takes the server command from user settings only, and sends the
+    workspace's cellbox.sandbox as workspaceSettings, which the server treats
+    as a workspace file, not as the user's own. Against the stub server, which
+    records what it receives; the server's approval question is answered with
+    its button, as a user would."""
+    port, test_dir = code_server
+    stub_log = test_dir / "stub.jsonl"
+    set_user_settings(test_dir, {
+        "cellbox.serverCommand": [sys.executable, str(STUB_SERVER), str(stub_log)],
+        "cellbox.sandbox": {"timeout": 30},
+    })
+    workspace = make_workspace("ws")
+    (workspace / "notes.md").write_text("```sh\necho hi\n```\n")
+    pwned = test_dir / "pwned"
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "cellbox.serverCommand": ["sh", "-c", f"touch {pwned}"],
+        "cellbox.sandbox": {"network": "bridge", "env": {"FROM": "workspace"}},
+    }))
+
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "trust.js", tmp_path / "unused.png")
+    keep_screenshots(tmp_path / "vscode-approval.png")
+
+    assert facts["trusted"]  # code-server runs with --disable-workspace-trust: the case of a trusted workspace
+    assert not pwned.exists() and not (test_dir / "pwned-after-rewrite").exists()
+    assert facts["initializationOptions"] == {
+        "timeout": 30,
+        "workspaceSettings": {"network": "bridge", "env": {"FROM": "workspace"}},
+    }
+    warning = facts["serverCommandWarning"]
+    assert "cellbox.serverCommand in ws's .vscode/settings.json is ignored" in warning and "user settings" in warning
+
+    # The server's window/showMessageRequest, as vscode-languageclient shows it: a notification with its actions.
+    assert facts["question"]["message"].startswith(f"cellbox: {workspace}/cellbox.toml asks to loosen the sandbox: ")
+    assert [b for b in facts["question"]["buttons"] if b] == ["Allow", "Not now"]
+    assert facts["answers"] == [{"title": "Allow"}]
+    assert facts["run"] == {"status": "ok", "decorations": {"1": "✓ Allow"}}
+
+    assert facts["trustSent"] == {"command": "cellbox.trust", "arguments": [{"workspace": str(workspace)}]}
+    assert facts["trust"]["settings"] == ['network = "bridge"']
+    assert facts["trustMessage"] == (
+        f'cellbox: allowed for {workspace}: network = "bridge" (from {workspace}/cellbox.toml).'
+    )
+
+    # Rewritten by a block: restarted with the new values, still only as workspaceSettings, and the user's command.
+    assert facts["afterRewrite"] == {"timeout": 30, "workspaceSettings": {"network": "host", "timeout": 5}}
+
+
+@pytest.mark.parametrize("code_server", ["restricted"], indirect=True)
+def test_in_restricted_mode_no_workspace_setting_reaches_the_server(make_workspace, code_server, tmp_path):
+    """In an untrusted workspace VS Code hides the workspace's values of the
+    restricted settings, and the extension sends no workspaceSettings; the
+    approval question and the trust command work as in a trusted one."""
+    port, test_dir = code_server
+    stub_log = test_dir / "stub.jsonl"
+    set_user_settings(test_dir, {
+        "cellbox.serverCommand": [sys.executable, str(STUB_SERVER), str(stub_log)],
+        "cellbox.sandbox": {"timeout": 30},
+    })
+    workspace = make_workspace("ws")
+    (workspace / "notes.md").write_text("```sh\necho hi\n```\n")
+    pwned = test_dir / "pwned"
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({
+        "cellbox.serverCommand": ["sh", "-c", f"touch {pwned}"],
+        "cellbox.sandbox": {"network": "bridge"},
+    }))
+
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "trust.js", tmp_path / "unused.png")
+
+    assert facts["trusted"] is False
+    assert not pwned.exists()
+    assert facts["initializationOptions"] == {"timeout": 30}
+    assert facts["answers"] == [{"title": "Allow"}]
+    assert facts["trustSent"] == {"command": "cellbox.trust", "arguments": [{"workspace": str(workspace)}]}
 
 
 def test_packaged_vsix_installs_into_vscode(tmp_path):

@@ -40,12 +40,12 @@ def test_pyproject_without_tool_table_uses_defaults(tmp_path: Path) -> None:
 
 def test_cellbox_toml_overrides_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.cellbox]\nimage = "from-pyproject"\nnetwork = "bridge"\n'
+        '[tool.cellbox]\nimage = "from-pyproject"\ntimeout = 7\n'
     )
     (tmp_path / "cellbox.toml").write_text('image = "from-cellbox"\n')
     config = load_config(tmp_path)
     assert config.image == "from-cellbox"
-    assert config.network == "bridge"  # keys not in cellbox.toml survive
+    assert config.timeout == 7  # keys not in cellbox.toml survive
 
 
 def test_overrides_win(tmp_path: Path) -> None:

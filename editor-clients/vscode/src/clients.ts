@@ -5,7 +5,8 @@ import * as vscode from 'vscode';
 import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature, DynamicFeature } from 'vscode-languageclient/node';
 import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
 import { BLOCK_STARTED_NOTIFICATION, BlockStartedNotification, EXECUTE, OUTPUT_NOTIFICATION, OutputNotification } from './protocol';
-import { serverCommandFor } from './serverCommand';
+import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
+import { workspaceVenvCellbox } from './serverCommand';
 
 export const LANGUAGES = ['markdown', 'python', 'shellscript'];
 
@@ -27,9 +28,17 @@ class FolderClient extends LanguageClient {
     }
 }
 
+interface Started {
+    folder: vscode.WorkspaceFolder;
+    launch: Launch;
+    client: Promise<LanguageClient | undefined>;
+}
+
 export class Clients implements vscode.Disposable {
-    /** Keyed by folder URI; the promise is stored before the slow start so two callers never start two servers. */
-    private readonly clients = new Map<string, Promise<LanguageClient | undefined>>();
+    /** Keyed by folder URI; stored before the slow start so two callers never start two servers. */
+    private readonly clients = new Map<string, Started>();
+    /** Folders already warned that their cellbox.serverCommand is ignored: once is enough. */
+    private readonly warned = new Set<string>();
     private readonly subscriptions: vscode.Disposable[] = [];
 
     constructor(
@@ -47,10 +56,11 @@ export class Clients implements vscode.Disposable {
             }),
             vscode.workspace.onDidChangeConfiguration(async (change) => {
                 if (change.affectsConfiguration('cellbox.serverCommand') || change.affectsConfiguration('cellbox.sandbox')) {
-                    await this.stopAll();
-                    vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
+                    await this.restartChanged();
                 }
             }),
+            // Trust granted: the workspace's cellbox.sandbox values are sent from now on.
+            vscode.workspace.onDidGrantWorkspaceTrust(() => this.restartChanged()),
         );
         vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
     }
@@ -58,12 +68,13 @@ export class Clients implements vscode.Disposable {
     /** The folder's client, started on first use; undefined when its server cannot start (the user is told why). */
     clientFor(folder: vscode.WorkspaceFolder): Promise<LanguageClient | undefined> {
         const key = folder.uri.toString();
-        let client = this.clients.get(key);
-        if (client === undefined) {
-            client = this.start(folder);
-            this.clients.set(key, client);
+        let started = this.clients.get(key);
+        if (started === undefined) {
+            const launch = launchFor(folder);
+            started = { folder, launch, client: this.start(folder, launch) };
+            this.clients.set(key, started);
         }
-        return client;
+        return started.client;
     }
 
     /** Whether the folder's server was started (or is starting). */
@@ -99,18 +110,53 @@ export class Clients implements vscode.Disposable {
         }
     }
 
-    private async start(folder: vscode.WorkspaceFolder): Promise<LanguageClient | undefined> {
-        const command = serverCommandFor(folder);
+    /**
+     * Restart the servers whose folder's launch (command, settings) is no
+     * longer what they were started with; the others keep running.
+     *
+     * Comparing launches, not settings, is what keeps this safe: a block may
+     * rewrite .vscode/settings.json, but a workspace's serverCommand is not
+     * part of the launch (so it restarts nothing), and its cellbox.sandbox
+     * only reaches the server as untrusted workspaceSettings. Such a restart
+     * stops that workspace's own sandbox, which its blocks can do anyway.
+     */
+    private async restartChanged(): Promise<void> {
+        const started = [...this.clients.entries()];
+        started.forEach(([, { folder }]) => this.warnIfIgnored(folder));
+        const changed = started.filter(([, { folder, launch }]) => !sameLaunch(launch, launchFor(folder)));
+        await Promise.all(changed.map(([key]) => this.stopKey(key)));
+        vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
+    }
+
+    private warnIfIgnored(folder: vscode.WorkspaceFolder): void {
+        const where = ignoredServerCommand(folder);
+        if (where === undefined || this.warned.has(folder.uri.toString())) {
+            return;
+        }
+        this.warned.add(folder.uri.toString());
+        void vscode.window.showWarningMessage(
+            `cellbox: cellbox.serverCommand in ${where} is ignored: it would run a program on this machine, and the workspace's ` +
+                'files can be written by the code its blocks run. Set it in your user settings instead.',
+        );
+    }
+
+    private async start(folder: vscode.WorkspaceFolder, launch: Launch): Promise<LanguageClient | undefined> {
+        this.warnIfIgnored(folder);
+        const command = launch.command;
         if (command === undefined) {
+            const venv = workspaceVenvCellbox(folder);
             void vscode.window.showErrorMessage(
-                `cellbox: no cellbox command found for ${folder.name}: install cellbox in the folder's .venv or on PATH, or set cellbox.serverCommand.`,
+                venv === undefined
+                    ? `cellbox: no cellbox command found for ${folder.name}: install cellbox on PATH, or set cellbox.serverCommand in your user settings.`
+                    : `cellbox: no cellbox command on PATH for ${folder.name}. Its ${venv} is not started unasked, since the code its blocks run ` +
+                          'can write it: if you trust it, name it in cellbox.serverCommand in your user settings.',
             );
             return undefined;
         }
         const options: LanguageClientOptions = {
             documentSelector: LANGUAGES.map((language) => ({ scheme: 'file', language, pattern: `${folder.uri.fsPath}/**/*` })),
             workspaceFolder: folder,
-            initializationOptions: vscode.workspace.getConfiguration('cellbox', folder.uri).get<object>('sandbox') ?? {},
+            initializationOptions: launch.initializationOptions,
             outputChannel: this.serverLog,
             middleware: {
                 provideCodeLenses: async (document, token, next) => {
@@ -151,7 +197,7 @@ export class Clients implements vscode.Disposable {
     }
 
     private async stopKey(key: string): Promise<void> {
-        const client = this.clients.get(key);
+        const client = this.clients.get(key)?.client;
         this.clients.delete(key);
         const started = await client;
         if (started?.isRunning()) {

@@ -1,7 +1,7 @@
 // Owns the palette commands and the context keys their keybindings use.
 import * as vscode from 'vscode';
 import { Clients } from './clients';
-import { ExecuteArgument, RESTART, STOP } from './protocol';
+import { ExecuteArgument, RESTART, STOP, TRUST, TrustResult } from './protocol';
 import { RunLog } from './runLog';
 import { Runs } from './runs';
 import { SandboxStatus, activeFolder } from './sandboxStatus';
@@ -30,6 +30,28 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
             return undefined;
         } finally {
             await status.refresh(folder);
+        }
+    };
+    // The user's approval of what the folder's cellbox.toml / pyproject.toml
+    // ask for that loosens the sandbox, which the server ignores until then.
+    const trustWorkspace = async () => {
+        const folder = activeFolder() ?? (await vscode.window.showWorkspaceFolderPick({ placeHolder: 'Folder whose sandbox settings to allow' }));
+        if (folder === undefined) {
+            return undefined;
+        }
+        try {
+            const result = await clients.send<TrustResult>(folder, TRUST, { workspace: folder.uri.fsPath });
+            if (result !== undefined) {
+                void vscode.window.showInformationMessage(
+                    result.settings.length === 0
+                        ? `cellbox: ${result.workspace} asks for no settings that loosen the sandbox: nothing to allow.`
+                        : `cellbox: allowed for ${result.workspace}: ${result.settings.join(', ')} (from ${result.files.join(', ')}).`,
+                );
+            }
+            return result;
+        } catch (error) {
+            void vscode.window.showErrorMessage(`cellbox: ${error instanceof Error ? error.message : String(error)}`);
+            return undefined;
         }
     };
     const updateContext = () => {
@@ -64,6 +86,7 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
         vscode.commands.registerCommand('cellbox.restartSandbox', () => sandboxCommand(RESTART, 'restart')),
         vscode.commands.registerCommand('cellbox.stopSandbox', () => sandboxCommand(STOP, 'stop')),
         vscode.commands.registerCommand('cellbox.showOutput', () => log.channel.show(true)),
+        vscode.commands.registerCommand('cellbox.trustWorkspace', trustWorkspace),
         vscode.window.onDidChangeActiveTextEditor(updateContext),
         vscode.workspace.onDidChangeTextDocument((change) => {
             if (change.document === vscode.window.activeTextEditor?.document) {

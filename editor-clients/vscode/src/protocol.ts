@@ -6,6 +6,7 @@ export const CANCEL = 'cellbox.cancel';
 export const RESTART = 'cellbox.restart';
 export const STOP = 'cellbox.stop';
 export const STATUS = 'cellbox.status';
+export const TRUST = 'cellbox.trust';
 export const OUTPUT_NOTIFICATION = 'cellbox/output';
 export const BLOCK_STARTED_NOTIFICATION = 'cellbox/blockStarted';
 
@@ -73,6 +74,14 @@ export interface SandboxInfo {
 
 export interface StatusResult {
     sandboxes: SandboxInfo[];
+}
+
+/** What cellbox.trust approved: the settings that loosen the sandbox, as the files say them. */
+export interface TrustResult {
+    workspace: string;
+    files: string[];
+    /** e.g. `network = "bridge"`; empty when the files ask for nothing to approve. */
+    settings: string[];
 }
 
 /** The last line of a block's range, where its inline result goes. */

@@ -8,22 +8,34 @@ export interface ServerCommand {
     args: string[];
 }
 
-/** The setting if given, else the folder's own venv, else `cellbox` on PATH; undefined when none is found. */
+/**
+ * The user's setting if given, else `cellbox` on PATH; undefined when neither
+ * is found. Only the user settings' value counts, and no program of the
+ * workspace's own is run unasked: code run in the sandbox can write every
+ * file of the workspace, a .vscode/settings.json or a .venv/bin/cellbox alike,
+ * and a cloned repository can ship either (issue #11).
+ */
 export function serverCommandFor(folder: vscode.WorkspaceFolder): ServerCommand | undefined {
-    const setting = vscode.workspace.getConfiguration('cellbox', folder.uri).get<string | string[]>('serverCommand');
+    const setting = vscode.workspace.getConfiguration('cellbox', folder.uri).inspect<string | string[]>('serverCommand')?.globalValue;
     if (Array.isArray(setting) && setting.length > 0) {
         return { command: setting[0], args: setting.slice(1) };
     }
     if (typeof setting === 'string' && setting.trim() !== '') {
         return { command: setting.trim(), args: ['serve'] };
     }
-    // A project that installed cellbox into its own venv need not activate it first.
-    const candidates = [path.join(folder.uri.fsPath, '.venv', 'bin', 'cellbox')];
-    for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-        candidates.push(path.join(dir, 'cellbox'));
-    }
-    const found = candidates.find(isExecutableFile);
+    // Absolute entries only: a relative one would be looked up from wherever the editor runs.
+    const found = (process.env.PATH ?? '')
+        .split(path.delimiter)
+        .filter((dir) => path.isAbsolute(dir))
+        .map((dir) => path.join(dir, 'cellbox'))
+        .find(isExecutableFile);
     return found ? { command: found, args: ['serve'] } : undefined;
+}
+
+/** The folder's own .venv/bin/cellbox, which is not used unless the user names it; undefined when there is none. */
+export function workspaceVenvCellbox(folder: vscode.WorkspaceFolder): string | undefined {
+    const candidate = path.join(folder.uri.fsPath, '.venv', 'bin', 'cellbox');
+    return isExecutableFile(candidate) ? candidate : undefined;
 }
 
 function isExecutableFile(file: string): boolean {

@@ -5,7 +5,8 @@
 // with the test's exit code.
 //
 //   node drive.js URL TEST_DIR SCREENSHOT_PATH [TIMEOUT_SECONDS]
-// (a screenshot mid-run goes beside SCREENSHOT_PATH as vscode-running.png)
+// (a screenshot the test asks for mid-run, screenshot-NAME, goes beside
+// SCREENSHOT_PATH as vscode-NAME.png: vscode-running.png, vscode-approval.png)
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -72,11 +73,22 @@ async function serveRequests(page) {
             // The text of the hover widget the editor shows now, as a user reads it.
             const hover = page.locator('.monaco-hover-content').first();
             answer = await hover.innerText({ timeout: 10_000 }).catch((error) => `no hover: ${error.message}`);
+        } else if (action === 'read-notifications') {
+            // Each notification on screen (toasts, or the list when open): its text and buttons, as a user reads them.
+            answer = JSON.stringify(await page.$$eval('.notification-list-item', (items) => items.map((item) => ({
+                message: item.querySelector('.notification-list-item-message')?.innerText ?? '',
+                buttons: [...item.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((b) => b.innerText.trim()),
+            }))));
+        } else if (action.startsWith('click-')) {
+            // A notification's button, by its title.
+            const title = action.slice('click-'.length);
+            await page.locator('.notification-list-item-buttons-container .monaco-button', { hasText: title }).first().click({ timeout: 10_000 });
         } else if (action.startsWith('debug-screenshot')) {
             await page.screenshot({ path: path.join(testDir, `${action}.png`) });
-        } else if (action === 'screenshot-running') {
-            // At once: the block is still running.
-            await page.screenshot({ path: path.join(path.dirname(screenshotPath), 'vscode-running.png') });
+        } else if (action.startsWith('screenshot-')) {
+            // At once (a block still running, a question still open), beside the final one: vscode-NAME.png.
+            const name = action.slice('screenshot-'.length);
+            await page.screenshot({ path: path.join(path.dirname(screenshotPath), `vscode-${name}.png`) });
         } else if (action === 'screenshot') {
             // Let the decorations and lenses settle before the picture.
             await page.waitForTimeout(1000);
@@ -85,7 +97,10 @@ async function serveRequests(page) {
             console.log(`drive: unknown request ${action}`);
         }
         console.log(`drive: did ${action}`);
-        fs.writeFileSync(path.join(testDir, `done-${action}`), answer);
+        // Written whole, then renamed: the test may read it as soon as it exists.
+        const done = path.join(testDir, `done-${action}`);
+        fs.writeFileSync(`${done}.tmp`, answer);
+        fs.renameSync(`${done}.tmp`, done);
     }
 }
 

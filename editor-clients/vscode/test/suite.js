@@ -229,6 +229,8 @@ async function askDriver(action) {
         return;
     }
     const done = path.join(testDir, `done-${action}`);
+    // An answer to an earlier request of the same action (shift-enter is asked again) is not this one's.
+    fs.rmSync(done, { force: true });
     fs.writeFileSync(path.join(testDir, `request-${action}`), '');
     await waitFor(`the driver to do ${action}`, async () => fs.existsSync(done), 60_000);
     return fs.readFileSync(done, 'utf8');

@@ -25,6 +25,10 @@ local COMMANDS = {
   CellboxRestart = { function() cellbox().restart() end, { desc = "cellbox: restart the workspace's sandbox" } },
   CellboxStop = { function() cellbox().stop() end, { desc = "cellbox: stop the workspace's sandbox" } },
   CellboxStatus = { function() cellbox().status() end, { desc = "cellbox: show the sandboxes and their state" } },
+  CellboxTrust = {
+    function() cellbox().trust() end,
+    { desc = "cellbox: allow the loosening settings of the workspace's cellbox.toml / pyproject.toml" },
+  },
   CellboxClear = { function() cellbox().clear() end, { desc = "cellbox: remove the buffer's results" } },
   CellboxOutput = { function() cellbox().output() end, { desc = "cellbox: open a block's whole output" } },
 }

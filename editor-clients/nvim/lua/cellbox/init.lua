@@ -124,6 +124,22 @@ function M.stop()
   end)
 end
 
+--- Approve the loosening settings that the workspace's cellbox.toml and
+--- pyproject.toml ask for now (network, capabilities, raised limits...):
+--- the server ignores them until the user does this or answers "Allow".
+function M.trust()
+  sandbox_command("cellbox.trust", function(answer)
+    if #(answer.settings or {}) == 0 then
+      return ("%s asks for no loosening settings: nothing to allow"):format(answer.workspace)
+    end
+    return ("allowed for %s: %s (from %s)"):format(
+      answer.workspace,
+      table.concat(answer.settings, ", "),
+      table.concat(answer.files or {}, ", ")
+    )
+  end)
+end
+
 --- Show the sandboxes this buffer's server knows and their state.
 function M.status()
   clients.command(current_buffer(), "cellbox.status", vim.empty_dict(), function(err, answer)

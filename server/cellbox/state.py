@@ -1,0 +1,152 @@
+"""The daemon's own folder for one workspace, outside the workspace.
+
+Everything in the workspace may be rewritten by a block, so nothing the daemon
+depends on lives there:
+
+    $XDG_STATE_HOME/cellbox/workspaces/<name>-<hash>/   (0700, the daemon's)
+        blocks/   the blocks the user did not name; read-only at /cellbox/blocks
+        run/      the runner's socket and one-shot token; read-only at /cellbox/run
+        view/     where the workspace is bind-mounted nosuid,nodev for the engine
+
+If the state folder itself lies inside the workspace (a workspace that is the
+home folder), the user's private runtime folder is used instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from cellbox import project, trust
+
+log = logging.getLogger(__name__)
+
+VCS_FOLDERS = (".git", ".hg", ".svn")
+"""Version control metadata: read-only inside the sandbox (a block that writes
+.git/config picks the command the owner's next `git status` runs)."""
+
+_MS_BIND = 0x1000
+_MS_REMOUNT = 0x20
+_MS_NOSUID = 0x2
+_MS_NODEV = 0x4
+_MNT_DETACH = 0x2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+
+
+@attrs.frozen
+class WorkspaceState:
+    root: Path
+    blocks: Path
+    run: Path
+    view: Path
+
+    @classmethod
+    def of(cls, workspace: Path) -> WorkspaceState:
+        """The folder of `workspace`, made if missing, refused if not the daemon's own."""
+        base = state_home() / "cellbox"
+        if trust.inside(base, workspace):
+            base = project.runtime_folder() / "state"
+        digest = hashlib.sha256(os.fsencode(workspace)).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", workspace.name)[:24] or "root"
+        root = base / "workspaces" / f"{name}-{digest}"
+        state = cls(root, root / "blocks", root / "run", root / "view")
+        state._make()
+        return state
+
+    def _make(self) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = self.root.lstat()
+        if info.st_uid != os.geteuid() or not self.root.is_dir() or self.root.is_symlink():
+            raise OSError(errno.EPERM, f"{self.root} is not a folder of this user")
+        os.chmod(self.root, 0o700)
+        # The container's user must read blocks and reach the socket; the
+        # 0700 folder above keeps other users of this machine out.
+        for folder in (self.blocks, self.run, self.view):
+            folder.mkdir(mode=0o755, exist_ok=True)
+
+
+def can_mount() -> bool:
+    return os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def nosuid_view(workspace: Path, view: Path) -> Iterator[bool]:
+    """While the engine starts a container: `view` shows `workspace` through a
+    bind mount with nosuid,nodev, which the container's own bind inherits. A
+    block running as root could otherwise leave a setuid-root program in the
+    workspace for any user of the host to run. Yields whether it worked
+    (it needs root; without it the workspace is mounted as it is)."""
+    mounted = False
+    if can_mount():
+        _unmount(view)  # left by a daemon that died here
+        mounted = _mount(str(workspace), str(view), _MS_BIND) and _mount(
+            "", str(view), _MS_BIND | _MS_REMOUNT | _MS_NOSUID | _MS_NODEV
+        )
+        if not mounted:
+            _unmount(view)
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            # The container keeps its own copy of the mount; the view is
+            # needed again only for the next start.
+            _unmount(view)
+
+
+def _mount(source: str, target: str, flags: int) -> bool:
+    if _libc.mount(source.encode() or None, target.encode(), None, flags, None) == 0:
+        return True
+    log.warning("cannot mount %s at %s: %s", source or "(remount)", target, os.strerror(ctypes.get_errno()))
+    return False
+
+
+def _unmount(target: Path) -> None:
+    while _libc.umount2(str(target).encode(), _MNT_DETACH) == 0:
+        pass  # mounted more than once (a crash between two starts): peel them all
+
+
+def vcs_folders(workspace: Path) -> list[str]:
+    """The workspace's VCS metadata that exists as a real folder or file (a
+    git worktree's `.git` is a file), never through a symlink."""
+    found = []
+    for name in VCS_FOLDERS:
+        try:
+            info = (workspace / name).lstat()
+        except OSError:
+            continue
+        if not (workspace / name).is_symlink() and (info.st_mode & 0o170000) in (0o040000, 0o100000):
+            found.append(name)
+    return found
+
+
+_nosuid_works: bool | None = None
+
+
+def nosuid_supported(workspace_state: WorkspaceState) -> bool:
+    """Whether this daemon can make nosuid views (tried once, on a folder of its own)."""
+    global _nosuid_works
+    if _nosuid_works is None:
+        if not can_mount():
+            log.warning(
+                "not running as root: the workspace is mounted without nosuid,nodev (blocks run as "
+                "the workspace's owner, so a setuid file they make grants no more than that user has)"
+            )
+            _nosuid_works = False
+        else:
+            probe = workspace_state.view
+            with nosuid_view(workspace_state.blocks, probe) as mounted:
+                _nosuid_works = mounted
+    return _nosuid_works
