@@ -19,6 +19,7 @@ the daemon answering another workspace within 2 s. Then what the user sees.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import re
@@ -51,6 +52,8 @@ from tests.e2e.hostile_support import (
 from tests.e2e.test_execution import surviving
 
 CONFIG = f'image = "{TEST_IMAGE}"\n'
+BUSYBOX_IMAGE = "cellbox-test-busybox:latest"
+"""No Python in it: blocks run with one `docker exec` each, without the runner (scripts/build-test-images)."""
 
 
 @pytest.fixture
@@ -331,33 +334,40 @@ async def test_a_linked_config_file_hands_over_no_other_projects_settings(how, c
 # --------------------------------------------------- 3. escapes through the bind mount
 
 
-@pytest.fixture
-def public_workspace(engine):
+@pytest.fixture(params=[TEST_IMAGE, BUSYBOX_IMAGE], ids=["runner", "no-python"])
+def public_workspace(request, engine):
     """A root-owned workspace (the CI case: blocks run as root) that every host user can reach."""
     folder = Path(tempfile.mkdtemp(prefix="cbx-pub-", dir="/tmp"))
     folder.chmod(0o755)
-    (folder / "cellbox.toml").write_text(CONFIG)
+    (folder / "cellbox.toml").write_text(f'image = "{request.param}"\n')
     yield folder
     remove_containers_of(engine, folder)
     shutil.rmtree(folder)
 
 
-SETUID = """\
-cp /usr/bin/id id-chmod && chmod 6755 id-chmod
-install -m 6755 /usr/bin/id id-install
-python3 -c "import os, shutil; shutil.copy('/usr/bin/id', 'id-fchmod'); os.fchmod(os.open('id-fchmod', os.O_RDONLY), 0o6755)"
-echo setuid files made
-sleep 4
-"""
+def setuid_block() -> str:
+    """A block that brings a program of its own (the host's `id`, which unlike
+    busybox's does not drop a setuid identity) and makes it setuid and setgid
+    root three ways; the ways an image lacks the tools for just fail."""
+    program = base64.encodebytes(Path("/usr/bin/id").read_bytes()).decode()
+    return (
+        f"base64 -d > id-chmod <<'EOF'\n{program}EOF\n"
+        "chmod 6755 id-chmod\n"
+        "install -m 6755 id-chmod id-install\n"
+        "python3 -c \"import os, shutil; shutil.copy('id-chmod', 'id-fchmod'); "
+        "os.fchmod(os.open('id-fchmod', os.O_RDONLY), 0o6755)\"\n"
+        "echo setuid files made\n"
+        "sleep 4\n"
+    )
 
 
 def ids_of_a_host_user_running(workspace: Path) -> dict[str, str]:
-    """Each id-* file in `workspace` run by nobody (65534) on the host: the uid and gid it then has."""
+    """Each id-* file in `workspace` run as `id` by nobody (65534) on the host: the uid and gid it then has."""
     ids = {}
     for path in sorted(workspace.glob("id-*")):
         try:
-            run = [subprocess.run([str(path), flag], user=65534, group=65534, extra_groups=[], capture_output=True,
-                                  text=True, timeout=30).stdout.strip() for flag in ("-u", "-g")]
+            run = [subprocess.run(["id", flag], executable=path, user=65534, group=65534, extra_groups=[],
+                                  capture_output=True, text=True, timeout=30).stdout.strip() for flag in ("-u", "-g")]
         except PermissionError:
             run = ["65534", "65534"]  # it cannot even be run: no harm (the chmod that would make it so was refused)
         ids[path.name] = " ".join(run)
@@ -369,12 +379,12 @@ async def test_a_setuid_file_made_by_a_root_sandbox_gives_a_host_user_nothing(ho
     assert public_workspace.stat().st_uid == 0  # so blocks run as root
     if how == BY_REPOSITORY:
         readme = public_workspace / "README.md"
-        readme.write_text(f"# Tools\n\n```sh\n{SETUID}```\n")
+        readme.write_text(f"# Tools\n\n```sh\n{setuid_block()}```\n")
         daemon = await host.start(public_workspace)
         run = asyncio.ensure_future(daemon.command("cellbox.execute", {"uri": readme.as_uri(), "all": True}))
     else:
         daemon = await host.start(public_workspace)
-        run = asyncio.ensure_future(daemon.execute(("sh", SETUID)))
+        run = asyncio.ensure_future(daemon.execute(("sh", setuid_block())))
 
     for _ in range(600):
         if run.done() or "setuid files made" in str(daemon.client.cellbox_output):
@@ -384,7 +394,7 @@ async def test_a_setuid_file_made_by_a_root_sandbox_gives_a_host_user_nothing(ho
     await run
     afterwards = ids_of_a_host_user_running(public_workspace)
     await host.assert_unharmed(daemon)
-    assert while_it_runs, "the block made no file"
+    assert while_it_runs, f"the block made no file: {run.result()}"
     for ids in (while_it_runs, afterwards):
         assert ids == {name: "65534 65534" for name in ids}, ids
 
@@ -485,19 +495,26 @@ async def test_a_gitignore_leading_to_dev_zero_is_not_read_without_end(how, remo
 
 # Each waits a moment before it ends, so that what it left has left its
 # process group and session by then, as an attacker's would.
-LEFT_RUNNING = [
-    ("sh", "setsid env -i sh -c 'sleep 1001' >/dev/null 2>&1 &\nsleep 1", None),
-    ("sh", "(env -i sh -c 'setsid sleep 1002 >/dev/null 2>&1 &' &)\nsleep 1", None),
-    ("python", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
-               "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n    os.execve('/bin/sleep', ['sleep', '1003'], {})\n"
-               "time.sleep(1)", None),
-    ("sh", "setsid env -i sh -c 'sleep 1004' >/dev/null 2>&1 &\nsleep 60", 2),
+LEFT_RUNNING = {
+    "new-session-no-environment": ("sh", "setsid env -i sh -c 'sleep 1001' >/dev/null 2>&1 &\nsleep 1", None),
+    "double-fork": ("sh", "(env -i sh -c 'setsid sleep 1002 >/dev/null 2>&1 &' &)\nsleep 1", None),
+    "execve-empty-environment": (
+        "python", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
+                  "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n    os.execve('/bin/sleep', ['sleep', '1003'], {})\n"
+                  "time.sleep(1)", None),
+    "at-a-timeout": ("sh", "setsid env -i sh -c 'sleep 1004' >/dev/null 2>&1 &\nsleep 60", 2),
+}
+LEFTOVER_CASES = [
+    pytest.param(image, *LEFT_RUNNING[trick], id=f"{trick}-{kind}")
+    for image, kind in [(TEST_IMAGE, "runner"), (BUSYBOX_IMAGE, "no-python")]
+    for trick in LEFT_RUNNING
+    if not (image == BUSYBOX_IMAGE and LEFT_RUNNING[trick][0] == "python")
 ]
 
 
-@pytest.mark.parametrize(("language", "code", "timeout"), LEFT_RUNNING,
-                         ids=["new-session-no-environment", "double-fork", "execve-empty-environment", "at-a-timeout"])
-async def test_nothing_a_block_starts_outlives_its_run(host, workspace, engine, language, code, timeout):
+@pytest.mark.parametrize(("image", "language", "code", "timeout"), LEFTOVER_CASES)
+async def test_nothing_a_block_starts_outlives_its_run(host, make_workspace, engine, image, language, code, timeout):
+    workspace = make_workspace("ws", f'image = "{image}"\n')
     daemon = await host.start(workspace)
     await daemon.execute((language, code), timeout=timeout)
     later = await daemon.execute(("sh", "ps -eo args"))
