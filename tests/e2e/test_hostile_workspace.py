@@ -112,6 +112,7 @@ ulimit -n
 cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null \
   || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max
 """
+MEMORY_LIMIT = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"
 SAFE = ["1000", "1000", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Read-only file system", "1024", str(GiB), "256"]
 
 
@@ -233,16 +234,31 @@ async def test_an_approved_config_loses_its_approval_when_a_block_changes_it(hos
     workspace = make_workspace("ws", CONFIG + 'memory = "2g"\n')
     approval = host.trust(workspace)
     daemon = await host.start(workspace)
-    memory = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"
-    approved = await daemon.execute(("sh", memory))
+    approved = await daemon.execute(("sh", MEMORY_LIMIT))
     assert approved["output"] == f"{2 * GiB}\n", f"cellbox trust said: {approval.stdout}{approval.stderr}"
 
     changed = Plant(files={"cellbox.toml": CONFIG + 'memory = "2g"\ncap_add = ["SYS_ADMIN"]\n'})
     assert (await daemon.execute(changed.as_block()))["output"] == "planted\n"
-    probe = await daemon.execute(("sh", memory + "\ngrep CapEff /proc/self/status"))
+    probe = await daemon.execute(("sh", MEMORY_LIMIT + "\ngrep CapEff /proc/self/status"))
     await host.assert_unharmed(daemon)
     assert probe["output"] == f"{GiB}\nCapEff:\t0000000000000000\n"  # the whole file lost its approval
     await warning_naming(daemon, "cap_add", "memory")
+    assert approval.returncode == 0
+
+
+async def test_an_approval_does_not_extend_to_a_config_file_a_block_adds(host, make_workspace):
+    workspace = make_workspace("ws", CONFIG + 'memory = "2g"\n')
+    approval = host.trust(workspace)
+    daemon = await host.start(workspace)
+    approved = await daemon.execute(("sh", MEMORY_LIMIT))
+    assert approved["output"] == f"{2 * GiB}\n", f"cellbox trust said: {approval.stdout}{approval.stderr}"
+
+    beside = Plant(files={"pyproject.toml": '[tool.cellbox]\ncap_add = ["SYS_ADMIN"]\n'})
+    assert (await daemon.execute(beside.as_block()))["output"] == "planted\n"
+    probe = await daemon.execute(("sh", "grep CapEff /proc/self/status"))
+    await host.assert_unharmed(daemon)
+    assert probe["output"] == "CapEff:\t0000000000000000\n"
+    await warning_naming(daemon, "cap_add", "pyproject.toml")
     assert approval.returncode == 0
 
 
