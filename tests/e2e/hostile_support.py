@@ -157,7 +157,7 @@ class Host:
         """`cellbox trust WORKSPACE`, as the user runs it, with the daemon's XDG folders."""
         return subprocess.run(
             [sys.executable, "-m", "cellbox", "trust", str(workspace)], env={**os.environ, **self.env},
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
 
     async def assert_unharmed(self, daemon) -> None:

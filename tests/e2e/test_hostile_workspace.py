@@ -36,8 +36,8 @@ from tests.conftest import TEST_IMAGE, containers_of, remove_containers_of
 from tests.e2e.hostile_support import (
     BY_BLOCK,
     BY_REPOSITORY,
-    GiB,
     HOW,
+    GiB,
     Host,
     Plant,
     arrange,
@@ -383,7 +383,8 @@ def ids_of_a_host_user_running(workspace: Path) -> dict[str, str]:
     for path in sorted(workspace.glob("id-*")):
         try:
             run = [subprocess.run(["id", flag], executable=path, user=65534, group=65534, extra_groups=[],
-                                  capture_output=True, text=True, timeout=30).stdout.strip() for flag in ("-u", "-g")]
+                                  capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+                   for flag in ("-u", "-g")]
         except PermissionError:
             run = ["65534", "65534"]  # it cannot even be run: no harm (the chmod that would make it so was refused)
         ids[path.name] = " ".join(run)
@@ -423,7 +424,8 @@ def git(workspace: Path, *args: str) -> subprocess.CompletedProcess:
     """git as the owner runs it on the host, with no system or global config."""
     env = {"PATH": os.environ["PATH"], "HOME": str(workspace.parent), "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_CONFIG_GLOBAL": os.devnull}
-    return subprocess.run(["git", *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["git", *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 @pytest.mark.parametrize(
@@ -515,9 +517,12 @@ LEFT_RUNNING = {
     "new-session-no-environment": ("sh", "setsid env -i sh -c 'sleep 1001' >/dev/null 2>&1 &\nsleep 1", None),
     "double-fork": ("sh", "(env -i sh -c 'setsid sleep 1002 >/dev/null 2>&1 &' &)\nsleep 1", None),
     "execve-empty-environment": (
-        "python", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
-                  "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n    os.execve('/bin/sleep', ['sleep', '1003'], {})\n"
-                  "time.sleep(1)", None),
+        "python",
+        ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
+         "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n    os.execve('/bin/sleep', ['sleep', '1003'], {})\n"
+         "time.sleep(1)"),
+        None,
+    ),
     "at-a-timeout": ("sh", "setsid env -i sh -c 'sleep 1004' >/dev/null 2>&1 &\nsleep 60", 2),
 }
 LEFTOVER_CASES = [
