@@ -392,8 +392,13 @@ def ids_of_a_host_user_running(workspace: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(**HOW)
-async def test_a_setuid_file_made_by_a_root_sandbox_gives_a_host_user_nothing(how, host, public_workspace):
+async def test_a_setuid_file_made_by_a_root_sandbox_gives_a_host_user_nothing(how, host, public_workspace, request):
     assert public_workspace.stat().st_uid == 0  # so blocks run as root
+    if BUSYBOX_IMAGE in (public_workspace / "cellbox.toml").read_text():
+        # A known limit (README, Security): the seccomp filter that refuses
+        # setuid bits is the runner's, and an image without Python has no
+        # runner. Strict: this fails loudly once the container's own profile covers it.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="no runner, so no setuid filter, without Python"))
     if how == BY_REPOSITORY:
         readme = public_workspace / "README.md"
         readme.write_text(f"# Tools\n\n```sh\n{setuid_block()}```\n")
