@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import platform
 import statistics
 import subprocess
@@ -230,6 +231,9 @@ async def concurrency(daemon: Daemon, root: Path, workspaces: int, blocks: int) 
 async def main(runs: int, json_path: Path) -> int:
     engine = docker.from_env()
     root = Path(tempfile.mkdtemp(prefix="cellbox-bench-"))
+    # The daemon's own folders for the bench's throw-away workspaces go with
+    # them, not into the user's ~/.local/state (the daemons inherit this).
+    os.environ["XDG_STATE_HOME"] = str(root / "state")
     workspace = root / "warm"
     workspace.mkdir()
     daemon = Daemon()
@@ -293,6 +297,7 @@ async def main(runs: int, json_path: Path) -> int:
         for container in engine.containers.list(all=True, filters={"label": LABEL}):
             if container.labels.get(LABEL, "").startswith(str(root)):
                 container.remove(force=True)
+        shutil.rmtree(root, ignore_errors=True)
 
     med = {name: f["median_ms"] for name, f in figures.items() if "median_ms" in f}
     ratios = {
