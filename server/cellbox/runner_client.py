@@ -69,6 +69,9 @@ class _RunState:
 
 HELLO_TIMEOUT_SECONDS = 5.0
 """How long a connection may take to present its token before it is dropped."""
+MOST_PENDING_HELLOS = 8
+"""Connections waiting to present a token at once; more are dropped at once, so
+that a block opening thousands cannot use up the daemon's file descriptors."""
 
 
 class RunnerListener:
@@ -88,6 +91,7 @@ class RunnerListener:
         self._server: asyncio.base_events.Server | None = None
         self._token: bytes | None = None
         self._arrived: asyncio.Future[RunnerClient] | None = None
+        self._pending_hellos = 0
 
     @property
     def socket_path(self) -> Path:
@@ -146,11 +150,17 @@ class RunnerListener:
         return await asyncio.wait_for(asyncio.shield(self._arrived), timeout)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._token is None or self._pending_hellos >= MOST_PENDING_HELLOS:
+            writer.close()  # no runner expected now (or a flood): nothing to wait for
+            return
+        self._pending_hellos += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), HELLO_TIMEOUT_SECONDS)
+            line = await asyncio.wait_for(_short_line(reader), HELLO_TIMEOUT_SECONDS)
         except (TimeoutError, OSError, ValueError, asyncio.LimitOverrunError):
             writer.close()
             return
+        finally:
+            self._pending_hellos -= 1
         fields = line.split()
         expected, arrived = self._token, self._arrived
         if (
@@ -176,6 +186,20 @@ class RunnerListener:
         if self._arrived is not None and not self._arrived.done():
             self._arrived.cancel()
         self._token = self._arrived = None
+
+
+async def _short_line(reader: asyncio.StreamReader, most: int = 256) -> bytes:
+    """A first line of at most `most` bytes (a hello is ~90): ValueError past it,
+    rather than buffering whatever a block sends."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await reader.read(most + 1 - len(line)) if len(line) <= most else b""
+        if not chunk:
+            raise ValueError("no hello line")
+        line += chunk
+        if b"\n" in line[:-1]:
+            raise ValueError("more than a hello")  # the runner sends nothing before our first request
+    return line
 
 
 async def _answers(path: str) -> bool:
