@@ -64,7 +64,9 @@ _EXTENSIONS = {
 }
 
 VCS_FOLDERS = (".git", ".hg", ".svn")
-"""Version control metadata, which a block may not write (state.py mounts it read-only)."""
+"""Version control metadata, which a block may not write: state.py mounts it
+read-only (a block that writes .git/config picks the command the owner's next
+`git status` runs), and a `# filename:` under it is refused."""
 
 _SHELLS = frozenset({"bash", "shell", "sh", "pwsh", "powershell", "ps1"})
 

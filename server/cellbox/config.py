@@ -326,13 +326,13 @@ def _read_user_config(workspace: Path) -> dict[str, Any]:
         log.warning("ignoring %s: it lies inside the workspace %s", path, workspace)
         return {}
     try:
-        content = safe_files.read_regular(path.parent, path.name, FILE_SIZE_LIMIT)
-    except FileNotFoundError:
+        # The user's own file: a link to their dotfiles is followed (where it
+        # leads was checked above), but only a regular file is read.
+        content = safe_files.read_named(path, FILE_SIZE_LIMIT)
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, safe_files.RefusedFile) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
-    if content is None:
-        return {}
     return validate_overrides(_parse_toml(content, str(path)), str(path))
 
 

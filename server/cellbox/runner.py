@@ -248,39 +248,41 @@ def descendants(root):
     return found
 
 
-def kill_leftovers():
-    """Kill every process below the runner. Runs are serial, so when one has
-    ended whatever is still below us is its leftover (processes the daemon
-    runs with docker exec are not below us, and are left alone). Frozen
-    first, so that none can fork meanwhile, then killed; again until none is left."""
+def freeze_and_kill(find):
+    """Kill the processes `find()` lists: frozen first (SIGSTOP), so that none
+    can fork or react meanwhile, then killed; again until none is left. One
+    we may not signal (another user's) is left out rather than tried again."""
+    spared = set()
     for _ in range(50):
-        pids = descendants(os.getpid())
-        if not pids:
-            return
-        signal_all(pids, signal.SIGSTOP)
-        signal_all(pids, signal.SIGKILL)
-        time.sleep(0.001)
-
-
-def kill_orphans():
-    """At start-up, before any run of ours: kill every process but init, the
-    main process and ourselves. A runner before us that was killed (wedged)
-    could not take its runs' leftovers with it; they went to init."""
-    spared = {1, os.getpid(), os.getppid()}
-    for _ in range(50):
-        pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared]
-        pids = [pid for pid in pids if not is_zombie(pid)]
+        pids = [pid for pid in find() if pid not in spared]
         if not pids:
             return
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGSTOP)
             except PermissionError:
-                spared.add(pid)  # another user's (a `docker exec` as root): not ours to kill
+                spared.add(pid)
             except OSError:
                 pass
         signal_all(pids, signal.SIGKILL)
         time.sleep(0.001)
+
+
+def kill_leftovers():
+    """Kill every process below the runner. Runs are serial, so when one has
+    ended whatever is still below us is its leftover (processes the daemon
+    runs with docker exec are not below us, and are left alone)."""
+    freeze_and_kill(lambda: descendants(os.getpid()))
+
+
+def kill_orphans():
+    """At start-up, before any run of ours: kill every process but init, the
+    main process and ourselves. A runner before us that was killed (wedged)
+    could not take its runs' leftovers with it; they went to init."""
+    ours = (1, os.getpid(), os.getppid())
+    freeze_and_kill(lambda: [
+        int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in ours and not is_zombie(int(n))
+    ])
 
 
 def is_zombie(pid):

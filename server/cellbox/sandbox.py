@@ -49,7 +49,7 @@ from cellbox.backend import (
     StreamConnection,
 )
 from cellbox import safe_files, state, trust
-from cellbox.blocks import interpreter_for, prepare_block
+from cellbox.blocks import VCS_FOLDERS, interpreter_for, prepare_block
 from cellbox.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
 from cellbox.errors import ImageUnavailable, SandboxFailed
 from cellbox.exec_path import ExecPath
@@ -743,7 +743,7 @@ class Sandbox:
         data = prepared.code.encode("utf-8", "replace")  # lone surrogates can arrive in JSON strings
         owner = None if prepared.generated else self.owner(config)
         try:
-            forbidden = () if prepared.generated else state.VCS_FOLDERS
+            forbidden = () if prepared.generated else VCS_FOLDERS
             await asyncio.to_thread(safe_files.write_regular, folder, prepared.relative_path, data, owner, forbidden)
         except safe_files.RefusedFile as exc:
             log.info("refused to write %s in %s: %s", prepared.relative_path, folder, exc)

@@ -21,18 +21,17 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
 from cellbox import project, trust
+from cellbox.blocks import VCS_FOLDERS
 
 log = logging.getLogger(__name__)
 
-VCS_FOLDERS = (".git", ".hg", ".svn")
-"""Version control metadata: read-only inside the sandbox (a block that writes
-.git/config picks the command the owner's next `git status` runs)."""
 
 _MS_BIND = 0x1000
 _MS_REMOUNT = 0x20
@@ -124,10 +123,10 @@ def vcs_folders(workspace: Path) -> list[str]:
     found = []
     for name in VCS_FOLDERS:
         try:
-            info = (workspace / name).lstat()
+            mode = (workspace / name).lstat().st_mode
         except OSError:
             continue
-        if not (workspace / name).is_symlink() and (info.st_mode & 0o170000) in (0o040000, 0o100000):
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):  # a symlink is neither
             found.append(name)
     return found
 

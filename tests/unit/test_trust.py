@@ -104,6 +104,17 @@ def test_the_client_and_the_user_config_may_loosen(workspace: Path, tmp_path: Pa
     assert resolve_config(workspace).config.memory == 2 << 30
 
 
+def test_a_user_config_linked_to_dotfiles_is_read(workspace: Path, tmp_path: Path, monkeypatch) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "cellbox.toml").write_text('network = "bridge"\n')
+    config_home = tmp_path / "config"
+    (config_home / "cellbox").mkdir(parents=True)
+    (config_home / "cellbox" / "config.toml").symlink_to(dotfiles / "cellbox.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    assert resolve_config(workspace).config.network == "bridge"
+
+
 def test_a_user_config_inside_the_workspace_is_not_the_user_s(workspace: Path, monkeypatch) -> None:
     (workspace / "cellbox").mkdir()
     (workspace / "cellbox" / "config.toml").write_text('network = "bridge"\n')
