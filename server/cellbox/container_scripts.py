@@ -52,14 +52,15 @@ strays() {
     [ "$p" = 1 ] && continue
     read -r line < "$d/stat" 2>/dev/null || continue
     set -- ${line##*) }
-    [ "$1" = Z ] && continue
     if [ -z "$oldest" ] || [ "${20}" -lt "$oldest" ]; then oldest=${20}; main=$p; fi
-    echo "$p"
-  done > /tmp/.cellbox-strays.$$ 2>/dev/null
-  while read -r p; do
-    [ "$p" = "$main" ] || [ "$p" = "$$" ] || echo "$p"
-  done < /tmp/.cellbox-strays.$$
-  rm -f /tmp/.cellbox-strays.$$
+  done
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = "$main" ] || [ "$p" = "$$" ] && continue
+    read -r line < "$d/stat" 2>/dev/null || continue
+    set -- ${line##*) }
+    [ "$1" = Z ] || echo "$p"
+  done
 }
 sweep_strays() {
   round=0
@@ -170,8 +171,6 @@ RUN_DIR = "/cellbox/run"
 (runner.sock), the runner's one-shot token (token) and the mount probe."""
 BLOCKS_DIR = "/cellbox/blocks"
 """Where the blocks the user did not name are, mounted read-only."""
-RUNNER_SOCKET = "runner.sock"
-RUNNER_TOKEN = "token"
 MOUNT_PROBE = "mount-probe"
 """A token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
 

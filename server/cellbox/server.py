@@ -146,8 +146,8 @@ class CellboxServer(LanguageServer):
             raise InvalidParams(f"Invalid {EXECUTE} arguments: with uri, give exactly one of position, range, block, all")
 
     async def chosen_blocks(self, params: ExecuteParams) -> tuple[Any, list[DocumentBlock]]:
-        """The document and its blocks an execute asks for; (None, []) for blocks given as text."""
-        self.check_selector(params)
+        """The document and its blocks an execute asks for; (None, []) for blocks
+        given as text. The request passed check_selector already."""
         if params.blocks is not None:
             return None, []
         assert params.uri is not None
