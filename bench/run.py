@@ -32,8 +32,8 @@ import docker
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from cellbox.backend import DockerBackend
-from cellbox.sandbox import Sandbox
+from cellbox.engine.docker import DockerBackend
+from cellbox.sandbox.core import Sandbox
 
 IMAGE = os.environ.get("CELLBOX_IMAGE", "cellbox-sandbox:bookworm")
 LABEL = "org.cellbox.workspace"

@@ -1,6 +1,6 @@
 """`python -m cellbox` serves LSP over stdio, like `cellbox serve`."""
 
-from cellbox.cli import main
+from cellbox.main import main
 
 if __name__ == "__main__":
     main()

@@ -228,7 +228,7 @@ CAPPED_SERVER = [
     # A daemon that regresses into reading /dev/zero fails on its own, not by
     # taking the memory of the machine the tests share.
     "import resource, sys; resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30)); "
-    "from cellbox.cli import main; sys.argv[0] = 'cellbox'; main()",
+    "from cellbox.main import main; sys.argv[0] = 'cellbox'; main()",
     "serve",
 ]
 

@@ -1,4 +1,4 @@
-"""Unit tests for cellbox.blocks: the pure rules applied to one code block."""
+"""Unit tests for cellbox.sandbox.prepare (and cellbox.languages): the pure rules applied to one code block."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cellbox.blocks import (
-    DEFAULT_EXECUTION_POLICIES,
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES, normalize_language
+from cellbox.sandbox.prepare import (
     FilenameOutsideWorkspace,
     declared_filename,
     generated_filename,
-    normalize_language,
     prepare_block,
     relative_in_workspace,
     silence_pip,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cellbox.blocks import DEFAULT_EXECUTION_POLICIES
-from cellbox.config import load_config, validate_overrides
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES
+from cellbox.settings.config import load_config, validate_overrides
 from cellbox.errors import ConfigError
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cellbox.diagnostics import python_error, shell_error
-from cellbox.documents import find_blocks, selection_block
+from cellbox.documents.diagnostics import python_error, shell_error
+from cellbox.documents.finder import find_blocks, selection_block
 
 
 def test_markdown_fences_of_every_kind():

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cellbox.backend import locate_engine
+from cellbox.engine.docker import locate_engine
 from cellbox.errors import EngineUnavailable
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellbox.sandbox import container_name_for
+from cellbox.sandbox.core import container_name_for
 
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 

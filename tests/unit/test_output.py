@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cellbox.output import OutputCollector
+from cellbox.sandbox.output import OutputCollector
 
 
 def test_interleaves_in_arrival_order() -> None:

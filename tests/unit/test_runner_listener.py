@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cellbox.runner_client import RunnerListener
+from cellbox.sandbox.runner_client import RunnerListener
 
 
 async def hello(folder: Path, line: bytes) -> bytes:

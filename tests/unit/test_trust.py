@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cellbox import trust
-from cellbox.config import SandboxConfig, loosens, resolve_config, trust_workspace, validate_overrides
+from cellbox.settings import trust
+from cellbox.settings.config import SandboxConfig, loosens, resolve_config, trust_workspace, validate_overrides
 from cellbox.errors import ConfigError
 
 LOOSENING = {

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cellbox import container_scripts, safe_files
+from cellbox import safe_files
+from cellbox.container import scripts as container_scripts
 from cellbox.safe_files import TooLarge
-from cellbox.workspace_sync import (
+from cellbox.sandbox.workspace_sync import (
     IGNORE_FILE_LIMIT,
     FileState,
     WorkspaceSync,

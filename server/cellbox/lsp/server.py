@@ -25,14 +25,15 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.workspace import TextDocument
 
 from cellbox import __version__, safe_files
-from cellbox.backend import DockerBackend
-from cellbox.config import trust_workspace, validate_overrides
+from cellbox.engine.docker import DockerBackend
+from cellbox.settings.config import trust_workspace, validate_overrides
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
-from cellbox.manager import SandboxManager, SandboxPool, uri_path, workspace_path
-from cellbox.diagnostics import python_error, shell_error
-from cellbox.document_results import DocumentResults, outcome_label
-from cellbox.documents import DocumentBlock, document_kind, find_blocks, selection_block
-from cellbox.sandbox import BlockToRun, RunListener, SettingsGate
+from cellbox.project import uri_path
+from cellbox.sandbox.manager import SandboxManager, SandboxPool, workspace_path
+from cellbox.documents.diagnostics import python_error, shell_error
+from cellbox.documents.results import DocumentResults, outcome_label
+from cellbox.documents.finder import DocumentBlock, document_kind, find_blocks, selection_block
+from cellbox.sandbox.core import BlockToRun, RunListener, SettingsGate
 from cellbox.wire import (
     CancelParams,
     BlockStartedNotification,

@@ -10,9 +10,9 @@ block, the same marker for killing, output fed on the asyncio loop.
 from __future__ import annotations
 
 import asyncio
-from cellbox import container_scripts
-from cellbox.backend import DockerBackend
-from cellbox.runner_client import OutputSink, RunEnd
+from cellbox.container import scripts as container_scripts
+from cellbox.engine.docker import DockerBackend
+from cellbox.sandbox.runner_client import OutputSink, RunEnd
 
 
 class ExecPath:

@@ -22,8 +22,9 @@ from typing import Any
 
 import attrs
 
-from cellbox import safe_files, trust
-from cellbox.blocks import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES
+from cellbox import safe_files
+from cellbox.settings import trust
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES
 from cellbox.errors import ConfigError
 
 log = logging.getLogger(__name__)

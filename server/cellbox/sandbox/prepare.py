@@ -19,22 +19,7 @@ from pathlib import Path
 
 import attrs
 
-LANGUAGE_ALIASES = {"py": "python", "js": "javascript"}
-
-# The seed's DEFAULT_EXECUTION_POLICY: True runs the block, False only saves it.
-DEFAULT_EXECUTION_POLICIES: Mapping[str, bool] = {
-    "bash": True,
-    "shell": True,
-    "sh": True,
-    "pwsh": True,
-    "powershell": True,
-    "ps1": True,
-    "python": True,
-    "javascript": False,
-    "html": False,
-    "css": False,
-}
-KNOWN_LANGUAGES = frozenset(DEFAULT_EXECUTION_POLICIES)
+from cellbox.languages import KNOWN_LANGUAGES, normalize_language
 
 # The interpreter each language runs with inside the container.
 _INTERPRETERS = {
@@ -85,12 +70,6 @@ _LOOKS_LIKE_FILE = re.compile(r"^[\w./-]*\w\.[A-Za-z][A-Za-z0-9]*$")
 
 class FilenameOutsideWorkspace(ValueError):
     """A `# filename:` comment names a path outside the workspace."""
-
-
-def normalize_language(language: str) -> str:
-    """Lower-case the language and apply the seed's aliases (py, js)."""
-    lowered = language.strip().lower()
-    return LANGUAGE_ALIASES.get(lowered, lowered)
 
 
 def interpreter_for(language: str) -> str:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import attrs
 
-from cellbox import project, trust
-from cellbox.blocks import VCS_FOLDERS
+from cellbox import project
+from cellbox.settings import trust
+from cellbox.sandbox.prepare import VCS_FOLDERS
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ def serve_stdio(log_level: str = "INFO") -> None:
 
     from pygls.io_ import StdoutWriter, run_async
 
-    from cellbox.server import build_server
+    from cellbox.lsp.server import build_server
 
     server = build_server()
     # pygls's own start_io, but with our clean-up inside its event loop: the

@@ -38,8 +38,8 @@ from typing import Any
 
 import attrs
 
-from cellbox import container_scripts
-from cellbox.backend import (
+from cellbox.container import scripts as container_scripts
+from cellbox.engine.docker import (
     BindSourceMissing,
     ContainerGone,
     ContainerInfo,
@@ -48,15 +48,17 @@ from cellbox.backend import (
     ImageMissing,
     StreamConnection,
 )
-from cellbox import safe_files, state, trust
-from cellbox.blocks import VCS_FOLDERS, interpreter_for, prepare_block
-from cellbox.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
+from cellbox import safe_files
+from cellbox.sandbox import state
+from cellbox.settings import trust
+from cellbox.sandbox.prepare import VCS_FOLDERS, interpreter_for, prepare_block
+from cellbox.settings.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
 from cellbox.errors import ImageUnavailable, SandboxFailed
-from cellbox.exec_path import ExecPath
-from cellbox.output import OutputCollector
-from cellbox.runner_client import RunEnd, RunnerClient, RunnerListener, RunnerLost
+from cellbox.sandbox.exec_path import ExecPath
+from cellbox.sandbox.output import OutputCollector
+from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerListener, RunnerLost
 from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
-from cellbox.workspace_sync import WorkspaceSync
+from cellbox.sandbox.workspace_sync import WorkspaceSync
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ CANCELLED_MESSAGE = "Cancelled"
 RUNNER_READY_TIMEOUT_SECONDS = 30.0
 """A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
 
-RUNNER_SOURCE = resources.files("cellbox").joinpath("runner.py").read_text(encoding="utf-8")
+RUNNER_SOURCE = resources.files("cellbox.container").joinpath("runner.py").read_text(encoding="utf-8")
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
 COPY_MAIN = container_scripts.copy_main_argv()
 MAIN_DIGESTS = {

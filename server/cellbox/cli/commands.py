@@ -1,6 +1,8 @@
-"""The `cellbox` command line (click): the LSP daemon for editors, the
-per-project daemon's controls, and commands that run blocks from a shell,
-script, git hook or agent through that daemon.
+"""The `cellbox` command line (click): the per-project daemon's controls, and
+commands that run blocks from a shell, script, git hook or agent through that
+daemon. The two commands that turn this process into a server (`serve`,
+`daemon run`) are added by cellbox.main, so that nothing here imports the
+server, pygls or docker.
 
 Exit codes: a run's is its first failing block's exit code (0 when all pass,
 124 for a timeout, 130 after Ctrl-C); 1 when cellbox itself failed (engine,
@@ -19,13 +21,13 @@ import click
 
 from cellbox import __version__, project
 
-# Only light modules at the top: `cellbox exec` in a git hook pays for every
-# import. The daemon, the server and the docker SDK load when a command needs them.
+# Only light modules: `cellbox exec` in a git hook pays for every import
+# (tests/unit/test_house_rules.py checks what this package may import).
 
 IDLE_TIMEOUT_HELP = "Seconds without clients or runs before the daemon stops itself (0: never)."
 
 
-def _idle_timeout_option(fn):
+def idle_timeout_option(fn):
     return click.option(
         "--idle-timeout", type=click.FloatRange(min=0), default=project.DEFAULT_IDLE_TIMEOUT,
         envvar="CELLBOX_IDLE_TIMEOUT", show_default=True, show_envvar=True, help=IDLE_TIMEOUT_HELP,
@@ -54,28 +56,10 @@ def main(ctx: click.Context) -> None:
     daemon per project that every client shares.
     """
     if ctx.invoked_subcommand is None:
-        # Bare `cellbox` has always meant `cellbox serve` to editors.
+        # Bare `cellbox` has always meant `cellbox serve` to editors (main.py adds it).
+        serve = main.get_command(ctx, "serve")
+        assert serve is not None, "cellbox.main adds `serve`"
         ctx.invoke(serve)
-
-
-# ----------------------------------------------------------------- serve
-
-
-@main.command()
-@click.option("--connect", is_flag=True,
-              help="Bridge stdio to the project's daemon (started if needed) instead of serving here.")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@_idle_timeout_option
-def serve(connect: bool, log_level: str, idle_timeout: float) -> None:
-    """Speak LSP on stdin/stdout (what an editor starts)."""
-    if connect:
-        from cellbox.bridge import run_bridge
-
-        sys.exit(run_bridge(idle_timeout))
-    from cellbox.stdio_server import serve_stdio
-
-    serve_stdio(log_level.upper())
 
 
 # ---------------------------------------------------------------- daemon
@@ -96,7 +80,7 @@ def _print_daemon(found, as_json: bool, prefix: str = "") -> None:
     if as_json:
         import attrs
 
-        from cellbox.console import json_text
+        from cellbox.cli.console import json_text
 
         click.echo(json_text(attrs.asdict(found)))
     elif found.running:
@@ -108,11 +92,11 @@ def _print_daemon(found, as_json: bool, prefix: str = "") -> None:
 
 @daemon_group.command("start")
 @click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@_idle_timeout_option
+@idle_timeout_option
 @_json_option
 def daemon_start(workspace: Path | None, idle_timeout: float, as_json: bool) -> None:
     """Start the daemon of WORKSPACE (default: this project), or show the running one."""
-    from cellbox import daemon
+    from cellbox import daemon_control as daemon
 
     found, started = _daemon_call(daemon.start, _project(workspace), idle_timeout)
     _print_daemon(found, as_json, prefix="" if started else "already running: ")
@@ -122,7 +106,7 @@ def daemon_start(workspace: Path | None, idle_timeout: float, as_json: bool) -> 
 @click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def daemon_stop(workspace: Path | None) -> None:
     """Stop the daemon of WORKSPACE and the containers it started."""
-    from cellbox import daemon
+    from cellbox import daemon_control as daemon
 
     folder = _project(workspace)
     pid = _daemon_call(daemon.stop, folder)
@@ -134,19 +118,9 @@ def daemon_stop(workspace: Path | None) -> None:
 @_json_option
 def daemon_status(workspace: Path | None, as_json: bool) -> None:
     """Whether WORKSPACE's daemon runs, its pid, socket and log."""
-    from cellbox import daemon
+    from cellbox import daemon_control as daemon
 
     _print_daemon(_daemon_call(daemon.status, _project(workspace)), as_json)
-
-
-@daemon_group.command("run", hidden=True)
-@click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@_idle_timeout_option
-def daemon_run(workspace: Path, idle_timeout: float) -> None:
-    """The daemon process itself; `daemon start` runs it in the background."""
-    from cellbox import daemon
-
-    daemon.run(workspace, idle_timeout)
 
 
 def _daemon_call(fn, *args):
@@ -216,8 +190,8 @@ def exec_command(file, language: str | None, code: str | None, timeout: float | 
 
 
 def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
-    from cellbox.console import RunDisplay, exit_code_of, json_text
-    from cellbox.rpc_client import Session
+    from cellbox.cli.console import RunDisplay, exit_code_of, json_text
+    from cellbox.cli.rpc_client import Session
 
     display = RunDisplay()
     run_id = f"cli-{os.urandom(6).hex()}"
@@ -293,8 +267,8 @@ def status(workspace: Path | None, as_json: bool) -> None:
 
 
 def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
-    from cellbox.console import json_text, status_lines
-    from cellbox.rpc_client import Session
+    from cellbox.cli.console import json_text, status_lines
+    from cellbox.cli.rpc_client import Session
 
     folder = _project(workspace)
 
@@ -316,7 +290,7 @@ def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
 def _session_call(go, shown: set[str] = frozenset()) -> int:
     """Run a session; a failure is one line on stderr and exit code 1.
     `shown`: messages the server already showed (window/showMessage), not to repeat."""
-    from cellbox.rpc_client import RpcError
+    from cellbox.cli.rpc_client import RpcError
 
     try:
         return go()
@@ -346,8 +320,8 @@ def trust(path: Path | None, revoke: bool) -> None:
     A later change to the file, by you or by code in the sandbox, needs a new
     approval.
     """
-    from cellbox import trust as approvals
-    from cellbox.config import resolve_config, trust_workspace
+    from cellbox.settings import trust as approvals
+    from cellbox.settings.config import resolve_config, trust_workspace
     from cellbox.errors import CellboxError
 
     folder = path.parent if path is not None and path.is_file() else path

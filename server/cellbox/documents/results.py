@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from cellbox.diagnostics import BlockError
-from cellbox.documents import DocumentBlock
+from cellbox.documents.diagnostics import BlockError
+from cellbox.documents.finder import DocumentBlock
 
 
 @attrs.frozen

@@ -52,8 +52,9 @@ from pathlib import Path
 import attrs
 import pathspec
 
-from cellbox import container_scripts, safe_files
-from cellbox.backend import ArchiveTooLarge, DockerBackend
+from cellbox import safe_files
+from cellbox.container import scripts as container_scripts
+from cellbox.engine.docker import ArchiveTooLarge, DockerBackend
 from cellbox.errors import SandboxFailed
 
 log = logging.getLogger(__name__)

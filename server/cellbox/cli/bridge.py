@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from cellbox import daemon
+from cellbox import daemon_control
 from cellbox.project import uri_path
 
 
@@ -65,7 +65,7 @@ async def bridge(idle_timeout: float) -> int:
     except (EOFError, asyncio.IncompleteReadError):
         return 0
     workspace = _project_of(first)
-    found, _started = await loop.run_in_executor(None, daemon.start, workspace, idle_timeout)
+    found, _started = await loop.run_in_executor(None, daemon_control.start, workspace, idle_timeout)
     reader, writer = await asyncio.open_unix_connection(found.socket, limit=1 << 20)
     writer.write(first)
     to_daemon = asyncio.ensure_future(_pump(stdin, writer))

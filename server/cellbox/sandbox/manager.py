@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from cellbox.backend import DockerBackend
+from cellbox.engine.docker import DockerBackend
 from cellbox.errors import CellboxError, InvalidParams
-from cellbox.project import uri_path  # noqa: F401 (re-exported for server.py)
-from cellbox.sandbox import Sandbox
+from cellbox.sandbox.core import Sandbox
 from cellbox.wire import SandboxInfo
 
 log = logging.getLogger(__name__)

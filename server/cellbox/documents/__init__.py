@@ -1,0 +1,1 @@
+"""Editor documents, pure: finding blocks, selecting them for a request, diagnostics from tracebacks, per-document results."""
