@@ -132,17 +132,17 @@ async def bare_create_start(workspace: Path, runs: int) -> list[float]:
     backend = DockerBackend()
     sandbox = Sandbox(workspace, backend, {"image": IMAGE})
     await sandbox.state()
-    spec = sandbox._spec(await sandbox.config())
+    spec = sandbox.container.spec(await sandbox.config())
     idle = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"]
     samples = []
     for i in range(runs):
         bare = attrs.evolve(spec, name=f"cellbox-bench-bare-{os.getpid()}-{i}", main=idle)
         started = time.perf_counter()
-        with sandbox._view(bare):  # the nosuid view the sandbox's own start makes too
+        with sandbox.container.view(bare):  # the nosuid view the sandbox's own start makes too
             await backend.create_container(bare)
             await backend.start_container(bare.name)
         samples.append((time.perf_counter() - started) * 1000)
-        await backend.remove_container(bare.name, sandbox._label)
+        await backend.remove_container(bare.name, sandbox.container.label)
     backend.close()
     return samples
 

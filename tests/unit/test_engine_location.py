@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cellbox.engine.docker import locate_engine
+from cellbox.engine.location import locate_engine
 from cellbox.errors import EngineUnavailable
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for cellbox.sandbox.container_name_for."""
+"""Unit tests for cellbox.sandbox.spec.container_name_for."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellbox.sandbox.core import container_name_for
+from cellbox.sandbox.spec import container_name_for
 
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 

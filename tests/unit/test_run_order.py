@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cellbox.sandbox.core import Place
+from cellbox.sandbox.request import Place
 
 
 async def test_places_are_served_in_the_order_they_were_taken() -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from cellbox import daemon_control
-from cellbox.project import uri_path
+from cellbox.project import DaemonError, uri_path
 
 
 async def _read_message(stdin: asyncio.StreamReader) -> bytes:
@@ -89,7 +89,7 @@ async def bridge(idle_timeout: float) -> int:
 def run_bridge(idle_timeout: float) -> int:
     try:
         return asyncio.run(bridge(idle_timeout))
-    except daemon.DaemonError as exc:
+    except DaemonError as exc:
         print(f"cellbox: {exc}", file=sys.stderr)
         return 1
     except (BrokenPipeError, ConnectionError):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import attrs
+
+from cellbox.documents.finder import DocumentBlock
+from cellbox.wire import BlockResult
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Iteration)?)(?::\s?(?P<msg>.*))?$")
@@ -53,3 +57,17 @@ def _same_file(traceback_file: str, block_file: str) -> bool:
     # The block ran as a path relative to /workspace; a traceback may show it
     # relative or absolute.
     return traceback_file == block_file or traceback_file.endswith("/" + block_file)
+
+
+def block_error(block: DocumentBlock, result: BlockResult, stderr: str, workspace: Path) -> BlockError | None:
+    """The diagnostic to show for a document's block after it ran: only a
+    failure (not a timeout, a cancel or a refusal) whose file was saved."""
+    if result.status != "error" or result.code_file is None:
+        return None
+    if block.language != "python":
+        return shell_error(stderr, result.exit_code, block.start_line)
+    # A named file runs by its path in the workspace; others from the
+    # daemon's folder, by their own name.
+    code_file = Path(result.code_file)
+    shown = str(code_file.relative_to(workspace)) if workspace in code_file.parents else code_file.name
+    return python_error(result.output, shown, block.start_line, block.end_line - block.start_line)

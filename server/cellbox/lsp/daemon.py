@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from cellbox.lsp import pygls_internals
 from cellbox.project import DaemonError, DaemonPaths, answers, read_pid
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
 
     from cellbox.engine.docker import DockerBackend
     from cellbox.sandbox.manager import SandboxPool
-    from cellbox.lsp.server import build_server
+    from cellbox.lsp.features import build_server
     from cellbox.lsp.stdio import StreamReaderAdapter
 
     loop = asyncio.get_running_loop()
@@ -87,7 +88,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
             writer.close()
 
         server = build_server(pool, hang_up)
-        server._stop_event = stop_reading
+        pygls_internals.set_stop_event(server, stop_reading)
         server.protocol.set_writer(writer)
         clients.add(writer)
         sessions.add(server)
@@ -180,20 +181,9 @@ async def _listen(paths: DaemonPaths, serve_client) -> asyncio.AbstractServer:
 def _warm_up(build_server, pool) -> None:
     """Answer one initialize into the void, so that the first real client does
     not pay for cattrs building its (un)structuring functions (~25 ms)."""
-    import json
-
-    class Discard:
-        def write(self, data: bytes) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    server = build_server(pool, lambda: None)
-    server.protocol.set_writer(Discard())
     message = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
                "params": {"processId": None, "rootUri": None, "capabilities": {}}}
-    server.protocol.handle_message(json.loads(json.dumps(message), object_hook=server.protocol.structure_message))
+    pygls_internals.answer_into_the_void(build_server(pool, lambda: None), message)
 
 
 def _write_pid(path: Path) -> None:

@@ -18,20 +18,22 @@ def serve_stdio(log_level: str = "INFO") -> None:
 
     from pygls.io_ import StdoutWriter, run_async
 
-    from cellbox.lsp.server import build_server
+    from cellbox.lsp import pygls_internals
+    from cellbox.lsp.features import build_server
 
     server = build_server()
     # pygls's own start_io, but with our clean-up inside its event loop: the
     # client may close stdin without `shutdown`, and we must still stop the
     # containers we started and hang up on their runners.
-    server._stop_event = threading.Event()
+    stop_event = threading.Event()
+    pygls_internals.set_stop_event(server, stop_event)
     server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
 
     async def serve() -> None:
         reader = await _stdin_reader(server.thread_pool)
         try:
             await run_async(
-                stop_event=server._stop_event,
+                stop_event=stop_event,
                 reader=reader,
                 protocol=server.protocol,
                 logger=logging.getLogger("pygls.io"),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from cellbox.container import scripts as container_scripts
-from cellbox.engine.docker import DockerBackend
+from cellbox.engine.protocol import Engine
 from cellbox.sandbox.runner_client import OutputSink, RunEnd
 
 
 class ExecPath:
-    def __init__(self, backend: DockerBackend, container_id: str, stamp: str = "", sweep_strays: bool = True) -> None:
+    def __init__(self, backend: Engine, container_id: str, stamp: str = "", sweep_strays: bool = True) -> None:
         self._backend = backend
         self._container_id = container_id
         self._stamp = stamp

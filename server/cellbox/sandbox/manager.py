@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from cellbox.engine.docker import DockerBackend
+from cellbox.engine.protocol import Engine
 from cellbox.errors import CellboxError, InvalidParams
 from cellbox.sandbox.core import Sandbox
 from cellbox.wire import SandboxInfo
@@ -70,7 +70,7 @@ class SandboxPool:
     many, and they all run in the same Sandbox, so the same container.
     """
 
-    def __init__(self, backend: DockerBackend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self.backend = backend
         self._sandboxes: dict[Path, Sandbox] = {}
         self._settings: dict[Path, dict[str, Any]] = {}

@@ -1,0 +1,100 @@
+"""The client's side of a run, as the sandbox sees it: the person who
+approves settings (ClientGate) and the editor that hears a run as it goes
+(StreamingListener). Both speak to the client through the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from cellbox.sandbox.request import BlockToRun, RunListener, SettingsGate
+from cellbox.wire import BlockStartedNotification, OutputNotification, to_json
+
+if TYPE_CHECKING:
+    from cellbox.lsp.server import CellboxServer
+
+log = logging.getLogger(__name__)
+
+ALLOW = "Allow"
+NOT_NOW = "Not now"
+APPROVAL_WAIT_SECONDS = 120.0
+"""How long a run waits for the user's answer to the approval prompt; an editor
+may hide it (VS Code's Do Not Disturb), and the run then goes on without."""
+OUTPUT_NOTIFICATION = "cellbox/output"
+BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
+
+
+class ClientGate(SettingsGate):
+    """This client's user, for a workspace file's settings that loosen the
+    sandbox: asked with window/showMessageRequest when the client can show
+    one, told with window/showMessage which settings were left out. Each
+    question and each notice once per connection, not at every run."""
+
+    def __init__(self, ls: CellboxServer) -> None:
+        self.ls = ls
+        self._asked: set[str] = set()
+        self._told: set[str] = set()
+
+    async def approve(self, question: str) -> bool:
+        window = self.ls.client_capabilities.window
+        if question in self._asked or window is None or window.show_message is None:
+            return False
+        self._asked.add(question)
+        request = types.ShowMessageRequestParams(
+            type=types.MessageType.Warning, message=question,
+            actions=[types.MessageActionItem(title=ALLOW), types.MessageActionItem(title=NOT_NOW)],
+        )
+        try:
+            answer = await asyncio.wait_for(self.ls.window_show_message_request_async(request), APPROVAL_WAIT_SECONDS)
+        except TimeoutError:
+            log.info("no answer to the approval request within %.0f s: the settings stay ignored", APPROVAL_WAIT_SECONDS)
+            return False
+        except Exception as exc:  # the client cannot answer: the settings stay ignored
+            log.info("the client did not answer the approval request: %s", exc)
+            return False
+        return answer is not None and answer.title == ALLOW
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        if message not in self._told:
+            self._told.add(message)
+            self.ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+
+class StreamingListener(RunListener):
+    """Sends a run's output to the client as `cellbox/output` notifications.
+
+    They are written to stdout as the output arrives, on the one event loop
+    that later writes the response: every notification of a run reaches the
+    client before the run's response, and in the order the block wrote it.
+    """
+
+    def __init__(self, ls: CellboxServer, run_id: str, count: int) -> None:
+        self.ls = ls
+        self.run_id = run_id
+        self.count = count
+        self.current = 0
+        self.on_block: Callable[[], None] | None = None
+        self._stderr: dict[int, list[str]] = {}
+
+    def block_started(self, index: int, block: BlockToRun) -> None:
+        self.current = index
+        notice = BlockStartedNotification(self.run_id, index, block.language, block.range, block.extent)
+        self.ls.protocol.notify(BLOCK_STARTED_NOTIFICATION, to_json(notice))
+        if self.on_block is not None:
+            self.on_block()
+
+    def output(self, index: int, stream: str, text: str) -> None:
+        if stream == "stderr":
+            self._stderr.setdefault(index, []).append(text)
+        self.ls.protocol.notify(OUTPUT_NOTIFICATION, to_json(OutputNotification(self.run_id, index, stream, text)))
+
+    def stderr(self, index: int) -> str:
+        return "".join(self._stderr.get(index, []))
+
+    def describe(self, elapsed: float) -> str:
+        return f"block {self.current + 1}/{self.count} · {elapsed:.1f} s"

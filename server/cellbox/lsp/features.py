@@ -1,0 +1,230 @@
+"""The LSP features and `cellbox.*` commands: each handler unpacks its
+arguments, calls the domain (documents/, the sandbox manager) and converts
+the result. Every CellboxError becomes a JSON-RPC error here, in one place,
+and the daemon keeps serving after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from cellbox.documents.finder import DocumentBlock, document_kind, find_blocks
+from cellbox.documents.selection import check_selector, select_blocks
+from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
+from cellbox.lsp.client_side import StreamingListener
+from cellbox.lsp.server import CellboxServer
+from cellbox.project import uri_path
+from cellbox.sandbox.manager import SandboxPool, workspace_path
+from cellbox.sandbox.request import BlockToRun
+from cellbox.settings.config import trust_workspace, validate_overrides
+from cellbox.wire import (
+    CancelParams,
+    CancelResult,
+    ExecuteParams,
+    Position,
+    Range,
+    StatusParams,
+    StatusResult,
+    TrustResult,
+    WorkspaceParams,
+    parse,
+    to_json,
+)
+
+log = logging.getLogger(__name__)
+
+EXECUTE = "cellbox.execute"
+RESTART = "cellbox.restart"
+STOP = "cellbox.stop"
+STATUS = "cellbox.status"
+CANCEL = "cellbox.cancel"
+TRUST = "cellbox.trust"
+
+
+def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Turn CellboxErrors into JSON-RPC errors with their code and message."""
+
+    @functools.wraps(fn)
+    async def handler(ls: CellboxServer, *args: Any) -> Any:
+        try:
+            return to_json(await fn(ls, *args))
+        except CellboxError as exc:
+            log.info("%s failed: %s", fn.__name__, exc)
+            if isinstance(exc, (EngineUnavailable, ImageUnavailable, ConfigError)):
+                # Not the caller's fault and not visible in a reply an editor may
+                # only log: tell the person too.
+                ls.show_error(f"cellbox: {exc}")
+            raise JsonRpcException(code=exc.code, message=exc.message) from None
+
+    return handler
+
+
+def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | None = None) -> CellboxServer:
+    """A server for one client: of a daemon's shared `pool`, else with its own sandboxes."""
+    if pool is None:
+        from cellbox.engine.docker import DockerBackend
+
+        server = CellboxServer(SandboxPool(DockerBackend()), owns_pool=True, hang_up=hang_up)
+    else:
+        server = CellboxServer(pool, owns_pool=False, hang_up=hang_up)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CellboxServer, params: types.InitializeParams) -> None:
+        folders = [f.uri for f in params.workspace_folders or []]
+        roots = folders or [params.root_uri or params.root_path]
+        for root in roots:
+            if not root:
+                continue
+            try:
+                ls.manager.default_workspaces.append(workspace_path(root))
+            except InvalidParams as exc:
+                log.warning("ignoring workspace %s: %s", root, exc)
+        options = params.initialization_options
+        try:
+            if isinstance(options, dict) and "workspaceSettings" in options:
+                options = dict(options)
+                from_workspace = options.pop("workspaceSettings")
+                # Checked now for a clear message; weighed like a workspace file at each run.
+                ls.manager.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
+            ls.manager.overrides.update(validate_overrides(options, "initializationOptions"))
+        except ConfigError as exc:
+            # Carry on with the workspace's own settings rather than refuse to start.
+            ls.show_error(f"cellbox: {exc}; using the workspace's settings instead")
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: CellboxServer, *_: Any) -> None:
+        await ls.shutdown_sandboxes()
+
+    @server.command(EXECUTE)
+    @command_handler
+    async def execute(ls: CellboxServer, *args: Any) -> Any:
+        params = parse(_one_argument(EXECUTE, args), ExecuteParams, EXECUTE)
+        if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
+            raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
+        run_id = params.run_id or uuid.uuid4().hex
+        check_selector(params)
+        if params.uri is not None and params.workspace is None:
+            try:
+                sandbox = ls.manager.sandbox_for_file(uri_path(params.uri))
+            except (OSError, ValueError, RuntimeError):
+                raise InvalidParams(f"uri: {params.uri!r} is not a path that can be read") from None
+        else:
+            sandbox = ls.manager.sandbox(params.workspace)
+        # Its place among the workspace's runs is taken now, before reading the
+        # document: requests run in the order they arrived.
+        place = sandbox.take_place()
+        try:
+            chosen: list[DocumentBlock] = []
+            if params.uri is not None:
+                document = await ls.document(params.uri)
+                chosen = select_blocks(params, document.uri, document.source, document.language_id)
+                to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen]
+            else:
+                to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
+            listener = StreamingListener(ls, run_id, len(to_run))
+            with ls.manager.cancellable(params.run_id) as cancelled:
+                ls.cancel_with_request(cancelled)
+                async with ls.run_progress(listener, cancelled):
+                    result = await sandbox.execute(
+                        to_run, params.timeout, ls.step_progress, cancelled, listener, run_id, gate=ls.gate, place=place
+                    )
+        finally:
+            place.leave()
+        if params.uri is not None:
+            ls.after_document_run(document.uri, chosen, result, listener, sandbox.workspace)
+        return result
+
+    @server.command(CANCEL)
+    @command_handler
+    async def cancel(ls: CellboxServer, *args: Any) -> Any:
+        params = parse(_one_argument(CANCEL, args), CancelParams, CANCEL)
+        return CancelResult(params.run_id, ls.manager.cancel(params.run_id))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CellboxServer, params: types.DidChangeTextDocumentParams) -> None:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        blocks = find_blocks(document.uri, document.source, document.language_id)
+        if ls.results.reanchor(document.uri, blocks):
+            ls.publish_errors(document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CellboxServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.results.forget(params.text_document.uri)
+        ls.publish_errors(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    def code_lens(ls: CellboxServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        blocks = find_blocks(document.uri, document.source, document.language_id)
+        lenses = []
+        if document_kind(document.uri, document.language_id) == "markdown" and len(blocks) > 1:
+            lenses.append(_lens(0, "▶ Run all", {"uri": document.uri, "all": True}))
+        for block in blocks:
+            argument = {"uri": document.uri, "position": {"line": block.start_line, "character": 0}}
+            lenses.append(_lens(block.header_line, "▶ Run", argument))
+            label = ls.results.outcome(document.uri, block)
+            if label is not None:
+                lenses.append(_lens(block.header_line, label, argument))
+        return lenses
+
+    @server.command(RESTART)
+    @command_handler
+    async def restart(ls: CellboxServer, *args: Any) -> Any:
+        params = parse(_one_argument(RESTART, args), WorkspaceParams, RESTART)
+        return await ls.manager.sandbox(params.workspace).restart(ls.step_progress, gate=ls.gate)
+
+    @server.command(STOP)
+    @command_handler
+    async def stop(ls: CellboxServer, *args: Any) -> Any:
+        params = parse(_one_argument(STOP, args), WorkspaceParams, STOP)
+        return await ls.manager.sandbox(params.workspace).stop(gate=ls.gate)
+
+    @server.command(TRUST)
+    @command_handler
+    async def trust(ls: CellboxServer, *args: Any) -> Any:
+        """Approve the workspace's settings files as they are now (an editor's command)."""
+        params = parse(_one_argument(TRUST, args), WorkspaceParams, TRUST)
+        workspace = ls.manager.resolve(params.workspace)
+        files = await asyncio.to_thread(trust_workspace, workspace)
+        return TrustResult(
+            str(workspace), [str(f.path) for f in files], [line for f in files for line in f.loosening]
+        )
+
+    @server.command(STATUS)
+    @command_handler
+    async def status(ls: CellboxServer, *args: Any) -> Any:
+        # `{}` is the documented argument; no argument at all is accepted too.
+        if args:
+            parse(_one_argument(STATUS, args), StatusParams, STATUS)
+        return StatusResult(await ls.manager.status())
+
+    return server
+
+
+def _block_range(block: DocumentBlock) -> Range:
+    return Range(Position(block.start_line, 0), Position(block.end_line, 0))
+
+
+def _block_extent(block: DocumentBlock) -> Range:
+    return Range(Position(block.header_line, 0), Position(block.extent_end_line, 0))
+
+
+def _lens(line: int, title: str, argument: dict[str, Any]) -> types.CodeLens:
+    return types.CodeLens(
+        range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+        command=types.Command(title=title, command=EXECUTE, arguments=[argument]),
+    )
+
+
+def _one_argument(command: str, args: tuple[Any, ...]) -> Any:
+    if len(args) != 1:
+        raise InvalidParams(f"{command} takes exactly one argument object, got {len(args)} arguments")
+    return args[0]

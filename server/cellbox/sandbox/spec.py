@@ -1,0 +1,112 @@
+"""What a workspace's container is made from: its name, the uid:gid its blocks
+run as, and its ContainerSpec, whose fingerprint label makes a container built
+from other settings (or another runner) stale. Pure: no engine calls."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import resources
+from pathlib import Path
+
+import attrs
+
+from cellbox.container import scripts as container_scripts
+from cellbox.engine.protocol import ContainerInfo, ContainerSpec
+from cellbox.sandbox import state
+from cellbox.settings.config import SandboxConfig
+
+LABEL_WORKSPACE = "org.cellbox.workspace"
+"""The workspace a container belongs to: the daemon touches no container without it."""
+LABEL_SPEC = "org.cellbox.spec"
+"""The fingerprint of the spec a container was made from."""
+
+RUNNER_SOURCE = resources.files("cellbox.container").joinpath("runner.py").read_text(encoding="utf-8")
+SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
+COPY_MAIN = container_scripts.copy_main_argv()
+_MAIN_DIGESTS = {
+    tuple(main): hashlib.sha256("\0".join(main).encode()).hexdigest() for main in (SANDBOX_MAIN, COPY_MAIN)
+}
+
+
+def container_name_for(workspace: Path) -> str:
+    """A readable, deterministic name: the folder's name plus a hash of its full path."""
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", workspace.name.lower()).strip("-.")[:30] or "workspace"
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:10]
+    return f"cellbox-{slug}-{digest}"
+
+
+def container_name(workspace: Path, config: SandboxConfig) -> str:
+    return config.container_name or container_name_for(workspace)
+
+
+def user_for(workspace: Path, config: SandboxConfig) -> str:
+    """uid:gid blocks run as: by default whoever owns the workspace, so the
+    files they make there are that person's, not root's."""
+    if config.user != "auto":
+        return config.user if ":" in config.user else f"{config.user}:{config.user}"
+    owner = workspace.stat()
+    return f"{owner.st_uid}:{owner.st_gid}"
+
+
+def owner_for(workspace: Path, config: SandboxConfig) -> tuple[int, int]:
+    """The (uid, gid) that files the daemon writes for blocks get."""
+    uid, _, gid = user_for(workspace, config).partition(":")
+    return int(uid), int(gid)
+
+
+def is_ours(info: ContainerInfo, workspace: Path) -> bool:
+    return info.labels.get(LABEL_WORKSPACE) == str(workspace)
+
+
+def build_spec(
+    workspace: Path, config: SandboxConfig, workspace_state: state.WorkspaceState, copy: bool, bind_source: str
+) -> ContainerSpec:
+    """The container for `workspace` in copy or bind mode (`bind_source` is
+    what the engine mounts at /workspace), labelled with its fingerprint."""
+    read_only: tuple[tuple[str, str], ...] = ()
+    if not copy:
+        read_only = (
+            (str(workspace_state.blocks), container_scripts.BLOCKS_DIR),
+            (str(workspace_state.run), container_scripts.RUN_DIR),
+            *((f"{bind_source}/{name}", f"/workspace/{name}") for name in state.vcs_folders(workspace)),
+        )
+    spec = ContainerSpec(
+        name=container_name(workspace, config),
+        image=config.image,
+        main=COPY_MAIN if copy else SANDBOX_MAIN,
+        workspace_mount="copy" if copy else "bind",
+        bind_source="" if copy else bind_source,
+        read_only_binds=read_only,
+        volumes=(container_scripts.BLOCKS_DIR,) if copy else (),
+        network=config.network,
+        auto_remove=config.auto_remove,
+        labels={LABEL_WORKSPACE: str(workspace)},
+        user=user_for(workspace, config),
+        # HOME: the image's /root or / is read-only or not ours; tools
+        # such as pip want a writable home. PYTHONUNBUFFERED: a block's
+        # stdout is a pipe, so Python would hold a plain print() until it
+        # exits; the user should see it when it is printed.
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", **config.env},
+        memory=config.memory,
+        cpus=config.cpus,
+        pids_limit=config.pids_limit,
+        open_files=config.open_files,
+        max_file_size=config.max_file_size,
+        tmp_size=config.tmp_size,
+        read_only=config.read_only,
+        cap_add=config.cap_add,
+        no_new_privileges=config.no_new_privileges,
+        runtime=config.runtime,
+    )
+    # Anything in the spec that changes makes the existing container stale,
+    # the runner's own source included (by its digest, computed once: this
+    # runs on every execute), so an upgraded cellbox replaces it.
+    fields = attrs.astuple(attrs.evolve(spec, main=[_MAIN_DIGESTS[tuple(spec.main)]]))
+    fingerprint = hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
+    return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})
+
+
+def made_from(info: ContainerInfo, spec: ContainerSpec) -> bool:
+    """Whether the container was made from this very spec (else it is stale)."""
+    return info.labels.get(LABEL_SPEC) == spec.labels[LABEL_SPEC]
