@@ -44,7 +44,7 @@ STOP_GRACE_SECONDS = 1
 
 
 class DockerBackend:
-    def __init__(self, api_timeout: float = 30.0) -> None:
+    def __init__(self, api_timeout: int = 30) -> None:
         self._api_timeout = api_timeout
         self._client: docker.DockerClient | None = None
         self._podman = False
@@ -291,7 +291,8 @@ class DockerBackend:
 
         def ask() -> bool:
             # `until` in the past makes the engine answer at once instead of streaming.
-            events = self._connect().events(
+            # The API takes fractional seconds; the SDK's stubs say int.
+            events = self._connect().events(  # type: ignore[call-overload]
                 since=since, until=time.time(), decode=True,
                 filters={"container": container_id, "event": "oom"},
             )
@@ -307,9 +308,10 @@ class DockerBackend:
 
         def run() -> int:
             try:
-                return self._connect().containers.get(container_id).exec_run(argv).exit_code
+                code = self._connect().containers.get(container_id).exec_run(argv).exit_code
             except (docker.errors.NotFound, docker.errors.APIError):
                 return -1  # nothing to do in a container that is gone or stopped
+            return -1 if code is None else code
 
         return await self._call(run)
 

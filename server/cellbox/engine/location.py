@@ -4,6 +4,7 @@ DOCKER_CONTEXT, the current context of the Docker config, or the local socket.""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -97,7 +98,8 @@ def engine_address() -> str:
 def _docker_config_file() -> str:
     from docker.utils.config import find_config_file
 
-    return find_config_file() or "~/.docker/config.json (absent)"
+    found = find_config_file()
+    return str(found) if found else "~/.docker/config.json (absent)"
 
 
 def ssh_needs_client_binary(url: str | None) -> bool:
@@ -105,8 +107,4 @@ def ssh_needs_client_binary(url: str | None) -> bool:
     # on; without it, shell out to the `ssh` binary (it honours ~/.ssh/config).
     if not (url or os.environ.get("DOCKER_HOST", "")).startswith("ssh://"):
         return False
-    try:
-        import paramiko  # noqa: F401
-    except ImportError:
-        return True
-    return False
+    return importlib.util.find_spec("paramiko") is None

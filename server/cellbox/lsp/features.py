@@ -79,7 +79,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @server.feature(types.INITIALIZE)
     def initialize(ls: CellboxServer, params: types.InitializeParams) -> None:
         folders = [f.uri for f in params.workspace_folders or []]
-        roots = folders or [params.root_uri or params.root_path]
+        roots: list[str | None] = [*folders] or [params.root_uri or params.root_path]
         for root in roots:
             if not root:
                 continue

@@ -8,10 +8,10 @@ pyproject.toml (pygls>=2.1,<3) is what these were checked with.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from lsprotocol import types
@@ -52,10 +52,12 @@ class CellboxProtocol(LanguageServerProtocol):
         return None
 
 
-def request_future(protocol: LanguageServerProtocol) -> asyncio.Future[Any] | None:
+def request_future(protocol: LanguageServerProtocol) -> Future[Any] | None:
     """The future pygls answers the request being handled from. pygls cancels
     it on `$/cancelRequest` but not the task running our handler, so a
     handler that wants to hear of the cancel listens on it."""
+    if protocol.msg_id is None:
+        return None
     return protocol._request_futures.get(protocol.msg_id)
 
 

@@ -97,7 +97,8 @@ class CellboxServer(LanguageServer):
             error = block_error(block, outcome, listener.stderr(index), workspace)
             self.results.record(uri, block, outcome_label(outcome.status, outcome.exit_code, outcome.duration_ms), error)
         self.publish_errors(uri)
-        lens = self.client_capabilities.workspace and self.client_capabilities.workspace.code_lens
+        workspace_capabilities = self.client_capabilities.workspace
+        lens = workspace_capabilities.code_lens if workspace_capabilities is not None else None
         if lens is not None and lens.refresh_support:
             self.workspace_code_lens_refresh(None)
 
@@ -119,7 +120,7 @@ class CellboxServer(LanguageServer):
         """Make `$/cancelRequest` on this execute request cancel its run."""
         future = pygls_internals.request_future(self.protocol)
         if future is not None:
-            future.add_done_callback(lambda f: f.cancelled() and cancelled.set())
+            future.add_done_callback(_set_when_cancelled(cancelled))
 
     @contextlib.asynccontextmanager
     async def run_progress(self, listener: StreamingListener, cancelled: asyncio.Event) -> AsyncIterator[None]:
@@ -137,7 +138,7 @@ class CellboxServer(LanguageServer):
         self.work_done_progress.begin(
             token, types.WorkDoneProgressBegin(title="cellbox", message=listener.describe(0.0), cancellable=True)
         )
-        self.work_done_progress.tokens[token].add_done_callback(lambda f: f.cancelled() and cancelled.set())
+        self.work_done_progress.tokens[token].add_done_callback(_set_when_cancelled(cancelled))
 
         def report() -> None:
             message = listener.describe(time.monotonic() - started)
@@ -183,6 +184,16 @@ class CellboxServer(LanguageServer):
             return None
         await self.work_done_progress.create_async(token)
         return token
+
+
+def _set_when_cancelled(event: asyncio.Event) -> Callable[[Any], None]:
+    """A done-callback for a future: `event` is set if the future was cancelled."""
+
+    def callback(future: Any) -> None:
+        if future.cancelled():
+            event.set()
+
+    return callback
 
 
 def _read_document(uri: str) -> str:

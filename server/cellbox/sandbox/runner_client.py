@@ -270,10 +270,10 @@ class RunnerClient:
                 if not future.done():
                     future.set_exception(error)
                     future.exception()  # retrieved: only one of the two is awaited
-        for future in self._pings.values():
-            if not future.done():
-                future.set_exception(RunnerLost("the sandbox's runner stopped", started=False))
-                future.exception()
+        for ping in self._pings.values():
+            if not ping.done():
+                ping.set_exception(RunnerLost("the sandbox's runner stopped", started=False))
+                ping.exception()
         self._pings.clear()
 
     # ------------------------------------------------------------ writing
