@@ -11,7 +11,7 @@ from typing import Any
 
 from cellbox.lsp import pygls_internals
 from cellbox.lsp.features import build_server
-from cellbox.sandbox.manager import SandboxPool
+from cellbox.sandbox.pool import SandboxPool
 from fake_engine import FakeEngine
 
 

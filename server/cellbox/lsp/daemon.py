@@ -55,7 +55,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
     from pygls.io_ import run_async
 
     from cellbox.engine.docker import DockerBackend
-    from cellbox.sandbox.manager import SandboxPool
+    from cellbox.sandbox.pool import SandboxPool
     from cellbox.lsp.features import build_server
     from cellbox.lsp.stdio import StreamReaderAdapter
 
@@ -130,7 +130,7 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
                 paths.socket.unlink(missing_ok=True)
                 paths.pid.unlink(missing_ok=True)
         for server in list(sessions):
-            server.manager.cancel_all()
+            server.sandboxes.cancel_all()
         for writer in list(clients):
             writer.close()
         await pool.shutdown()

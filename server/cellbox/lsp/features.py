@@ -1,5 +1,5 @@
 """The LSP features and `cellbox.*` commands: each handler unpacks its
-arguments, calls the domain (documents/, the sandbox manager) and converts
+arguments, calls the domain (documents/, the client's view of the sandboxes) and converts
 the result. Every CellboxError becomes a JSON-RPC error here, in one place,
 and the daemon keeps serving after it.
 """
@@ -22,7 +22,7 @@ from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUn
 from cellbox.lsp.client_side import StreamingListener
 from cellbox.lsp.server import CellboxServer
 from cellbox.project import uri_path
-from cellbox.sandbox.manager import SandboxPool, workspace_path
+from cellbox.sandbox.pool import SandboxPool, workspace_path
 from cellbox.sandbox.request import BlockToRun
 from cellbox.settings.config import trust_workspace, validate_overrides
 from cellbox.wire import (
@@ -84,7 +84,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             if not root:
                 continue
             try:
-                ls.manager.default_workspaces.append(workspace_path(root))
+                ls.sandboxes.default_workspaces.append(workspace_path(root))
             except InvalidParams as exc:
                 log.warning("ignoring workspace %s: %s", root, exc)
         options = params.initialization_options
@@ -93,8 +93,8 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
                 options = dict(options)
                 from_workspace = options.pop("workspaceSettings")
                 # Checked now for a clear message; weighed like a workspace file at each run.
-                ls.manager.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
-            ls.manager.overrides.update(validate_overrides(options, "initializationOptions"))
+                ls.sandboxes.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
+            ls.sandboxes.overrides.update(validate_overrides(options, "initializationOptions"))
         except ConfigError as exc:
             # Carry on with the workspace's own settings rather than refuse to start.
             ls.show_error(f"cellbox: {exc}; using the workspace's settings instead")
@@ -113,11 +113,11 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         check_selector(params)
         if params.uri is not None and params.workspace is None:
             try:
-                sandbox = ls.manager.sandbox_for_file(uri_path(params.uri))
+                sandbox = ls.sandboxes.sandbox_for_file(uri_path(params.uri))
             except (OSError, ValueError, RuntimeError):
                 raise InvalidParams(f"uri: {params.uri!r} is not a path that can be read") from None
         else:
-            sandbox = ls.manager.sandbox(params.workspace)
+            sandbox = ls.sandboxes.sandbox(params.workspace)
         # Its place among the workspace's runs is taken now, before reading the
         # document: requests run in the order they arrived.
         place = sandbox.take_place()
@@ -130,7 +130,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             else:
                 to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
             listener = StreamingListener(ls, run_id, len(to_run))
-            with ls.manager.cancellable(params.run_id) as cancelled:
+            with ls.sandboxes.cancellable(params.run_id) as cancelled:
                 ls.cancel_with_request(cancelled)
                 async with ls.run_progress(listener, cancelled):
                     result = await sandbox.execute(
@@ -146,7 +146,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def cancel(ls: CellboxServer, *args: Any) -> Any:
         params = parse(_one_argument(CANCEL, args), CancelParams, CANCEL)
-        return CancelResult(params.run_id, ls.manager.cancel(params.run_id))
+        return CancelResult(params.run_id, ls.sandboxes.cancel(params.run_id))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CellboxServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -179,20 +179,20 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def restart(ls: CellboxServer, *args: Any) -> Any:
         params = parse(_one_argument(RESTART, args), WorkspaceParams, RESTART)
-        return await ls.manager.sandbox(params.workspace).restart(ls.step_progress, gate=ls.gate)
+        return await ls.sandboxes.sandbox(params.workspace).restart(ls.step_progress, gate=ls.gate)
 
     @server.command(STOP)
     @command_handler
     async def stop(ls: CellboxServer, *args: Any) -> Any:
         params = parse(_one_argument(STOP, args), WorkspaceParams, STOP)
-        return await ls.manager.sandbox(params.workspace).stop(gate=ls.gate)
+        return await ls.sandboxes.sandbox(params.workspace).stop(gate=ls.gate)
 
     @server.command(TRUST)
     @command_handler
     async def trust(ls: CellboxServer, *args: Any) -> Any:
         """Approve the workspace's settings files as they are now (an editor's command)."""
         params = parse(_one_argument(TRUST, args), WorkspaceParams, TRUST)
-        workspace = ls.manager.resolve(params.workspace)
+        workspace = ls.sandboxes.resolve(params.workspace)
         files = await asyncio.to_thread(trust_workspace, workspace)
         return TrustResult(
             str(workspace), [str(f.path) for f in files], [line for f in files for line in f.loosening]
@@ -204,7 +204,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         # `{}` is the documented argument; no argument at all is accepted too.
         if args:
             parse(_one_argument(STATUS, args), StatusParams, STATUS)
-        return StatusResult(await ls.manager.status())
+        return StatusResult(await ls.sandboxes.status())
 
     return server
 

@@ -1,5 +1,5 @@
 """The language server object: one per client connection. It owns the
-client's view of the sandboxes (SandboxManager), the per-document results,
+client's view of the sandboxes (ClientView), the per-document results,
 and how the server speaks to the client (diagnostics, lenses, progress,
 messages). The handlers are features.py's; pygls internals pygls_internals.py's.
 """
@@ -28,7 +28,7 @@ from cellbox.errors import InvalidParams
 from cellbox.lsp import pygls_internals
 from cellbox.lsp.client_side import ClientGate, StreamingListener
 from cellbox.project import uri_path
-from cellbox.sandbox.manager import SandboxManager, SandboxPool
+from cellbox.sandbox.pool import ClientView, SandboxPool
 from cellbox.wire import ExecuteResult
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class CellboxServer(LanguageServer):
         assert isinstance(self.protocol, pygls_internals.CellboxProtocol)
         self.protocol.hang_up = hang_up
         self.owns_pool = owns_pool
-        self.manager = SandboxManager(pool)
+        self.sandboxes = ClientView(pool)
         self.results = DocumentResults()
         self.gate = ClientGate(self)
         self._shut_down = False
@@ -71,9 +71,9 @@ class CellboxServer(LanguageServer):
             return
         self._shut_down = True
         if self.owns_pool:
-            await self.manager.pool.shutdown()
+            await self.sandboxes.pool.shutdown()
         else:
-            self.manager.cancel_all()
+            self.sandboxes.cancel_all()
 
     # ------------------------------------------------------------ documents
 

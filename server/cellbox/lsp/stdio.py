@@ -48,7 +48,7 @@ def serve_stdio(log_level: str = "INFO") -> None:
         pass
     finally:
         server.shutdown()
-        server.manager.pool.backend.close()
+        server.sandboxes.pool.backend.close()
 
 
 class StreamReaderAdapter:

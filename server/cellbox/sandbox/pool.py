@@ -1,5 +1,5 @@
 """Owns the sandboxes of every workspace this daemon serves (SandboxPool), and
-each client's view of them (SandboxManager: its workspaces, settings and runs).
+each client's view of them (ClientView: its workspaces, settings and runs).
 
 One Sandbox object per workspace path, made on first use; the Sandbox itself
 serialises its container's creation, so two requests arriving together never
@@ -123,7 +123,7 @@ class SandboxPool:
                 log.error("could not stop a sandbox at shutdown", exc_info=outcome)
 
 
-class SandboxManager:
+class ClientView:
     """One client's view of the pool: its workspaces, its settings and its runs."""
 
     def __init__(self, pool: SandboxPool) -> None:
