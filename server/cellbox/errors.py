@@ -2,7 +2,7 @@
 
 Every failure a user can act on is a `CellboxError` with a message that says
 what was wrong and what to do. Each class carries the JSON-RPC error code it
-is answered with; `server.py` maps them in one place.
+is answered with; `lsp/features.py` maps them in one place.
 """
 
 

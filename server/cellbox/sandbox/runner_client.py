@@ -1,4 +1,4 @@
-"""The daemon's end of a sandbox's warm runner (see runner.py for the other end).
+"""The daemon's end of a sandbox's warm runner (container/runner.py is the other end).
 
 RunnerListener is the daemon's socket for one sandbox, in the daemon's own
 folder (state.py), mounted read-only into the container: the runner connects
