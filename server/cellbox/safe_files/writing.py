@@ -122,31 +122,27 @@ def replace_regular(
     symlink, is replaced, never written through; a folder there is refused
     (RefusedFile). Mode, owner and mtime are set on the new file's own handle.
     """
-    parent, _, name = rel.rpartition("/")
-    with folder(root, parent, make=True, owner=owner) as folder_fd:
-        _refuse_folder_at(folder_fd, name, rel)
-        temporary, fd = _new_name(".cellbox-copy-", lambda candidate: os.open(
+
+    def make(folder_fd: int, candidate: str) -> int:
+        return os.open(
             candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd
-        ))
+        )
+
+    def fill(folder_fd: int, temporary: str, fd: int) -> None:
         try:
-            try:
-                while chunk := source.read(1 << 20):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                os.fchmod(fd, mode & 0o777)
-                if owner is not None and os.geteuid() == 0:
-                    os.fchown(fd, *owner)
-                if mtime is not None:
-                    os.utime(fd, (mtime, mtime))
-            finally:
-                os.close(fd)
-            os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=folder_fd)
-            raise
-        return os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+            while chunk := source.read(1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fchmod(fd, mode & 0o777)
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(fd, *owner)
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
+        finally:
+            os.close(fd)
+
+    return _rename_into_place(root, rel, owner, ".cellbox-copy-", make, fill)
 
 
 def write_symlink(root: Path, rel: str, target: str, owner: tuple[int, int] | None = None) -> os.stat_result:
@@ -155,15 +151,38 @@ def write_symlink(root: Path, rel: str, target: str, owner: tuple[int, int] | No
     then renamed over what was there (a folder there is refused). Only the
     link itself is given to `owner`, never what it points at. Whether
     `target` leads inside is the caller's question (resolve_beneath)."""
+
+    def make(folder_fd: int, candidate: str) -> None:
+        os.symlink(target, candidate, dir_fd=folder_fd)
+
+    def give(folder_fd: int, temporary: str, _: None) -> None:
+        if owner is not None and os.geteuid() == 0:
+            os.chown(temporary, *owner, dir_fd=folder_fd, follow_symlinks=False)
+
+    return _rename_into_place(root, rel, owner, ".cellbox-link-", make, give)
+
+
+def _rename_into_place(
+    root: Path,
+    rel: str,
+    owner: tuple[int, int] | None,
+    prefix: str,
+    make: Callable[[int, str], _T],
+    finish: Callable[[int, str, _T], None],
+) -> os.stat_result:
+    """What replace_regular and write_symlink share: in a handle on the
+    folder of `rel` (made where missing, beneath the root, and given to
+    `owner`), `make(folder handle, name)` makes the new entry under a fresh
+    name starting with `prefix`, `finish(folder handle, name, what make
+    returned)` completes it, and it is renamed over `rel` in that same
+    handle. A folder at `rel` is refused (RefusedFile); if finishing or the
+    rename fails, the temporary is removed. Return the lstat of the new `rel`."""
     parent, _, name = rel.rpartition("/")
     with folder(root, parent, make=True, owner=owner) as folder_fd:
         _refuse_folder_at(folder_fd, name, rel)
-        temporary, _ = _new_name(".cellbox-link-", lambda candidate: os.symlink(
-            target, candidate, dir_fd=folder_fd
-        ))
+        temporary, made = _new_name(prefix, lambda candidate: make(folder_fd, candidate))
         try:
-            if owner is not None and os.geteuid() == 0:
-                os.chown(temporary, *owner, dir_fd=folder_fd, follow_symlinks=False)
+            finish(folder_fd, temporary, made)
             os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
         except BaseException:
             with contextlib.suppress(OSError):
