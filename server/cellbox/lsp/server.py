@@ -26,7 +26,8 @@ from pygls.workspace import TextDocument
 
 from cellbox import __version__, safe_files
 from cellbox.engine.docker import DockerBackend
-from cellbox.settings.config import trust_workspace, validate_overrides
+from cellbox.settings.schema import validate_overrides
+from cellbox.settings.sources import trust_workspace
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.project import uri_path
 from cellbox.sandbox.manager import SandboxManager, SandboxPool, workspace_path

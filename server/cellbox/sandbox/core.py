@@ -52,7 +52,8 @@ from cellbox import safe_files
 from cellbox.sandbox import state
 from cellbox.settings import trust
 from cellbox.sandbox.prepare import VCS_FOLDERS, interpreter_for, prepare_block
-from cellbox.settings.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
+from cellbox.settings.schema import SandboxConfig
+from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.errors import ImageUnavailable, SandboxFailed
 from cellbox.sandbox.exec_path import ExecPath
 from cellbox.sandbox.output import OutputCollector
