@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cellbox.languages import DEFAULT_EXECUTION_POLICIES
-from cellbox.settings.config import load_config, validate_overrides
+from cellbox.settings.schema import validate_overrides
+from cellbox.settings.sources import load_config
 from cellbox.errors import ConfigError
 
 

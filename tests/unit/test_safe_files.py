@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cellbox import safe_files
-from cellbox.safe_files import RefusedFile, TooLarge
+from cellbox.safe_files import RefusedFile, TooLarge, beneath
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
 OWNER = (4321, 4322)
@@ -32,7 +32,7 @@ def ws(tmp_path: Path) -> Path:
 def kernel(request, monkeypatch) -> str:
     """Both ways of resolving: openat2, and the fallback that follows no link."""
     if request.param == "no symlinks":
-        monkeypatch.setattr(safe_files, "_have_openat2", False)
+        monkeypatch.setattr(beneath, "_have_openat2", False)
     return request.param
 
 
@@ -64,7 +64,7 @@ def test_links_inside_are_followed_with_openat2(ws: Path) -> None:
 
 
 def test_without_openat2_no_link_is_followed(ws: Path, monkeypatch) -> None:
-    monkeypatch.setattr(safe_files, "_have_openat2", False)
+    monkeypatch.setattr(beneath, "_have_openat2", False)
     (ws / "real").write_bytes(b"inner")
     (ws / "link").symlink_to("real")
     with pytest.raises(RefusedFile):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cellbox.settings import trust
-from cellbox.settings.config import SandboxConfig, loosens, resolve_config, trust_workspace, validate_overrides
+from cellbox.settings.schema import SandboxConfig, loosens, validate_overrides
+from cellbox.settings.sources import resolve_config, trust_workspace
 from cellbox.errors import ConfigError
 
 LOOSENING = {

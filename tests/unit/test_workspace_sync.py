@@ -17,19 +17,13 @@ import pytest
 from cellbox import safe_files
 from cellbox.container import scripts as container_scripts
 from cellbox.safe_files import TooLarge
-from cellbox.sandbox.workspace_sync import (
-    IGNORE_FILE_LIMIT,
-    FileState,
-    WorkspaceSync,
-    _Budget,
-    _PullReport,
-    build_tar,
-    parse_listing,
-    safe_relative,
-    state_of,
-    topmost,
-    walk,
-)
+from cellbox.sandbox.workspace_sync import WorkspaceSync
+from cellbox.sandbox.workspace_sync.listing import parse_listing, safe_relative, topmost
+from cellbox.sandbox.workspace_sync.packing import build_tar
+from cellbox.sandbox.workspace_sync.report import Budget as _Budget
+from cellbox.sandbox.workspace_sync.report import PullReport as _PullReport
+from cellbox.sandbox.workspace_sync.selection import IGNORE_FILE_LIMIT, walk
+from cellbox.sandbox.workspace_sync.sync import FileState, state_of
 
 
 def tree(root: Path, files: dict[str, str]) -> None:

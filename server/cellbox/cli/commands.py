@@ -321,7 +321,7 @@ def trust(path: Path | None, revoke: bool) -> None:
     approval.
     """
     from cellbox.settings import trust as approvals
-    from cellbox.settings.config import resolve_config, trust_workspace
+    from cellbox.settings.sources import resolve_config, trust_workspace
     from cellbox.errors import CellboxError
 
     folder = path.parent if path is not None and path.is_file() else path

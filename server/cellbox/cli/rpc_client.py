@@ -123,10 +123,6 @@ class Session:
         self._socket: socket.socket | None = None
         self.client: RpcClient | None = None
 
-    @property
-    def via_daemon(self) -> bool:
-        return self._socket is not None
-
     def __enter__(self) -> Session:
         paths = DaemonPaths.of(self.workspace)
         if answers(paths.socket):

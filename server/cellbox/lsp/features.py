@@ -24,7 +24,8 @@ from cellbox.lsp.server import CellboxServer
 from cellbox.project import uri_path
 from cellbox.sandbox.pool import SandboxPool, workspace_path
 from cellbox.sandbox.request import BlockToRun
-from cellbox.settings.config import trust_workspace, validate_overrides
+from cellbox.settings.schema import validate_overrides
+from cellbox.settings.sources import trust_workspace
 from cellbox.wire import (
     CancelParams,
     CancelResult,

@@ -33,7 +33,7 @@ from cellbox.sandbox.request import ProgressFactory
 from cellbox.sandbox.runner_client import RunnerClient, RunnerListener
 from cellbox.sandbox.runner_start import ViewNotShown, WorkspaceNotShown, connect_runner, write_mount_probe
 from cellbox.sandbox.workspace_sync import WorkspaceSync
-from cellbox.settings.config import SandboxConfig
+from cellbox.settings.schema import SandboxConfig
 from cellbox.container import scripts as container_scripts
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
 from cellbox.sandbox.runner_client import RunnerLost
 from cellbox.settings import trust
-from cellbox.settings.config import ResolvedConfig, SandboxConfig, approval_question, resolve_config
+from cellbox.settings.schema import SandboxConfig
+from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Running a block with one `docker exec`: the fallback for images without
-Python, and the way blocks run in copy mode (workspace_sync.py), where the
+Python, and the way blocks run in copy mode (workspace_sync/), where the
 runner's socket is out of the daemon's reach.
 
 Slower than the warm runner (the exec round trip costs ~50 ms) but needs only

@@ -14,7 +14,7 @@ import attrs
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerInfo, ContainerSpec
 from cellbox.sandbox import state
-from cellbox.settings.config import SandboxConfig
+from cellbox.settings.schema import SandboxConfig
 
 LABEL_WORKSPACE = "org.cellbox.workspace"
 """The workspace a container belongs to: the daemon touches no container without it."""

@@ -9,7 +9,7 @@ by a `git pull`, no longer matches and must be approved again.
 
 Where the store itself lies inside a workspace (a workspace that is the home
 folder), a block could write approvals: the store is then ignored for that
-workspace, and so is the user's config file (config.user_config_path).
+workspace, and so is the user's config file (sources.user_config_path).
 """
 
 from __future__ import annotations
