@@ -29,7 +29,7 @@ def test_an_unclosed_fence_runs_to_the_end():
 def test_cells_with_titles_and_code_above_the_first_marker():
     text = "import os\n# %% one\na = 1\n#%% two\nb = 2\n"
     blocks = find_blocks("file:///w/s.py", text)
-    assert [(b.id, b.start_line, b.end_line, b.code) for b in blocks] == [
+    assert [(f"L{b.header_line}", b.start_line, b.end_line, b.code) for b in blocks] == [
         ("L0", 0, 1, "import os\n"), ("L1", 2, 3, "a = 1\n"), ("L3", 4, 5, "b = 2\n"),
     ]
 

@@ -1,8 +1,8 @@
 """Runnable blocks found in a document's text: Markdown fences and `# %%` cells.
 
 Pure functions, no pygls: the server hands in a document's URI, language id
-and text, and gets the blocks back, each with a stable id for its position,
-its language, its line range and its code.
+and text, and gets the blocks back: each with its header line (fence or cell
+marker), its language, its line range and its code.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ _PARSER = MarkdownIt("commonmark")
 
 @attrs.frozen
 class DocumentBlock:
-    id: str
-    """Stable for its position: the line the block's fence or cell marker is on (e.g. "L12")."""
     language: str
     header_line: int
     """The fence or cell-marker line (for a lens above the block); the first code line when there is none."""
@@ -80,7 +78,7 @@ def markdown_blocks(text: str) -> list[DocumentBlock]:
         fence_line = token.map[0]
         start = fence_line + 1
         end = start + token.content.count("\n")
-        blocks.append(DocumentBlock(f"L{fence_line}", language, fence_line, start, end, token.content, token.map[1]))
+        blocks.append(DocumentBlock(language, fence_line, start, end, token.content, token.map[1]))
     return blocks
 
 
@@ -90,16 +88,16 @@ def script_cells(text: str, language: str) -> list[DocumentBlock]:
     markers = [n for n, line in enumerate(lines) if _CELL_MARKER.match(line)]
     if not markers:
         end = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
-        return [DocumentBlock("L0", language, 0, 0, end, _join(lines[:end]))] if text.strip() else []
+        return [DocumentBlock(language, 0, 0, end, _join(lines[:end]))] if text.strip() else []
     cells = []
     if any(line.strip() for line in lines[: markers[0]]):  # code above the first marker is a cell too
-        cells.append(DocumentBlock("L0", language, 0, 0, markers[0], _join(lines[: markers[0]])))
+        cells.append(DocumentBlock(language, 0, 0, markers[0], _join(lines[: markers[0]])))
     for index, marker in enumerate(markers):
         end = markers[index + 1] if index + 1 < len(markers) else len(lines)
         if end == len(lines) and lines[-1] == "":
             end -= 1
         code = _join(lines[marker + 1 : end])
-        cells.append(DocumentBlock(f"L{marker}", language, marker, marker + 1, max(end, marker + 1), code))
+        cells.append(DocumentBlock(language, marker, marker + 1, max(end, marker + 1), code))
     return cells
 
 
@@ -112,7 +110,7 @@ def selection_block(uri: str, text: str, start_line: int, end_line: int, languag
         around = [b for b in find_blocks(uri, text, language_id) if b.start_line <= start_line < b.end_line]
         language = around[0].language if around else "markdown"
     lines = text.split("\n")[start_line : end_line + 1]
-    return DocumentBlock(f"S{start_line}-{end_line}", language, start_line, start_line, start_line + len(lines), _join(lines))
+    return DocumentBlock(language, start_line, start_line, start_line + len(lines), _join(lines))
 
 
 def _join(lines: list[str]) -> str:

@@ -29,7 +29,7 @@ class ContainerSpec:
     """The container's main process (argv), fed by the daemon through the container's stdin."""
     workspace_mount: str
     """"bind": the engine mounts `bind_source` at /workspace. "copy": /workspace is
-    a volume of the container's own, filled through the archive API (workspace_sync.py)."""
+    a volume of the container's own, filled through the archive API (sandbox/workspace_sync/)."""
     bind_source: str
     """Host path mounted read-write at /workspace (bind mode only)."""
     read_only_binds: tuple[tuple[str, str], ...]

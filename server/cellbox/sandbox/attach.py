@@ -9,7 +9,7 @@ Python fall back to one `docker exec` per block (exec_path.py).
 
 When the engine cannot show the workspace through a bind mount (it runs on
 another machine), the sandbox is made in copy mode instead: files travel
-through the engine's archive API (workspace_sync.py) before and after each
+through the engine's archive API (workspace_sync/) before and after each
 run, and blocks run with one `docker exec` each, as the runner's socket is out
 of reach. `workspace_mount = "auto"` tries the bind mount first and falls back.
 """

@@ -6,7 +6,7 @@ This package owns keeping the two in step:
 
 - which files go in: the workspace's files, `.gitignore` rules honoured (the
   root's and nested ones), `.git/` and `.cellbox/` never, within a size limit;
-  plus the block files sandbox.py writes into `.cellbox/` (selection.py, and
+  plus the block files the sandbox writes into `.cellbox/` (selection.py, and
   packing.py for the tar they travel in);
 - what the container was given, by size and mtime, so that before each run
   only what changed here goes in, and what was deleted here is deleted there
@@ -16,7 +16,7 @@ This package owns keeping the two in step:
   listing.py), copied back into the workspace: regular files, folders and
   symlinks that stay inside it, never a path that climbs out or is absolute;
   when the daemon runs as root, owned by the user blocks run as (as
-  sandbox.py's `_save` does). What was left out ends the block's output
+  the sandbox's `save_block` does). What was left out ends the block's output
   (report.py).
 
 Everything in the workspace, and everything a run sends back, may be hostile,
@@ -35,7 +35,7 @@ skipped with a warning.
 Deletions go both ways, but a run's deletion only removes a local file still
 as it was sent: a file edited here in the meantime is kept (and sent again).
 Files a run makes are copied back even when `.gitignore` ignores them, as a
-bind mount would show them. Only DockerBackend talks to the engine; the
+bind mount would show them. Only the Engine (engine/) talks to the engine; the
 filesystem work runs in worker threads, never on the event loop.
 """
 

@@ -24,7 +24,7 @@ import attrs
 
 from cellbox import safe_files
 from cellbox.container import scripts as container_scripts
-from cellbox.engine.docker import ArchiveTooLarge, DockerBackend
+from cellbox.engine.protocol import ArchiveTooLarge, Engine
 from cellbox.errors import SandboxFailed
 from cellbox.sandbox.workspace_sync.listing import parse_listing, safe_relative, topmost
 from cellbox.sandbox.workspace_sync.packing import Packed, build_tar
@@ -52,15 +52,15 @@ def state_of(stats: os.stat_result) -> FileState:
 class WorkspaceSync:
     """Keeps one copy-mode container's /workspace in step with the workspace.
 
-    The engine calls are made on the event loop (DockerBackend's methods are
+    The engine calls are made on the event loop (the Engine's methods are
     async); every filesystem step (walking, reading, building and unpacking
     tars) runs in a worker thread, one at a time, awaited before the next
-    engine call. Runs are serialised per workspace (sandbox.py), so a push and
+    engine call. Runs are serialised per workspace (sandbox/core.py), so a push and
     a pull never overlap and `_sent` is only touched by one step at a time."""
 
     def __init__(
         self,
-        backend: DockerBackend,
+        backend: Engine,
         container_id: str,
         workspace: Path,
         owner: tuple[int, int],
