@@ -15,7 +15,9 @@ def check_selector(params: ExecuteParams) -> None:
     ways = [name for name in ("position", "range", "block", "all") if getattr(params, name) not in (None, False)]
     if params.blocks is not None:
         if params.uri is not None or ways:
-            raise InvalidParams(f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, block, all")
+            raise InvalidParams(
+                f"Invalid {EXECUTE} arguments: give either blocks, or uri with one of position, range, block, all"
+            )
         if not params.blocks:
             raise InvalidParams(f"Invalid {EXECUTE} arguments: blocks: give at least one block")
         return

@@ -132,10 +132,7 @@ def make_folders(root_fd: int, folder: str, owner: tuple[int, int] | None) -> in
                 below = open_beneath(above, part, os.O_RDONLY | os.O_DIRECTORY)
             except OSError as exc:
                 raise refusal(exc, folder) or exc from None
-            if owner is not None and os.geteuid() == 0:
-                info = os.fstat(below)
-                if (info.st_uid, info.st_gid) != owner:
-                    os.fchown(below, *owner)
+            hand_over(below, owner)
             os.close(above)
             above = below
         return os.dup(above)
@@ -212,3 +209,16 @@ def lstat_beneath(root: Path, rel: str) -> os.stat_result | None:
             return os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def hand_over(fd: int, owner: tuple[int, int] | None) -> bool:
+    """Give the open file or folder `fd` to `owner` (uid, gid) when the daemon
+    runs as root, so that what it makes for blocks is the user's, not root's;
+    whether it is theirs now. Not root: it stays the daemon user's, who is
+    the one blocks run as by default."""
+    if owner is None or os.geteuid() != 0:
+        return False
+    info = os.fstat(fd)
+    if (info.st_uid, info.st_gid) != owner:
+        os.fchown(fd, *owner)
+    return True

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from cellbox.safe_files.beneath import RefusedFile, folder, make_folders, open_beneath, refusal, root_handle
+from cellbox.safe_files.beneath import RefusedFile, folder, hand_over, make_folders, open_beneath, refusal, root_handle
 
 _T = TypeVar("_T")
 
@@ -66,7 +66,7 @@ def write_regular(
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        _give(fd, info, owner)
+        hand_over(fd, owner)
         return True
     finally:
         os.close(fd)
@@ -100,11 +100,6 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _give(fd: int, info: os.stat_result, owner: tuple[int, int] | None) -> None:
-    if owner is not None and os.geteuid() == 0 and (info.st_uid, info.st_gid) != owner:
-        os.fchown(fd, *owner)
-
-
 def replace_regular(
     root: Path,
     rel: str,
@@ -135,8 +130,7 @@ def replace_regular(
                 while view:
                     view = view[os.write(fd, view):]
             os.fchmod(fd, mode & 0o777)
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(fd, *owner)
+            hand_over(fd, owner)
             if mtime is not None:
                 os.utime(fd, (mtime, mtime))
         finally:
@@ -210,7 +204,7 @@ def make_folder(root: Path, rel: str, owner: tuple[int, int] | None = None) -> b
         os.mkdir(name, 0o755, dir_fd=folder_fd)
         made = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
         try:
-            _give(made, os.fstat(made), owner)
+            hand_over(made, owner)
         finally:
             os.close(made)
         return True

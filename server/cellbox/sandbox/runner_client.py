@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from cellbox import safe_files
+
 log = logging.getLogger(__name__)
 
 STARTED_TIMEOUT_SECONDS = 5.0
@@ -136,9 +138,7 @@ class RunnerListener:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
         try:
             os.write(fd, self._token)
-            if os.geteuid() == 0:
-                os.fchown(fd, *owner)
-            else:
+            if not safe_files.hand_over(fd, owner):
                 os.fchmod(fd, 0o444)  # we cannot give it to another user: let it read it
         finally:
             os.close(fd)

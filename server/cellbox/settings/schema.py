@@ -247,5 +247,7 @@ def refuse_outright(settings: Mapping[str, Any], source: str) -> None:
             'container\'s network stack. Use "none" (the default), "bridge" or a network of your own.'
         )
     if "ALL" in settings.get("cap_add", ()):
-        raise ConfigError(f'{source}: cap_add = ["ALL"] is refused: that is a privileged container. Name the capabilities you need.')
+        raise ConfigError(
+            f'{source}: cap_add = ["ALL"] is refused: that is a privileged container. Name the capabilities you need.'
+        )
 

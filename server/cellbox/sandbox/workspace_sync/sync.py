@@ -258,7 +258,7 @@ class WorkspaceSync:
             del self._sent[rel]
             self._kept_out.add(rel)
             try:
-                removed = safe_files.remove_beneath(self._root, rel, only_if=lambda info: state_of(info) == state)
+                removed = safe_files.remove_beneath(self._root, rel, only_if=lambda info, sent=state: state_of(info) == sent)
             except (OSError, safe_files.RefusedFile):
                 removed = False  # its folder leads out now: the link is not in the workspace
             if not removed:
@@ -272,7 +272,7 @@ class WorkspaceSync:
         for rel in paths:
             expected = self._sent.pop(rel)
             with contextlib.suppress(OSError, safe_files.RefusedFile):
-                safe_files.remove_beneath(self._root, rel, only_if=lambda info: state_of(info) == expected)
+                safe_files.remove_beneath(self._root, rel, only_if=lambda info, sent=expected: state_of(info) == sent)
 
 
 @attrs.frozen
