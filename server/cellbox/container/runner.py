@@ -1,8 +1,9 @@
 """The warm runner: a small process kept alive inside each sandbox container.
 
 It is NOT imported by the daemon. Its source is handed to the container's main
-process as an argument (`python3 -I -S -c SOURCE SOCKET`), so nothing is baked
-into the image or copied in. It must stay stdlib-only and run on Python 3.8+.
+process as an argument (`python3 -I -S -c PROGRAM RUN_DIR`, PROGRAM from
+ship.py), so nothing is baked into the image or copied in. It must stay
+stdlib-only and run on Python 3.8+.
 It imports only C-level modules (no json, re, subprocess, selectors, socket or
 signal, which together tripled its start-up): a cold sandbox waits for it.
 
@@ -549,14 +550,17 @@ class Runner:
             self.send(run.client, b"exit", run.id, str(run.code).encode(), str(run.oom).encode())
 
 
-if __name__ == "__main__":
+def main(run_dir):
+    """The runner's life: set up, then serve daemon after daemon; never returns.
+    Kills every other process it can see but init and its parent: call it only
+    in a sandbox (or a PID namespace) of its own."""
     # Started as a background job of a shell, which ignores SIGINT and SIGQUIT
     # for it; the runner itself should die of them like any process.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     become_subreaper()
     kill_orphans()
-    runner = Runner(sys.argv[1])
+    runner = Runner(run_dir)
     # After the runner's own set-up: from here on it makes no setid file either.
     forbid_setid_files()
     runner.serve()

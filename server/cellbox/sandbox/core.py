@@ -32,13 +32,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from cellbox.container import scripts as container_scripts
+from cellbox.container.ship import runner_program
 from cellbox.engine.docker import (
     BindSourceMissing,
     ContainerGone,
@@ -76,8 +76,7 @@ CANCELLED_MESSAGE = "Cancelled"
 RUNNER_READY_TIMEOUT_SECONDS = 30.0
 """A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
 
-RUNNER_SOURCE = resources.files("cellbox.container").joinpath("runner.py").read_text(encoding="utf-8")
-SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
+SANDBOX_MAIN = container_scripts.sandbox_main_argv(runner_program())
 COPY_MAIN = container_scripts.copy_main_argv()
 MAIN_DIGESTS = {
     tuple(main): hashlib.sha256("\0".join(main).encode()).hexdigest() for main in (SANDBOX_MAIN, COPY_MAIN)
