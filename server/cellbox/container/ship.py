@@ -13,7 +13,7 @@ only and is not shipped.
 
 from importlib import resources
 
-RUNNER_MODULES = ("runner",)
+RUNNER_MODULES = ("libc", "processes", "seccomp", "runner")
 """The runner's modules in cellbox.container, each after those it imports."""
 
 _BOOTSTRAP = '''\
