@@ -52,12 +52,12 @@ def forbid_setid_files():
     for number in refused:
         program += [(jeq, 0, 1, number), (ret, 0, 0, enosys if number == 437 else eperm)]
     for number, index in checks:
-        # If nr matches: load the mode argument's low word, refuse setid bits.
+        # If nr matches: load the mode argument's low word, refuse setid bits;
+        # if not, jump over the 4 instructions that do it to the next check.
         program += [
-            (jeq, 0, 3, number), (ld, 0, 0, 16 + 8 * index), (jset, 0, 1, 0o6000),
+            (jeq, 0, 4, number), (ld, 0, 0, 16 + 8 * index), (jset, 0, 1, 0o6000),
             (ret, 0, 0, eperm), (ret, 0, 0, allow),
         ]
-        program[-5] = (jeq, 0, 4, number)
     program.append((ret, 0, 0, allow))
     import _ctypes
 
