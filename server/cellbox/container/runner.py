@@ -8,8 +8,9 @@ container's main process as one argument (`python3 -I -S -c PROGRAM
 RUN_DIR`, PROGRAM from ship.py), so nothing is baked into the image or copied
 in. It must stay stdlib-only and run on Python 3.8 or later (os.posix_spawnp
 with setsid is the newest thing it needs). It imports only C-level modules
-(no json, re, subprocess, selectors, socket or signal, which together tripled
-its start-up; struct alone, for the seccomp filter): a cold sandbox waits for it.
+and struct, a thin wrapper of _struct (no json, re, subprocess, selectors,
+socket or signal, which together tripled its start-up): a cold sandbox waits
+for it.
 
 It connects to the daemon, not the other way round. The daemon listens on
 a socket in a folder of its own outside the workspace (`/cellbox/run` in the
