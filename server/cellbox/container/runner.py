@@ -1,10 +1,16 @@
 """The warm runner: a small process kept alive inside each sandbox container.
+This module holds its protocol with the daemon and its serve loop; the rest of
+it is libc.py (prctl through _ctypes), processes.py (finding and killing what
+runs leave behind, the OOM counter) and seccomp.py (no setid files).
 
-It is NOT imported by the daemon. Its source is handed to the container's main
-process as an argument (`python3 -I -S -c SOURCE SOCKET`), so nothing is baked
-into the image or copied in. It must stay stdlib-only and run on Python 3.8+.
-It imports only C-level modules (no json, re, subprocess, selectors, socket or
-signal, which together tripled its start-up): a cold sandbox waits for it.
+It is NOT imported by the daemon. Its modules' sources are handed to the
+container's main process as one argument (`python3 -I -S -c PROGRAM
+RUN_DIR`, PROGRAM from ship.py), so nothing is baked into the image or copied
+in. It must stay stdlib-only and run on Python 3.8 or later (os.posix_spawnp
+with setsid is the newest thing it needs). It imports only C-level modules
+and struct, a thin wrapper of _struct (no json, re, subprocess, selectors,
+socket or signal, which together tripled its start-up): a cold sandbox waits
+for it.
 
 It connects to the daemon, not the other way round. The daemon listens on
 a socket in a folder of its own outside the workspace (`/cellbox/run` in the
@@ -47,7 +53,9 @@ import _signal as signal  # not `signal`: it imports enum, which costs more than
 import sys
 import time
 
-MARKER = "CELLBOX_RUN"
+from cellbox.container.processes import MARKER, become_subreaper, kill_leftovers, kill_orphans, kill_run, oom_kills
+from cellbox.container.seccomp import forbid_setid_files
+
 CHUNK = 65536
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ, signal.SIGCHLD)
 """Signals a block gets with their default action, whatever the runner does with them."""
@@ -55,259 +63,6 @@ RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ, 
 
 def b64(data):
     return binascii.b2a_base64(data, newline=False)
-
-
-def marked_pids(marker):
-    """Processes whose environment holds `marker` (bytes, e.g. b"CELLBOX_RUN=ab12"),
-    and those whose environment cannot be read yet.
-
-    A process in the middle of execve shows an empty environment for a moment
-    (the new image's is not set up yet): seen as a daemonised child of a block
-    surviving the sweep on a loaded machine. Such a process is "unsure"; so is
-    nothing else, since zombies are skipped.
-    """
-    found, unsure = [], []
-    own = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == own:
-            continue
-        try:
-            with open("/proc/" + name + "/environ", "rb") as f:
-                environ = f.read()
-            if not environ:
-                with open("/proc/" + name + "/stat", "rb") as f:
-                    if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
-                        unsure.append(int(name))
-                continue
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append(int(name))
-    return found, unsure
-
-
-def signal_all(pids, sig):
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except OSError:
-            pass
-
-
-def kill_run(run_id, pgid):
-    """Freeze, then kill, the run's process group and every marked process (run_id: bytes)."""
-    marker = MARKER.encode() + b"=" + run_id
-    try:
-        os.killpg(pgid, signal.SIGSTOP)
-    except OSError:
-        pass
-    for _ in range(200):
-        pids, unsure = marked_pids(marker)
-        if not pids:
-            if not unsure:
-                break
-            time.sleep(0.001)  # a process mid-execve: look again once its environment is there
-            continue
-        while True:  # freeze until no new marked process appears
-            signal_all(pids, signal.SIGSTOP)
-            again, _ = marked_pids(marker)
-            if sorted(again) == sorted(pids):
-                break
-            pids = again
-        signal_all(pids, signal.SIGKILL)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
-def _libc_call(name, *args):
-    """Call a libc function with integer or pointer arguments, through _ctypes
-    alone: the ctypes package costs ~3 ms of start-up, which a cold sandbox waits for."""
-    import _ctypes
-
-    class Libc:
-        _handle = _ctypes.dlopen(None)
-
-    class CInt(_ctypes._SimpleCData):
-        _type_ = "i"
-
-    class CPointer(_ctypes._SimpleCData):
-        _type_ = "P"
-
-    class CFunction(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL
-        _restype_ = CInt
-
-    return CFunction((name, Libc))(*(CPointer(a) if isinstance(a, _Pointer) else a for a in args))
-
-
-class _Pointer(int):
-    """An argument passed as a pointer, not a C int."""
-
-
-# Syscalls that can make a file setuid or setgid, by architecture: (number,
-# index of the mode argument); and syscalls refused outright. openat2 and
-# io_uring carry their mode where a filter cannot look.
-_SETID_SYSCALLS = {
-    0xC000003E: (  # x86_64
-        ((90, 1), (91, 1), (268, 2), (452, 2), (2, 2), (257, 3), (85, 1), (133, 1), (259, 2)),
-        (437, 425),
-    ),
-    0xC00000B7: (  # aarch64
-        ((52, 1), (53, 2), (452, 2), (56, 3), (33, 2)),
-        (437, 425),
-    ),
-}
-
-
-def forbid_setid_files():
-    """A seccomp filter, stacked on the engine's, under which no block can
-    make a setuid or setgid file: the workspace is on the host, and a
-    setuid-root program a root block left there would give any user of the
-    host root (a nosuid mount only stops it running inside the sandbox).
-    chmod-like and create-like calls with those mode bits fail with EPERM;
-    openat2 says ENOSYS (libc falls back to openat) and io_uring EPERM; other
-    architectures' syscalls (i386, x32) are refused. Needs no_new_privs,
-    which the sandbox has by default; without it, no filter."""
-    import struct
-
-    arch = None
-    machine = os.uname().machine
-    if machine == "x86_64":
-        arch = 0xC000003E
-    elif machine == "aarch64":
-        arch = 0xC00000B7
-    if arch is None:
-        return False
-    checks, refused = _SETID_SYSCALLS[arch]
-    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
-    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JSET|K, RET|K
-    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
-    if arch == 0xC000003E:
-        program.append((0x35, 0, 1, 0x40000000))  # JGE: x32 syscalls
-        program.append((ret, 0, 0, eperm))
-    for number in refused:
-        program += [(jeq, 0, 1, number), (ret, 0, 0, enosys if number == 437 else eperm)]
-    for number, index in checks:
-        # If nr matches: load the mode argument's low word, refuse setid bits.
-        program += [
-            (jeq, 0, 3, number), (ld, 0, 0, 16 + 8 * index), (jset, 0, 1, 0o6000),
-            (ret, 0, 0, eperm), (ret, 0, 0, allow),
-        ]
-        program[-5] = (jeq, 0, 4, number)
-    program.append((ret, 0, 0, allow))
-    import _ctypes
-
-    class Filter(_ctypes.Array):
-        _type_ = type("CChar", (_ctypes._SimpleCData,), {"_type_": "c"})
-        _length_ = 8 * len(program)
-
-    class Fprog(_ctypes.Array):
-        _type_ = Filter._type_
-        _length_ = 16
-
-    instructions = Filter.from_buffer_copy(b"".join(struct.pack("=HBBI", *i) for i in program))
-    fprog = Fprog.from_buffer_copy(struct.pack("=HxxxxxxQ", len(program), _ctypes.addressof(instructions)))
-    try:
-        # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        return _libc_call("prctl", 22, 2, _Pointer(_ctypes.addressof(fprog)), 0, 0) == 0
-    except Exception:
-        return False
-
-
-def become_subreaper():
-    """Have orphans of our runs reparented to us, not to init: however a
-    block detaches (a new session, a cleared environment, a double fork), what
-    it leaves stays our descendant. ctypes itself costs ~3 ms of start-up, so
-    prctl is reached through _ctypes alone."""
-    try:
-        return _libc_call("prctl", 36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-    except Exception:
-        return False
-
-
-def descendants(root):
-    """Every live process below `root`, from /proc's parent links."""
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/" + name + "/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != b"Z":
-            children.setdefault(int(fields[1]), []).append(int(name))
-    found, pending = [], [root]
-    while pending:
-        for child in children.get(pending.pop(), ()):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def freeze_and_kill(find):
-    """Kill the processes `find()` lists: frozen first (SIGSTOP), so that none
-    can fork or react meanwhile, then killed; again until none is left. One
-    we may not signal (another user's) is left out rather than tried again."""
-    spared = set()
-    for _ in range(50):
-        pids = [pid for pid in find() if pid not in spared]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except PermissionError:
-                spared.add(pid)
-            except OSError:
-                pass
-        signal_all(pids, signal.SIGKILL)
-        time.sleep(0.001)
-
-
-def kill_leftovers():
-    """Kill every process below the runner. Runs are serial, so when one has
-    ended whatever is still below us is its leftover (processes the daemon
-    runs with docker exec are not below us, and are left alone)."""
-    freeze_and_kill(lambda: descendants(os.getpid()))
-
-
-def kill_orphans():
-    """At start-up, before any run of ours: kill every process but init, the
-    main process and ourselves. A runner before us that was killed (wedged)
-    could not take its runs' leftovers with it; they went to init."""
-    ours = (1, os.getpid(), os.getppid())
-    freeze_and_kill(lambda: [
-        int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in ours and not is_zombie(int(n))
-    ])
-
-
-def is_zombie(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return True  # gone
-
-
-OOM_COUNTERS = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
-"""The container's own cgroup, as the engine mounts it: v1, then v2."""
-
-
-def oom_kills():
-    """How many processes the memory limit has killed in this container; -1 if unknown."""
-    for path in OOM_COUNTERS:
-        try:
-            with open(path, "rb") as f:
-                for line in f.read().split(b"\n"):
-                    if line.startswith(b"oom_kill "):
-                        return int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return -1
 
 
 class Client:
@@ -549,14 +304,17 @@ class Runner:
             self.send(run.client, b"exit", run.id, str(run.code).encode(), str(run.oom).encode())
 
 
-if __name__ == "__main__":
+def main(run_dir):
+    """The runner's life: set up, then serve daemon after daemon; never returns.
+    Kills every other process it can see but init and its parent: call it only
+    in a sandbox (or a PID namespace) of its own."""
     # Started as a background job of a shell, which ignores SIGINT and SIGQUIT
     # for it; the runner itself should die of them like any process.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     become_subreaper()
     kill_orphans()
-    runner = Runner(sys.argv[1])
+    runner = Runner(run_dir)
     # After the runner's own set-up: from here on it makes no setid file either.
     forbid_setid_files()
     runner.serve()

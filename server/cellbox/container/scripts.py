@@ -110,10 +110,11 @@ sweep "$1"
 """
 
 
-# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_SOURCE RUN_DIR — the
+# argv: sh -c SANDBOX_MAIN cellbox-sandbox RUNNER_PROGRAM RUN_DIR — the
 # container's main process, under Docker's init (PID 1, reaps zombies). Where
-# the image has Python it keeps the warm runner alive (runner.py: it connects
-# to the daemon's socket in RUN_DIR); a runner that dies is started again.
+# the image has Python it keeps the warm runner alive (RUNNER_PROGRAM is
+# ship.runner_program(); see runner.py: it connects to the daemon's socket in
+# RUN_DIR); a runner that dies is started again.
 # Without Python it says "unavailable" on stdout, and the daemon runs blocks
 # with one `docker exec` each. On SIGTERM it exits at once: stop and restart
 # never wait out a grace period. First it says what it finds in the probe file
@@ -175,8 +176,8 @@ MOUNT_PROBE = "mount-probe"
 """A token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
 
 
-def sandbox_main_argv(runner_source: str) -> list[str]:
-    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_source, RUN_DIR]
+def sandbox_main_argv(runner_program: str) -> list[str]:
+    return ["/bin/sh", "-c", SANDBOX_MAIN, "cellbox-sandbox", runner_program, RUN_DIR]
 
 
 def copy_main_argv() -> list[str]:

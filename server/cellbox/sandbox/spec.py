@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from importlib import resources
 from pathlib import Path
 
 import attrs
 
 from cellbox.container import scripts as container_scripts
+from cellbox.container.ship import runner_program
 from cellbox.engine.protocol import ContainerInfo, ContainerSpec
 from cellbox.sandbox import state
 from cellbox.settings.schema import SandboxConfig
@@ -21,8 +21,7 @@ LABEL_WORKSPACE = "org.cellbox.workspace"
 LABEL_SPEC = "org.cellbox.spec"
 """The fingerprint of the spec a container was made from."""
 
-RUNNER_SOURCE = resources.files("cellbox.container").joinpath("runner.py").read_text(encoding="utf-8")
-SANDBOX_MAIN = container_scripts.sandbox_main_argv(RUNNER_SOURCE)
+SANDBOX_MAIN = container_scripts.sandbox_main_argv(runner_program())
 COPY_MAIN = container_scripts.copy_main_argv()
 _MAIN_DIGESTS = {
     tuple(main): hashlib.sha256("\0".join(main).encode()).hexdigest() for main in (SANDBOX_MAIN, COPY_MAIN)
