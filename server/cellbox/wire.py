@@ -10,6 +10,7 @@ of a silent coercion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -238,7 +239,7 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _strict(expected: type, label: str):
+def _strict(expected: type | tuple[type, ...], label: str) -> Callable[[Any, type], Any]:
     """A structure hook that accepts only values already of the right JSON type."""
 
     def hook(value: Any, _type: type) -> Any:
@@ -305,11 +306,13 @@ def _make_converter() -> cattrs.Converter:
 
     def unstructure_factory(cls: type) -> Any:
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
-        return make_dict_unstructure_fn(cls, conv, **renames)
+        return make_dict_unstructure_fn(cls, conv, **renames)  # type: ignore[arg-type]  # cattrs types its **overrides loosely
 
     def structure_factory(cls: type) -> Any:
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
-        inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **renames)
+        inner: Callable[[Any, type], Any] = make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True, **renames  # type: ignore[arg-type]  # as above
+        )
 
         def structure(value: Any, type_: type) -> Any:
             if not isinstance(value, dict):

@@ -12,7 +12,7 @@ def call(name, *args):
     import _ctypes
 
     class Libc:
-        _handle = _ctypes.dlopen(None)
+        _handle = _ctypes.dlopen(None)  # type: ignore[arg-type]  # NULL: the program itself, libc included
 
     class CInt(_ctypes._SimpleCData):
         _type_ = "i"
@@ -24,7 +24,8 @@ def call(name, *args):
         _flags_ = _ctypes.FUNCFLAG_CDECL
         _restype_ = CInt
 
-    return CFunction((name, Libc))(*(CPointer(a) if isinstance(a, Pointer) else a for a in args))
+    function = CFunction((name, Libc))  # type: ignore[arg-type]  # any object with a _handle will do
+    return function(*(CPointer(a) if isinstance(a, Pointer) else a for a in args))
 
 
 class Pointer(int):

@@ -94,7 +94,7 @@ def become_subreaper():
 
 def descendants(root):
     """Every live process below `root`, from /proc's parent links."""
-    children = {}
+    children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue

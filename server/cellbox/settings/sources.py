@@ -172,8 +172,8 @@ def resolve_config(
         refuse_outright(settings, "workspace settings of the editor")
         untrusted.append(("the editor's workspace settings", settings, None))
 
-    for source, settings, file in untrusted:
-        approved = file is not None and file.approved
+    for source, settings, from_file in untrusted:
+        approved = from_file is not None and from_file.approved
         policies.update(settings.pop("execution_policies", {}))
         for key, value in settings.items():
             if not approved and loosens(key, value, baseline):

@@ -17,7 +17,7 @@ import posixpath
 import shlex
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
@@ -47,6 +47,11 @@ class FileState:
 
 def state_of(stats: os.stat_result) -> FileState:
     return FileState(stats.st_size, stats.st_mtime_ns, stat.S_ISLNK(stats.st_mode))
+
+
+def _still(expected: FileState) -> Callable[[os.stat_result], bool]:
+    """Whether a file is still as it was sent (else it was edited here meanwhile)."""
+    return lambda info: state_of(info) == expected
 
 
 class WorkspaceSync:
@@ -123,11 +128,11 @@ class WorkspaceSync:
         deleted: list[str] = []
         for rel in [*extra, *(self._sent.keys() - current.keys() - set(extra))]:
             try:
-                stats = safe_files.lstat_beneath(self._root, rel)
+                found = safe_files.lstat_beneath(self._root, rel)
             except (OSError, safe_files.RefusedFile):
                 continue
-            if stats is not None:
-                current[rel] = state_of(stats)
+            if found is not None:
+                current[rel] = state_of(found)
             elif rel in self._sent:
                 deleted.append(rel)
         if total > self.size_limit:
@@ -258,7 +263,7 @@ class WorkspaceSync:
             del self._sent[rel]
             self._kept_out.add(rel)
             try:
-                removed = safe_files.remove_beneath(self._root, rel, only_if=lambda info, sent=state: state_of(info) == sent)
+                removed = safe_files.remove_beneath(self._root, rel, only_if=_still(state))
             except (OSError, safe_files.RefusedFile):
                 removed = False  # its folder leads out now: the link is not in the workspace
             if not removed:
@@ -272,7 +277,7 @@ class WorkspaceSync:
         for rel in paths:
             expected = self._sent.pop(rel)
             with contextlib.suppress(OSError, safe_files.RefusedFile):
-                safe_files.remove_beneath(self._root, rel, only_if=lambda info, sent=expected: state_of(info) == sent)
+                safe_files.remove_beneath(self._root, rel, only_if=_still(expected))
 
 
 @attrs.frozen
