@@ -19,6 +19,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from cellbox.engine.answers import engine_unavailable, get_labelled, is_podman, reason_of, wait_until_gone
 from cellbox.engine.container_options import create_arguments, info_of, says_path_missing, start_hint
 from cellbox.engine.location import engine_address, locate_engine, ssh_needs_client_binary
 from cellbox.engine.protocol import (
@@ -27,12 +28,11 @@ from cellbox.engine.protocol import (
     ContainerGone,
     ContainerInfo,
     ContainerSpec,
-    ForeignContainer,
     ImageMissing,
     OutputCallback,
 )
 from cellbox.engine.streams import StreamConnection
-from cellbox.errors import CellboxError, EngineUnavailable, ImageUnavailable, SandboxFailed
+from cellbox.errors import CellboxError, ImageUnavailable, SandboxFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,13 +68,13 @@ class DockerBackend:
                         base_url=location.url, tls=location.tls, timeout=self._api_timeout,
                         use_ssh_client=use_ssh_client,
                     )
-                self._podman = _is_podman(self._client)
+                self._podman = is_podman(self._client)
             except docker.errors.DockerException as exc:
                 self._client = None
-                raise _engine_unavailable(exc) from None
+                raise engine_unavailable(exc) from None
             except requests.exceptions.RequestException as exc:
                 self._client = None
-                raise _engine_unavailable(exc) from None
+                raise engine_unavailable(exc) from None
         return self._client
 
     async def _call(self, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None) -> T:
@@ -85,13 +85,13 @@ class DockerBackend:
                 raise
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 self._client = None
-                raise _engine_unavailable(exc) from None
+                raise engine_unavailable(exc) from None
             except docker.errors.APIError as exc:
-                raise SandboxFailed(f"The Docker engine refused: {_reason(exc)}") from None
+                raise SandboxFailed(f"The Docker engine refused: {reason_of(exc)}") from None
             except docker.errors.DockerException as exc:
                 if "Error while fetching server API version" in str(exc):
                     self._client = None
-                    raise _engine_unavailable(exc) from None
+                    raise engine_unavailable(exc) from None
                 raise
 
         loop = asyncio.get_running_loop()
@@ -113,7 +113,7 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             raise ImageUnavailable(
                 f"Image {image!r} is not on the Docker engine and could not be pulled "
-                f"({_reason(exc)}). Build the local sandbox image with `scripts/build-image` "
+                f"({reason_of(exc)}). Build the local sandbox image with `scripts/build-image` "
                 f"(it makes cellbox-sandbox:bookworm from Debian packages) and set "
                 f'image = "cellbox-sandbox:bookworm" in cellbox.toml, or make {image!r} '
                 f"available with `docker pull` or `docker load`."
@@ -142,28 +142,28 @@ class DockerBackend:
         try:
             container = client.containers.create(**create_arguments(spec, self._podman))
         except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(f"Image {spec.image!r} is not on the Docker engine: {_reason(exc)}") from None
+            raise ImageMissing(f"Image {spec.image!r} is not on the Docker engine: {reason_of(exc)}") from None
         except docker.errors.APIError as exc:
             # Name taken: a concurrent daemon won the race, or the container
             # exists already. Podman says so with a 500 and "already in use".
-            if exc.status_code == 409 or "already in use" in _reason(exc):
+            if exc.status_code == 409 or "already in use" in reason_of(exc):
                 try:
                     return info_of(client.containers.get(spec.name))
                 except docker.errors.NotFound:
                     # Taken by one on its way out (an auto-remove after a stop):
                     # once the engine lets go of the name, create ours.
                     if not retried:
-                        _wait_until_gone(client, spec.name)
+                        wait_until_gone(client, spec.name)
                         return self._create(spec, retried=True)
-            if spec.workspace_mount == "bind" and says_path_missing(_reason(exc), spec.bind_source):
+            if spec.workspace_mount == "bind" and says_path_missing(reason_of(exc), spec.bind_source):
                 raise BindSourceMissing(
                     f"The Docker engine at {engine_address()} cannot see the workspace's path "
-                    f"{spec.bind_source} ({_reason(exc)}). If the engine runs on another machine, set "
+                    f"{spec.bind_source} ({reason_of(exc)}). If the engine runs on another machine, set "
                     'workspace_mount = "copy" (or "auto") in cellbox.toml; if it sees the folder under '
                     "another path, set bind_dir to that path."
                 ) from None
             raise SandboxFailed(
-                f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {_reason(exc)}"
+                f"Could not create the sandbox container {spec.name!r} from {spec.image!r}: {reason_of(exc)}"
             ) from None
         return info_of(container)
 
@@ -174,7 +174,7 @@ class DockerBackend:
                 container.start()
             except docker.errors.APIError as exc:
                 raise SandboxFailed(
-                    f"The sandbox container {name!r} did not start: {_reason(exc)}{start_hint(_reason(exc))}"
+                    f"The sandbox container {name!r} did not start: {reason_of(exc)}{start_hint(reason_of(exc))}"
                 ) from None
 
         await self._call(start)
@@ -193,7 +193,7 @@ class DockerBackend:
                     container_id, params={"stdin": 0, "stdout": 1, "stderr": 1, "stream": 1}
                 )
             except docker.errors.NotFound as exc:
-                raise ContainerGone(_reason(exc)) from None
+                raise ContainerGone(reason_of(exc)) from None
             return StreamConnection(sock, self._streams)
 
         return await self._call(attach)
@@ -203,20 +203,20 @@ class DockerBackend:
 
         def restart() -> None:
             try:
-                container = _get_labelled(self._connect(), name, label)
+                container = get_labelled(self._connect(), name, label)
                 container.restart(timeout=STOP_GRACE_SECONDS)
             except docker.errors.NotFound as exc:
-                raise ContainerGone(_reason(exc)) from None
+                raise ContainerGone(reason_of(exc)) from None
             except docker.errors.APIError as exc:
                 # With auto-remove, the engine may start removing the container
                 # as the restart stops it, and then refuses to start it again.
                 # Podman always does: its restart is a stop, which removes an
                 # auto-remove container, then a start that fails.
-                reason = _reason(exc)
+                reason = reason_of(exc)
                 if "marked for removal" not in reason and "already been removed" not in reason:
                     raise
-                _wait_until_gone(self._connect(), name)
-                raise ContainerGone(_reason(exc)) from None
+                wait_until_gone(self._connect(), name)
+                raise ContainerGone(reason_of(exc)) from None
 
         await self._call(restart)
 
@@ -227,7 +227,7 @@ class DockerBackend:
 
         def stop() -> None:
             try:
-                container = _get_labelled(self._connect(), name, label)
+                container = get_labelled(self._connect(), name, label)
                 container.stop(timeout=STOP_GRACE_SECONDS)
                 if removed:
                     container.wait(condition="removed", timeout=10)
@@ -237,7 +237,7 @@ class DockerBackend:
                 raise SandboxFailed(f"{name!r} stopped but the engine did not remove it within 10 s") from None
             except docker.errors.APIError as exc:
                 if exc.status_code != 404:
-                    raise SandboxFailed(f"Could not stop {name!r}: {_reason(exc)}") from None
+                    raise SandboxFailed(f"Could not stop {name!r}: {reason_of(exc)}") from None
 
         await self._call(stop)
 
@@ -248,7 +248,7 @@ class DockerBackend:
         def remove() -> None:
             try:
                 # v: the anonymous /workspace volume of a copy-mode sandbox goes with it.
-                _get_labelled(self._connect(), name, label).remove(force=True, v=True)
+                get_labelled(self._connect(), name, label).remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
@@ -278,11 +278,11 @@ class DockerBackend:
                     on_output("stderr", stderr)
             exit_code = api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.NotFound as exc:
-            raise ContainerGone(_reason(exc)) from None
+            raise ContainerGone(reason_of(exc)) from None
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # "container ... is not running"
-                raise ContainerGone(_reason(exc)) from None
-            raise SandboxFailed(f"Could not run a block in the sandbox: {_reason(exc)}") from None
+                raise ContainerGone(reason_of(exc)) from None
+            raise SandboxFailed(f"Could not run a block in the sandbox: {reason_of(exc)}") from None
         # None when the engine lost track of the process (container stopped under it).
         return -1 if exit_code is None else exit_code
 
@@ -329,9 +329,9 @@ class DockerBackend:
             try:
                 self._connect().api.put_archive(container_id, path, tar)
             except docker.errors.NotFound as exc:
-                raise ContainerGone(_reason(exc)) from None
+                raise ContainerGone(reason_of(exc)) from None
             except docker.errors.APIError as exc:
-                raise SandboxFailed(f"Could not copy files into the sandbox: {_reason(exc)}") from None
+                raise SandboxFailed(f"Could not copy files into the sandbox: {reason_of(exc)}") from None
 
         await self._call(put)
 
@@ -355,11 +355,11 @@ class DockerBackend:
                 return bytes(received)
             except docker.errors.NotFound as exc:
                 # The same 404 says "no such container" and "no such path".
-                if "container" in _reason(exc).lower() and "file" not in _reason(exc).lower():
-                    raise ContainerGone(_reason(exc)) from None
+                if "container" in reason_of(exc).lower() and "file" not in reason_of(exc).lower():
+                    raise ContainerGone(reason_of(exc)) from None
                 return None
             except docker.errors.APIError as exc:
-                raise SandboxFailed(f"Could not copy files out of the sandbox: {_reason(exc)}") from None
+                raise SandboxFailed(f"Could not copy files out of the sandbox: {reason_of(exc)}") from None
 
         return await self._call(get)
 
@@ -373,59 +373,13 @@ class DockerBackend:
                 stdout, stderr = api.exec_start(exec_id, demux=True)
                 exit_code = api.exec_inspect(exec_id)["ExitCode"]
             except docker.errors.NotFound as exc:
-                raise ContainerGone(_reason(exc)) from None
+                raise ContainerGone(reason_of(exc)) from None
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
-                    raise ContainerGone(_reason(exc)) from None
-                raise SandboxFailed(f"A helper command failed in the sandbox: {_reason(exc)}") from None
+                    raise ContainerGone(reason_of(exc)) from None
+                raise SandboxFailed(f"A helper command failed in the sandbox: {reason_of(exc)}") from None
             if stderr:
                 log.info("%s: %s", argv[0], stderr.decode("utf-8", "replace").rstrip())
             return (-1 if exit_code is None else exit_code), stdout or b""
 
         return await self._call(run)
-
-
-def _is_podman(client: docker.DockerClient) -> bool:
-    components = client.version().get("Components") or []
-    return any("podman" in str(component.get("Name", "")).lower() for component in components)
-
-
-def _wait_until_gone(client: docker.DockerClient, name: str, seconds: float = 10.0) -> None:
-    """Until the engine has let go of the name, so that creating it anew works.
-    Not `wait(condition="removed")`: Podman's answers it while its clean-up
-    still holds the name ("already in use"; seen once in three CI runs)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            client.containers.get(name)
-        except docker.errors.NotFound:
-            return
-        time.sleep(0.05)
-
-
-def _reason(exc: docker.errors.DockerException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc)
-
-
-def _engine_unavailable(exc: BaseException) -> EngineUnavailable:
-    return EngineUnavailable(
-        f"Cannot reach the Docker engine at {engine_address()}: {exc}. "
-        "Start it (e.g. `sudo systemctl start docker`, or `dockerd &` as root), "
-        "or point DOCKER_HOST (or a Docker context) at a running engine."
-    )
-
-
-def _get_labelled(client: docker.DockerClient, name: str, label: tuple[str, str]) -> Any:
-    """The container `name`, only if it carries `label`: the daemon never
-    stops, restarts or removes a container that is not its workspace's."""
-    container = client.containers.get(name)
-    key, value = label
-    if (container.labels or {}).get(key) != value:
-        raise ForeignContainer(
-            f"A container named {name!r} exists and is not the sandbox of {value}; cellbox leaves it alone. "
-            "Remove it yourself, or choose another container_name."
-        )
-    return container
-
-

@@ -1,0 +1,61 @@
+"""Small questions to the Docker engine and how its answers are read: is it
+Podman, is a container's name free yet, is a container this workspace's, and
+its refusals in words a user can act on."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import docker
+import docker.errors
+
+from cellbox.engine.location import engine_address
+from cellbox.engine.protocol import ForeignContainer
+from cellbox.errors import EngineUnavailable
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    components = client.version().get("Components") or []
+    return any("podman" in str(component.get("Name", "")).lower() for component in components)
+
+
+def wait_until_gone(client: docker.DockerClient, name: str, seconds: float = 10.0) -> None:
+    """Until the engine has let go of the name, so that creating it anew works.
+    Not `wait(condition="removed")`: Podman's answers it while its clean-up
+    still holds the name ("already in use"; seen once in three CI runs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.05)
+
+
+def reason_of(exc: docker.errors.DockerException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+def engine_unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"Cannot reach the Docker engine at {engine_address()}: {exc}. "
+        "Start it (e.g. `sudo systemctl start docker`, or `dockerd &` as root), "
+        "or point DOCKER_HOST (or a Docker context) at a running engine."
+    )
+
+
+def get_labelled(client: docker.DockerClient, name: str, label: tuple[str, str]) -> Any:
+    """The container `name`, only if it carries `label`: the daemon never
+    stops, restarts or removes a container that is not its workspace's."""
+    container = client.containers.get(name)
+    key, value = label
+    if (container.labels or {}).get(key) != value:
+        raise ForeignContainer(
+            f"A container named {name!r} exists and is not the sandbox of {value}; cellbox leaves it alone. "
+            "Remove it yourself, or choose another container_name."
+        )
+    return container
+
+
