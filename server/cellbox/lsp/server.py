@@ -50,22 +50,23 @@ from cellbox.wire import (
     parse,
     to_json,
 )
+from cellbox.vocabulary import Command, Notification, Status
 
 log = logging.getLogger(__name__)
 
-EXECUTE = "cellbox.execute"
-RESTART = "cellbox.restart"
-STOP = "cellbox.stop"
-STATUS = "cellbox.status"
-CANCEL = "cellbox.cancel"
-TRUST = "cellbox.trust"
+EXECUTE = Command.EXECUTE
+RESTART = Command.RESTART
+STOP = Command.STOP
+STATUS = Command.STATUS
+CANCEL = Command.CANCEL
+TRUST = Command.TRUST
 ALLOW = "Allow"
 NOT_NOW = "Not now"
 APPROVAL_WAIT_SECONDS = 120.0
 """How long a run waits for the user's answer to the approval prompt; an editor
 may hide it (VS Code's Do Not Disturb), and the run then goes on without."""
-OUTPUT_NOTIFICATION = "cellbox/output"
-BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
+OUTPUT_NOTIFICATION = Notification.OUTPUT
+BLOCK_STARTED_NOTIFICATION = Notification.BLOCK_STARTED
 PROGRESS_TICK_SECONDS = 1.0
 
 
@@ -199,7 +200,7 @@ class CellboxServer(LanguageServer):
         """Lens outcomes and diagnostics for the blocks of a document that ran."""
         for index, (block, outcome) in enumerate(zip(chosen, result.blocks, strict=False)):
             error = None
-            if outcome.status == "error" and outcome.code_file is not None:
+            if outcome.status == Status.ERROR and outcome.code_file is not None:
                 if block.language == "python":
                     # A named file runs by its path in the workspace; others
                     # from the daemon's folder, by their own name.

@@ -26,7 +26,6 @@ import hashlib
 import io
 import logging
 import re
-import signal
 import tarfile
 import time
 import uuid
@@ -59,19 +58,21 @@ from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerListener, RunnerLost
 from cellbox.wire import BlockResult, ExecuteResult, Range, SandboxInfo, SandboxState
 from cellbox.sandbox.workspace_sync import WorkspaceSync
+from cellbox.vocabulary import (
+    CANCELLED_EXIT_CODE,
+    KILLED_EXIT_CODE,
+    LABEL_SPEC,
+    LABEL_WORKSPACE,
+    OUTPUT_LIMIT_EXIT_CODE,
+    TIMEOUT_EXIT_CODE,
+    ContainerState,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
-LABEL_WORKSPACE = "org.cellbox.workspace"
-LABEL_SPEC = "org.cellbox.spec"
 TIMEOUT_MESSAGE = "Timeout"
-TIMEOUT_EXIT_CODE = 124
-INTERRUPTED_EXIT_CODE = 137
-"""A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
 KILL_WAIT_SECONDS = 5.0
-NOT_EXECUTED = "not_executed"
-CANCELLED_EXIT_CODE = 130
-"""As a shell reports a command stopped with Ctrl-C."""
 CANCELLED_MESSAGE = "Cancelled"
 RUNNER_READY_TIMEOUT_SECONDS = 30.0
 """A fresh container's runner is up in ~50 ms; this only bounds a broken one."""
@@ -636,7 +637,7 @@ class Sandbox:
                     pass
         if not restarted:
             await self._ensure_container(config, progress)
-        return SandboxState(str(self.workspace), name, "running")
+        return SandboxState(str(self.workspace), name, ContainerState.RUNNING)
 
     async def stop(self, gate: SettingsGate | None = None) -> SandboxState:
         config = await self.config(gate)
@@ -644,7 +645,7 @@ class Sandbox:
         async with self._lifecycle_lock:
             self._detach()
             await self._backend.stop_container(name, removed=config.auto_remove, label=self._label)
-        return SandboxState(str(self.workspace), name, "stopped")
+        return SandboxState(str(self.workspace), name, ContainerState.STOPPED)
 
     async def info(self) -> SandboxInfo:
         try:
@@ -654,9 +655,9 @@ class Sandbox:
         name = self.container_name(config)
         found = await self._backend.find_container(name)
         if found is None:
-            state_name = "absent"
+            state_name = ContainerState.ABSENT
         elif found.labels.get(LABEL_WORKSPACE) != str(self.workspace):
-            state_name = "foreign"  # a container of that name that is not this workspace's
+            state_name = ContainerState.FOREIGN  # a container of that name that is not this workspace's
         else:
             state_name = found.state
         return SandboxInfo(str(self.workspace), name, state_name, found.image if found else config.image)
@@ -726,7 +727,7 @@ class Sandbox:
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
         workspace_state = await self.state()
 
-        def not_run(exit_code: int, output: str, code_file: str | None, status: str = NOT_EXECUTED) -> BlockResult:
+        def not_run(exit_code: int, output: str, code_file: str | None, status: str = Status.NOT_EXECUTED) -> BlockResult:
             return BlockResult(
                 prepared.language, exit_code, output, code_file, executed=False, timed_out=False,
                 duration_ms=_ms_since(started), status=status, truncated=False, range=block.range,
@@ -734,7 +735,7 @@ class Sandbox:
             )
 
         if cancelled.is_set():  # cancelled while waiting for its turn
-            return not_run(CANCELLED_EXIT_CODE, CANCELLED_MESSAGE, None, status="cancelled")
+            return not_run(CANCELLED_EXIT_CODE, CANCELLED_MESSAGE, None, status=Status.CANCELLED)
         if prepared.relative_path is None:
             return not_run(1, prepared.refusal or "", None)
         # A block the user did not name goes to the daemon's own folder, out of
@@ -809,28 +810,28 @@ class Sandbox:
     async def _status(self, attached: Attached, outcome: RunOutcome) -> str:
         """Why a run ended, as the user should hear it."""
         if outcome.timed_out:
-            return "timeout"
+            return Status.TIMEOUT
         if outcome.cancelled:
-            return "cancelled"
+            return Status.CANCELLED
         if outcome.exit_code == 0:
-            return "ok"
-        if outcome.exit_code == 128 + signal.SIGXFSZ:
-            return "output_limit"  # the file size limit ended it
+            return Status.OK
+        if outcome.exit_code == OUTPUT_LIMIT_EXIT_CODE:
+            return Status.OUTPUT_LIMIT  # the file size limit ended it
         if outcome.oom_kills is not None:
             # The container's own cgroup counted the memory limit's kills
             # during the run (the runner reads it): no race with the engine.
-            return "oom" if outcome.oom_kills > 0 else "error"
-        if outcome.exit_code == 128 + signal.SIGKILL and not outcome.interrupted:
+            return Status.OOM if outcome.oom_kills > 0 else Status.ERROR
+        if outcome.exit_code == KILLED_EXIT_CODE and not outcome.interrupted:
             # Killed, not by us: the memory limit is the usual killer. The
             # engine's event can trail the exit under load: wait a little for it.
             deadline = time.monotonic() + OOM_EVENT_WAIT_SECONDS
             while True:
                 if await self._backend.oom_killed_since(attached.container.id, outcome.started_at - 1):
-                    return "oom"
+                    return Status.OOM
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
-        return "error"
+        return Status.ERROR
 
     async def _recover(self, attached: Attached, wedged: bool) -> None:
         """Drop a broken attachment; kill a wedged runner so that the
@@ -879,7 +880,7 @@ class Sandbox:
                 raise
             # The runner went away mid-run: make sure nothing of the run is left.
             await attached.exec_path.kill(run_id)
-            return RunOutcome(INTERRUPTED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
+            return RunOutcome(KILLED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
         except asyncio.CancelledError:
             # The request's task was cancelled (the daemon is shutting down):
             # the block must not keep running in the container.
