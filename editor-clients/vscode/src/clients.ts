@@ -4,7 +4,8 @@
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature, DynamicFeature } from 'vscode-languageclient/node';
 import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
-import { BLOCK_STARTED_NOTIFICATION, BlockStartedNotification, EXECUTE, OUTPUT_NOTIFICATION, OutputNotification } from './protocol';
+import { BlockStartedNotification, OutputNotification } from './protocol';
+import { Command, Notification } from './vocabulary';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
 import { workspaceVenvCellbox } from './serverCommand';
 
@@ -162,7 +163,7 @@ export class Clients implements vscode.Disposable {
                 provideCodeLenses: async (document, token, next) => {
                     const lenses = await next(document, token);
                     for (const lens of lenses ?? []) {
-                        if (lens.command?.command === EXECUTE) {
+                        if (lens.command?.command === Command.EXECUTE) {
                             lens.command = { ...lens.command, command: this.lensCommand };
                         }
                     }
@@ -176,8 +177,8 @@ export class Clients implements vscode.Disposable {
             { command: command.command, args: command.args, options: { cwd: folder.uri.fsPath } },
             options,
         );
-        client.onNotification(OUTPUT_NOTIFICATION, (params: OutputNotification) => this.events.output(params));
-        client.onNotification(BLOCK_STARTED_NOTIFICATION, (params: BlockStartedNotification) => this.events.blockStarted(params));
+        client.onNotification(Notification.OUTPUT, (params: OutputNotification) => this.events.output(params));
+        client.onNotification(Notification.BLOCK_STARTED, (params: BlockStartedNotification) => this.events.blockStarted(params));
         try {
             await client.start();
             return client;

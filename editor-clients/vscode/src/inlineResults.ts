@@ -3,7 +3,8 @@
 // a one-line summary with the full output in its hover. Lines come only from
 // the ranges the server sends; this module never looks for blocks itself.
 import * as vscode from 'vscode';
-import { BlockResult, BlockStatus, Range, lastLineOf } from './protocol';
+import { BlockResult, Range, lastLineOf } from './protocol';
+import { BlockStatus, GLYPHS, Status } from './vocabulary';
 
 type Look = 'running' | 'ok' | 'failed';
 
@@ -23,15 +24,8 @@ interface RunningBlock {
 const TICK_MS = 100;
 const MAX_INLINE_CHARS = 120;
 
-const MARKS: Record<BlockStatus, string> = {
-    ok: '✓',
-    error: '✗',
-    timeout: '⏱',
-    oom: '✗',
-    output_limit: '✗',
-    not_executed: '•',
-    cancelled: '⊘',
-};
+/** Statuses shown like success: a cancelled block did nothing wrong. */
+const NOT_FAILED: readonly BlockStatus[] = [Status.OK, Status.NOT_EXECUTED, Status.CANCELLED];
 
 export class InlineResults implements vscode.Disposable {
     /** Per document URI, the result shown at each line. */
@@ -84,10 +78,8 @@ export class InlineResults implements vscode.Disposable {
         if (result.range === null) {
             return;
         }
-        // A cancelled block did nothing wrong: it is shown like a finished one.
-        const failed = !['ok', 'not_executed', 'cancelled'].includes(result.status);
         this.set(uri.toString(), lastLineOf(result.range), {
-            look: failed ? 'failed' : 'ok',
+            look: NOT_FAILED.includes(result.status) ? 'ok' : 'failed',
             text: summary(result),
             hover: fullOutput(result),
         });
@@ -214,15 +206,15 @@ function key(runId: string, blockIndex: number): string {
 /** "✓ 42", "✗ exit 1 · Traceback … ZeroDivisionError: division by zero": the mark, why, first and last line. */
 export function summary(result: BlockResult): string {
     const why: Partial<Record<BlockStatus, string>> = {
-        error: `exit ${result.exitCode}`,
-        timeout: 'timeout',
-        oom: 'out of memory',
-        output_limit: 'file size limit',
-        cancelled: 'cancelled',
+        [Status.ERROR]: `exit ${result.exitCode}`,
+        [Status.TIMEOUT]: 'timeout',
+        [Status.OOM]: 'out of memory',
+        [Status.OUTPUT_LIMIT]: 'file size limit',
+        [Status.CANCELLED]: 'cancelled',
     };
     const lines = result.output.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
     const output = lines.length === 0 ? '' : lines.length === 1 ? lines[0] : `${lines[0]} … ${lines[lines.length - 1]}`;
-    const mark = MARKS[result.status] ?? '?';
+    const mark = GLYPHS[result.status] ?? '?';
     const reason = why[result.status];
     const head = reason ? `${mark} ${reason}` : mark;
     return clip(output === '' ? head : `${head}${reason ? ' · ' : ' '}${output}`);
@@ -231,7 +223,7 @@ export function summary(result: BlockResult): string {
 function fullOutput(result: BlockResult): vscode.MarkdownString {
     const fence = '`'.repeat(Math.max(3, longestBacktickRun(result.output) + 1));
     const seconds = (result.durationMs / 1000).toFixed(2);
-    const head = `**${MARKS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${seconds} s${result.truncated ? ' · output cut at the limit' : ''}`;
+    const head = `**${GLYPHS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${seconds} s${result.truncated ? ' · output cut at the limit' : ''}`;
     const body = result.output === '' ? '*(no output)*' : `${fence}text\n${result.output.replace(/\n$/, '')}\n${fence}`;
     return new vscode.MarkdownString(`${head}\n\n${body}`);
 }

@@ -1,14 +1,7 @@
 // The shapes of what cellbox's server sends and takes (its README's "Protocol"
-// section), as far as this client reads them. Names are the server's.
-
-export const EXECUTE = 'cellbox.execute';
-export const CANCEL = 'cellbox.cancel';
-export const RESTART = 'cellbox.restart';
-export const STOP = 'cellbox.stop';
-export const STATUS = 'cellbox.status';
-export const TRUST = 'cellbox.trust';
-export const OUTPUT_NOTIFICATION = 'cellbox/output';
-export const BLOCK_STARTED_NOTIFICATION = 'cellbox/blockStarted';
+// section), as far as this client reads them. Field names are the server's;
+// the names of commands, notifications and statuses are in vocabulary.ts.
+import { BlockStatus } from './vocabulary';
 
 export interface Position {
     line: number;
@@ -29,8 +22,6 @@ export interface ExecuteArgument {
     all?: boolean;
     runId?: string;
 }
-
-export type BlockStatus = 'ok' | 'error' | 'timeout' | 'oom' | 'output_limit' | 'not_executed' | 'cancelled';
 
 export interface BlockResult {
     language: string;
