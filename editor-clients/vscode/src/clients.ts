@@ -2,8 +2,7 @@
 // when a document of that folder opens or a command needs it, stopped with
 // the folder. Everything sent to a server goes through here.
 import * as vscode from 'vscode';
-import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature, DynamicFeature } from 'vscode-languageclient/node';
-import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
+import { DynamicFeature, ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature } from 'vscode-languageclient/node';
 import { BlockStartedNotification, OutputNotification } from './protocol';
 import { Command, Notification } from './vocabulary';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
@@ -21,8 +20,10 @@ class FolderClient extends LanguageClient {
     // as a VS Code command, once per folder's client: the second registration
     // of the same id fails. This extension sends the commands itself, to the
     // server of the right folder, and the lenses point at its own command.
+    // The feature is told by the request it registers, through the public API
+    // (its class is not exported).
     override registerFeature(feature: StaticFeature | DynamicFeature<any>): void {
-        if (feature instanceof ExecuteCommandFeature) {
+        if (DynamicFeature.is(feature) && feature.registrationType.method === ExecuteCommandRequest.method) {
             return;
         }
         super.registerFeature(feature);
