@@ -3,7 +3,7 @@
 // a one-line summary with the full output in its hover. Lines come only from
 // the ranges the server sends; this module never looks for blocks itself.
 import * as vscode from 'vscode';
-import { BlockResult, Range, lastLineOf } from './protocol';
+import { BlockResult, Range, lastLineOf, linesOf } from './protocol';
 import { BlockStatus, GLYPHS, Status } from './vocabulary';
 
 type Look = 'running' | 'ok' | 'failed';
@@ -12,6 +12,12 @@ interface LineResult {
     look: Look;
     text: string;
     hover?: vscode.MarkdownString;
+}
+
+/** Where a block is, as the server says: its code, and all of it (fences or cell marker included). */
+interface BlockPlace {
+    range: Range;
+    extent: Range | null;
 }
 
 interface RunningBlock {
@@ -54,9 +60,10 @@ export class InlineResults implements vscode.Disposable {
         );
     }
 
-    blockStarted(uri: vscode.Uri, runId: string, blockIndex: number, range: Range): void {
-        const block: RunningBlock = { uri: uri.toString(), line: lastLineOf(range), startedAt: Date.now(), latestOutput: '' };
+    blockStarted(uri: vscode.Uri, runId: string, blockIndex: number, place: BlockPlace): void {
+        const block: RunningBlock = { uri: uri.toString(), line: lastLineOf(place.range), startedAt: Date.now(), latestOutput: '' };
         this.running.set(key(runId, blockIndex), block);
+        this.clearBlock(block.uri, place);
         this.showRunning(block);
         this.ticker ??= setInterval(() => this.tick(), TICK_MS);
     }
@@ -74,11 +81,17 @@ export class InlineResults implements vscode.Disposable {
     }
 
     blockFinished(uri: vscode.Uri, runId: string, blockIndex: number, result: BlockResult): void {
+        const running = this.running.get(key(runId, blockIndex));
         this.running.delete(key(runId, blockIndex));
         if (result.range === null) {
             return;
         }
-        this.set(uri.toString(), lastLineOf(result.range), {
+        // The server's lines are the document's when the run began: lines
+        // added or removed above the block since have moved its running
+        // result, and the block with it.
+        const moved = running === undefined ? 0 : running.line - lastLineOf(result.range);
+        this.clearBlock(uri.toString(), { range: result.range, extent: result.extent }, moved);
+        this.set(uri.toString(), lastLineOf(result.range) + moved, {
             look: NOT_FAILED.includes(result.status) ? 'ok' : 'failed',
             text: summary(result),
             hover: fullOutput(result),
@@ -128,6 +141,25 @@ export class InlineResults implements vscode.Disposable {
             return;
         }
         this.running.forEach((block) => this.showRunning(block));
+    }
+
+    /**
+     * Take away the results shown within a block, fences or cell marker
+     * included, before its new one goes after its last line of code: a
+     * result left there by an earlier run of the block (on a line that was
+     * its last before an edit) is stale.
+     */
+    private clearBlock(uri: string, place: BlockPlace, moved = 0): void {
+        const lines = this.shown.get(uri);
+        if (lines === undefined) {
+            return;
+        }
+        const { first, last } = linesOf(place);
+        for (const line of [...lines.keys()]) {
+            if (first + moved <= line && line <= last + moved) {
+                lines.delete(line);
+            }
+        }
     }
 
     private set(uri: string, line: number, result: LineResult): void {

@@ -30,8 +30,10 @@ export interface BlockResult {
     durationMs: number;
     status: BlockStatus;
     truncated: boolean;
-    /** Where the block is in the document; null for blocks given as text. */
+    /** Where the block's code is in the document; null for blocks given as text. */
     range: Range | null;
+    /** The whole block, its fence lines or cell marker included; null for blocks given as text. */
+    extent: Range | null;
 }
 
 export interface ExecuteResult {
@@ -54,6 +56,7 @@ export interface BlockStartedNotification {
     blockIndex: number;
     language: string;
     range: Range | null;
+    extent: Range | null;
 }
 
 export interface SandboxInfo {
@@ -79,4 +82,13 @@ export interface TrustResult {
 export function lastLineOf(range: Range): number {
     const endsAtLineStart = range.end.character === 0 && range.end.line > range.start.line;
     return endsAtLineStart ? range.end.line - 1 : range.end.line;
+}
+
+/** The lines a block spans, first and last: all of its `extent` when the server sent one, else its code. */
+export function linesOf(block: { range: Range; extent: Range | null }): { first: number; last: number } {
+    const whole = block.extent ?? block.range;
+    return {
+        first: Math.min(whole.start.line, block.range.start.line),
+        last: Math.max(lastLineOf(whole), lastLineOf(block.range)),
+    };
 }

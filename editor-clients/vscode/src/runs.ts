@@ -86,7 +86,7 @@ export class Runs implements vscode.Disposable {
         const run = this.active.get(params.runId);
         this.log.blockStarted(run?.uri, params);
         if (run !== undefined && params.range !== null) {
-            this.display.blockStarted(run.uri, params.runId, params.blockIndex, params.range);
+            this.display.blockStarted(run.uri, params.runId, params.blockIndex, { range: params.range, extent: params.extent });
         }
     }
 
