@@ -34,9 +34,9 @@ from pygls.lsp.client import LanguageClient
 
 from cellbox.engine.docker import DockerBackend
 from cellbox.sandbox.core import Sandbox
+from cellbox.vocabulary import LABEL_WORKSPACE
 
 IMAGE = os.environ.get("CELLBOX_IMAGE", "cellbox-sandbox:bookworm")
-LABEL = "org.cellbox.workspace"
 
 
 def summary(samples_ms: list[float]) -> dict[str, float]:
@@ -171,7 +171,7 @@ def command_line(root: Path, runs: int) -> dict[str, list[float]]:
     try:
         exec_argv = [*cellbox, "exec", "-L", "sh", "-c", "echo 1", "-w", str(project)]
         subprocess.run(exec_argv, check=True, env=env, stdout=subprocess.DEVNULL)  # the container, warm
-        container = docker.from_env().containers.list(filters={"label": f"{LABEL}={project}"})[0]
+        container = docker.from_env().containers.list(filters={"label": f"{LABEL_WORKSPACE}={project}"})[0]
         samples = {"cli_exec_via_daemon": [], "floor_python_process": [], "docker_cli_exec": []}
         for start in range(0, runs, 5):
             n = min(5, runs - start)
@@ -242,7 +242,7 @@ async def main(runs: int, json_path: Path) -> int:
     try:
         # Warm up the sandbox (created here, then every run below is warm).
         await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
-        container = engine.containers.list(filters={"label": f"{LABEL}={workspace}"})[0]
+        container = engine.containers.list(filters={"label": f"{LABEL_WORKSPACE}={workspace}"})[0]
 
         # Interleaved in rounds, so that the machine's noise (it is shared)
         # falls on the warm figures, the floor and the reference alike.
@@ -294,8 +294,8 @@ async def main(runs: int, json_path: Path) -> int:
             figures[key] = summary(values)
     finally:
         await daemon.stop()
-        for container in engine.containers.list(all=True, filters={"label": LABEL}):
-            if container.labels.get(LABEL, "").startswith(str(root)):
+        for container in engine.containers.list(all=True, filters={"label": LABEL_WORKSPACE}):
+            if container.labels.get(LABEL_WORKSPACE, "").startswith(str(root)):
                 container.remove(force=True)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -13,10 +13,11 @@ import docker
 import pytest
 import requests
 
+from cellbox.vocabulary import LABEL_WORKSPACE
+
 T = TypeVar("T")
 
 TEST_IMAGE = os.environ.get("CELLBOX_TEST_IMAGE", "cellbox-sandbox:bookworm")
-LABEL_WORKSPACE = "org.cellbox.workspace"
 CONTAINER_INTERFACE_PREFIX = "veth"
 """Host ends of containers' network links: they come and go with the
 containers of any test (or of anyone else using the engine meanwhile)."""

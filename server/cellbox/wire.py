@@ -129,8 +129,9 @@ class BlockResult:
     duration_ms: float
     """Wall time spent on this block."""
     status: str
-    """Why it ended: ok, error (non-zero exit), timeout, oom (memory limit), cancelled,
-    output_limit (the file size limit ended it), not_executed (saved only, or refused)."""
+    """Why it ended (cellbox.vocabulary.Status): ok, error (non-zero exit), timeout, oom
+    (memory limit), cancelled, output_limit (the file size limit ended it), not_executed
+    (saved only, or refused)."""
     truncated: bool
     """Whether its output went past the output limit and was cut (the block ran on)."""
     range: Range | None

@@ -31,6 +31,7 @@ import attrs
 import docker
 import pytest
 
+from cellbox.vocabulary import LABEL_WORKSPACE
 from tests.conftest import TEST_IMAGE, containers_of
 
 REMOTE_ENGINE_HOME = Path("/var/lib/cellbox-test-engine")
@@ -72,7 +73,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _remove_cellbox_containers(client: docker.DockerClient) -> None:
-    for container in client.containers.list(all=True, filters={"label": "org.cellbox.workspace"}):
+    for container in client.containers.list(all=True, filters={"label": LABEL_WORKSPACE}):
         with contextlib.suppress(docker.errors.DockerException):
             container.remove(force=True, v=True)
 

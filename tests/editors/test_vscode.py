@@ -222,6 +222,7 @@ def test_vscode_client_runs_blocks_inline(make_workspace, code_server, tmp_path)
     assert edits["shifted"] == {str(int(line) + 1): text for line, text in edits["beforeEdit"].items()}
     assert edits["undone"] == edits["beforeEdit"]
     assert facts["runAll"] == {"blocks": 2, "decorations": {"1": "✓ one", "5": "✓ two"}}
+    assert facts["grown"] == {"2": "✓ one … three", "6": "✓ two"}  # the result of before it grew is gone
     keep_screenshots(screenshot, tmp_path / "vscode-running.png")
 
 

@@ -17,7 +17,8 @@ from cellbox.errors import ImageUnavailable, SandboxFailed
 from cellbox.sandbox import run
 from cellbox.sandbox.core import Sandbox
 from cellbox.sandbox.request import BlockToRun, RunListener
-from cellbox.sandbox.spec import LABEL_SPEC, container_name_for
+from cellbox.sandbox.spec import container_name_for
+from cellbox.vocabulary import LABEL_SPEC
 
 PY = BlockToRun("python", "print('hi')")
 

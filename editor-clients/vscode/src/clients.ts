@@ -2,9 +2,9 @@
 // when a document of that folder opens or a command needs it, stopped with
 // the folder. Everything sent to a server goes through here.
 import * as vscode from 'vscode';
-import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature, DynamicFeature } from 'vscode-languageclient/node';
-import { ExecuteCommandFeature } from 'vscode-languageclient/lib/common/executeCommand';
-import { BLOCK_STARTED_NOTIFICATION, BlockStartedNotification, EXECUTE, OUTPUT_NOTIFICATION, OutputNotification } from './protocol';
+import { DynamicFeature, ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature } from 'vscode-languageclient/node';
+import { BlockStartedNotification, OutputNotification } from './protocol';
+import { Command, Notification } from './vocabulary';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
 import { workspaceVenvCellbox } from './serverCommand';
 
@@ -20,8 +20,10 @@ class FolderClient extends LanguageClient {
     // as a VS Code command, once per folder's client: the second registration
     // of the same id fails. This extension sends the commands itself, to the
     // server of the right folder, and the lenses point at its own command.
+    // The feature is told by the request it registers, through the public API
+    // (its class is not exported).
     override registerFeature(feature: StaticFeature | DynamicFeature<any>): void {
-        if (feature instanceof ExecuteCommandFeature) {
+        if (DynamicFeature.is(feature) && feature.registrationType.method === ExecuteCommandRequest.method) {
             return;
         }
         super.registerFeature(feature);
@@ -162,7 +164,7 @@ export class Clients implements vscode.Disposable {
                 provideCodeLenses: async (document, token, next) => {
                     const lenses = await next(document, token);
                     for (const lens of lenses ?? []) {
-                        if (lens.command?.command === EXECUTE) {
+                        if (lens.command?.command === Command.EXECUTE) {
                             lens.command = { ...lens.command, command: this.lensCommand };
                         }
                     }
@@ -176,8 +178,8 @@ export class Clients implements vscode.Disposable {
             { command: command.command, args: command.args, options: { cwd: folder.uri.fsPath } },
             options,
         );
-        client.onNotification(OUTPUT_NOTIFICATION, (params: OutputNotification) => this.events.output(params));
-        client.onNotification(BLOCK_STARTED_NOTIFICATION, (params: BlockStartedNotification) => this.events.blockStarted(params));
+        client.onNotification(Notification.OUTPUT, (params: OutputNotification) => this.events.output(params));
+        client.onNotification(Notification.BLOCK_STARTED, (params: BlockStartedNotification) => this.events.blockStarted(params));
         try {
             await client.start();
             return client;

@@ -1,10 +1,11 @@
 // Owns the palette commands and the context keys their keybindings use.
 import * as vscode from 'vscode';
 import { Clients } from './clients';
-import { ExecuteArgument, RESTART, STOP, TRUST, TrustResult } from './protocol';
+import { ExecuteArgument, TrustResult } from './protocol';
 import { RunLog } from './runLog';
 import { Runs } from './runs';
 import { SandboxStatus, activeFolder } from './sandboxStatus';
+import { Command } from './vocabulary';
 
 export const RUN_FROM_LENS = 'cellbox.runFromLens';
 
@@ -40,7 +41,7 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
             return undefined;
         }
         try {
-            const result = await clients.send<TrustResult>(folder, TRUST, { workspace: folder.uri.fsPath });
+            const result = await clients.send<TrustResult>(folder, Command.TRUST, { workspace: folder.uri.fsPath });
             if (result !== undefined) {
                 void vscode.window.showInformationMessage(
                     result.settings.length === 0
@@ -83,8 +84,8 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
             runs.execute(argument, argument.all ? 'all blocks' : `block at line ${(argument.position?.line ?? 0) + 1}`),
         ),
         vscode.commands.registerCommand('cellbox.cancelRun', () => runs.cancel(activeFolder())),
-        vscode.commands.registerCommand('cellbox.restartSandbox', () => sandboxCommand(RESTART, 'restart')),
-        vscode.commands.registerCommand('cellbox.stopSandbox', () => sandboxCommand(STOP, 'stop')),
+        vscode.commands.registerCommand('cellbox.restartSandbox', () => sandboxCommand(Command.RESTART, 'restart')),
+        vscode.commands.registerCommand('cellbox.stopSandbox', () => sandboxCommand(Command.STOP, 'stop')),
         vscode.commands.registerCommand('cellbox.showOutput', () => log.channel.show(true)),
         vscode.commands.registerCommand('cellbox.trustWorkspace', trustWorkspace),
         vscode.window.onDidChangeActiveTextEditor(updateContext),

@@ -3,7 +3,8 @@
 // a one-line summary with the full output in its hover. Lines come only from
 // the ranges the server sends; this module never looks for blocks itself.
 import * as vscode from 'vscode';
-import { BlockResult, BlockStatus, Range, lastLineOf } from './protocol';
+import { BlockResult, Range, lastLineOf, linesOf } from './protocol';
+import { BlockStatus, GLYPHS, Status } from './vocabulary';
 
 type Look = 'running' | 'ok' | 'failed';
 
@@ -11,6 +12,12 @@ interface LineResult {
     look: Look;
     text: string;
     hover?: vscode.MarkdownString;
+}
+
+/** Where a block is, as the server says: its code, and all of it (fences or cell marker included). */
+interface BlockPlace {
+    range: Range;
+    extent: Range | null;
 }
 
 interface RunningBlock {
@@ -23,15 +30,8 @@ interface RunningBlock {
 const TICK_MS = 100;
 const MAX_INLINE_CHARS = 120;
 
-const MARKS: Record<BlockStatus, string> = {
-    ok: '✓',
-    error: '✗',
-    timeout: '⏱',
-    oom: '✗',
-    output_limit: '✗',
-    not_executed: '•',
-    cancelled: '⊘',
-};
+/** Statuses shown like success: a cancelled block did nothing wrong. */
+const NOT_FAILED: readonly BlockStatus[] = [Status.OK, Status.NOT_EXECUTED, Status.CANCELLED];
 
 export class InlineResults implements vscode.Disposable {
     /** Per document URI, the result shown at each line. */
@@ -60,9 +60,10 @@ export class InlineResults implements vscode.Disposable {
         );
     }
 
-    blockStarted(uri: vscode.Uri, runId: string, blockIndex: number, range: Range): void {
-        const block: RunningBlock = { uri: uri.toString(), line: lastLineOf(range), startedAt: Date.now(), latestOutput: '' };
+    blockStarted(uri: vscode.Uri, runId: string, blockIndex: number, place: BlockPlace): void {
+        const block: RunningBlock = { uri: uri.toString(), line: lastLineOf(place.range), startedAt: Date.now(), latestOutput: '' };
         this.running.set(key(runId, blockIndex), block);
+        this.clearBlock(block.uri, place);
         this.showRunning(block);
         this.ticker ??= setInterval(() => this.tick(), TICK_MS);
     }
@@ -80,14 +81,18 @@ export class InlineResults implements vscode.Disposable {
     }
 
     blockFinished(uri: vscode.Uri, runId: string, blockIndex: number, result: BlockResult): void {
+        const running = this.running.get(key(runId, blockIndex));
         this.running.delete(key(runId, blockIndex));
         if (result.range === null) {
             return;
         }
-        // A cancelled block did nothing wrong: it is shown like a finished one.
-        const failed = !['ok', 'not_executed', 'cancelled'].includes(result.status);
-        this.set(uri.toString(), lastLineOf(result.range), {
-            look: failed ? 'failed' : 'ok',
+        // The server's lines are the document's when the run began: lines
+        // added or removed above the block since have moved its running
+        // result, and the block with it.
+        const moved = running === undefined ? 0 : running.line - lastLineOf(result.range);
+        this.clearBlock(uri.toString(), { range: result.range, extent: result.extent }, moved);
+        this.set(uri.toString(), lastLineOf(result.range) + moved, {
+            look: NOT_FAILED.includes(result.status) ? 'ok' : 'failed',
             text: summary(result),
             hover: fullOutput(result),
         });
@@ -136,6 +141,25 @@ export class InlineResults implements vscode.Disposable {
             return;
         }
         this.running.forEach((block) => this.showRunning(block));
+    }
+
+    /**
+     * Take away the results shown within a block, fences or cell marker
+     * included, before its new one goes after its last line of code: a
+     * result left there by an earlier run of the block (on a line that was
+     * its last before an edit) is stale.
+     */
+    private clearBlock(uri: string, place: BlockPlace, moved = 0): void {
+        const lines = this.shown.get(uri);
+        if (lines === undefined) {
+            return;
+        }
+        const { first, last } = linesOf(place);
+        for (const line of [...lines.keys()]) {
+            if (first + moved <= line && line <= last + moved) {
+                lines.delete(line);
+            }
+        }
     }
 
     private set(uri: string, line: number, result: LineResult): void {
@@ -214,15 +238,15 @@ function key(runId: string, blockIndex: number): string {
 /** "✓ 42", "✗ exit 1 · Traceback … ZeroDivisionError: division by zero": the mark, why, first and last line. */
 export function summary(result: BlockResult): string {
     const why: Partial<Record<BlockStatus, string>> = {
-        error: `exit ${result.exitCode}`,
-        timeout: 'timeout',
-        oom: 'out of memory',
-        output_limit: 'file size limit',
-        cancelled: 'cancelled',
+        [Status.ERROR]: `exit ${result.exitCode}`,
+        [Status.TIMEOUT]: 'timeout',
+        [Status.OOM]: 'out of memory',
+        [Status.OUTPUT_LIMIT]: 'file size limit',
+        [Status.CANCELLED]: 'cancelled',
     };
     const lines = result.output.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
     const output = lines.length === 0 ? '' : lines.length === 1 ? lines[0] : `${lines[0]} … ${lines[lines.length - 1]}`;
-    const mark = MARKS[result.status] ?? '?';
+    const mark = GLYPHS[result.status] ?? '?';
     const reason = why[result.status];
     const head = reason ? `${mark} ${reason}` : mark;
     return clip(output === '' ? head : `${head}${reason ? ' · ' : ' '}${output}`);
@@ -231,7 +255,7 @@ export function summary(result: BlockResult): string {
 function fullOutput(result: BlockResult): vscode.MarkdownString {
     const fence = '`'.repeat(Math.max(3, longestBacktickRun(result.output) + 1));
     const seconds = (result.durationMs / 1000).toFixed(2);
-    const head = `**${MARKS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${seconds} s${result.truncated ? ' · output cut at the limit' : ''}`;
+    const head = `**${GLYPHS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${seconds} s${result.truncated ? ' · output cut at the limit' : ''}`;
     const body = result.output === '' ? '*(no output)*' : `${fence}text\n${result.output.replace(/\n$/, '')}\n${fence}`;
     return new vscode.MarkdownString(`${head}\n\n${body}`);
 }

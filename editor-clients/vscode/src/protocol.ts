@@ -1,14 +1,7 @@
 // The shapes of what cellbox's server sends and takes (its README's "Protocol"
-// section), as far as this client reads them. Names are the server's.
-
-export const EXECUTE = 'cellbox.execute';
-export const CANCEL = 'cellbox.cancel';
-export const RESTART = 'cellbox.restart';
-export const STOP = 'cellbox.stop';
-export const STATUS = 'cellbox.status';
-export const TRUST = 'cellbox.trust';
-export const OUTPUT_NOTIFICATION = 'cellbox/output';
-export const BLOCK_STARTED_NOTIFICATION = 'cellbox/blockStarted';
+// section), as far as this client reads them. Field names are the server's;
+// the names of commands, notifications and statuses are in vocabulary.ts.
+import { BlockStatus } from './vocabulary';
 
 export interface Position {
     line: number;
@@ -30,8 +23,6 @@ export interface ExecuteArgument {
     runId?: string;
 }
 
-export type BlockStatus = 'ok' | 'error' | 'timeout' | 'oom' | 'output_limit' | 'not_executed' | 'cancelled';
-
 export interface BlockResult {
     language: string;
     exitCode: number;
@@ -39,8 +30,10 @@ export interface BlockResult {
     durationMs: number;
     status: BlockStatus;
     truncated: boolean;
-    /** Where the block is in the document; null for blocks given as text. */
+    /** Where the block's code is in the document; null for blocks given as text. */
     range: Range | null;
+    /** The whole block, its fence lines or cell marker included; null for blocks given as text. */
+    extent: Range | null;
 }
 
 export interface ExecuteResult {
@@ -63,6 +56,7 @@ export interface BlockStartedNotification {
     blockIndex: number;
     language: string;
     range: Range | null;
+    extent: Range | null;
 }
 
 export interface SandboxInfo {
@@ -88,4 +82,13 @@ export interface TrustResult {
 export function lastLineOf(range: Range): number {
     const endsAtLineStart = range.end.character === 0 && range.end.line > range.start.line;
     return endsAtLineStart ? range.end.line - 1 : range.end.line;
+}
+
+/** The lines a block spans, first and last: all of its `extent` when the server sent one, else its code. */
+export function linesOf(block: { range: Range; extent: Range | null }): { first: number; last: number } {
+    const whole = block.extent ?? block.range;
+    return {
+        first: Math.min(whole.start.line, block.range.start.line),
+        last: Math.max(lastLineOf(whole), lastLineOf(block.range)),
+    };
 }

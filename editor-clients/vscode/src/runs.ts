@@ -4,16 +4,10 @@ import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-languageclient/node';
 import { Clients } from './clients';
 import { InlineResults } from './inlineResults';
-import {
-    BlockStartedNotification,
-    CANCEL,
-    EXECUTE,
-    ExecuteArgument,
-    ExecuteResult,
-    OutputNotification,
-} from './protocol';
+import { BlockStartedNotification, ExecuteArgument, ExecuteResult, OutputNotification } from './protocol';
 import { RunLog } from './runLog';
 import { SandboxStatus } from './sandboxStatus';
+import { Command } from './vocabulary';
 
 // Engine, image and configuration errors: the server already tells the user
 // with window/showMessage, so a second pop-up would only repeat it.
@@ -52,7 +46,7 @@ export class Runs implements vscode.Disposable {
         this.changed.fire();
         this.log.runStarted(runId, uri, what);
         try {
-            const result = await this.clients.send<ExecuteResult>(folder, EXECUTE, { ...argument, runId });
+            const result = await this.clients.send<ExecuteResult>(folder, Command.EXECUTE, { ...argument, runId });
             if (result === undefined) {
                 this.log.runFailed('no cellbox server for this folder');
                 return undefined;
@@ -79,7 +73,7 @@ export class Runs implements vscode.Disposable {
     async cancel(folder?: vscode.WorkspaceFolder): Promise<number> {
         const mine = [...this.active].filter(([, run]) => folder === undefined || run.folder.uri.toString() === folder.uri.toString());
         const answers = await Promise.all(
-            mine.map(([runId, run]) => this.clients.send<{ cancelled: boolean }>(run.folder, CANCEL, { runId }).catch(() => undefined)),
+            mine.map(([runId, run]) => this.clients.send<{ cancelled: boolean }>(run.folder, Command.CANCEL, { runId }).catch(() => undefined)),
         );
         return answers.filter((answer) => answer?.cancelled).length;
     }
@@ -92,7 +86,7 @@ export class Runs implements vscode.Disposable {
         const run = this.active.get(params.runId);
         this.log.blockStarted(run?.uri, params);
         if (run !== undefined && params.range !== null) {
-            this.display.blockStarted(run.uri, params.runId, params.blockIndex, params.range);
+            this.display.blockStarted(run.uri, params.runId, params.blockIndex, { range: params.range, extent: params.extent });
         }
     }
 

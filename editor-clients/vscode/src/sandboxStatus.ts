@@ -3,9 +3,10 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { Clients } from './clients';
-import { STATUS, StatusResult } from './protocol';
+import { StatusResult } from './protocol';
+import { Command, ContainerState } from './vocabulary';
 
-const WORDS: Record<string, string> = { absent: 'no sandbox' };
+const WORDS: Record<string, string> = { [ContainerState.ABSENT]: 'no sandbox' };
 
 export class SandboxStatus implements vscode.Disposable {
     private readonly item = vscode.window.createStatusBarItem('cellbox.sandbox', vscode.StatusBarAlignment.Left, 0);
@@ -39,13 +40,13 @@ export class SandboxStatus implements vscode.Disposable {
         let text: string;
         let tooltip: string;
         try {
-            const result = await this.clients.send<StatusResult>(folder, STATUS, {});
+            const result = await this.clients.send<StatusResult>(folder, Command.STATUS, {});
             if (result === undefined) {
                 return;
             }
             const mine = result.sandboxes.find((s) => samePath(s.workspace, folder.uri.fsPath)) ?? result.sandboxes[0];
-            const state = mine?.state ?? 'absent';
-            text = `$(${state === 'running' ? 'vm-running' : 'vm-outline'}) cellbox: ${WORDS[state] ?? state}`;
+            const state = mine?.state ?? ContainerState.ABSENT;
+            text = `$(${state === ContainerState.RUNNING ? 'vm-running' : 'vm-outline'}) cellbox: ${WORDS[state] ?? state}`;
             tooltip = mine ? `${mine.container}\nimage ${mine.image}\n${mine.workspace}` : folder.uri.fsPath;
         } catch (error) {
             text = '$(vm-outline) cellbox: ?';

@@ -184,6 +184,17 @@ async function scenario(facts, share) {
     facts.runAll = { blocks: allResult && allResult.blocks.length, decorations: api.decorations(all) };
     assert.deepStrictEqual(facts.runAll.decorations, { 1: '✓ one', 5: '✓ two' });
 
+    step('a block that grew, run again, leaves no stale result inside it');
+    // A line added at the top of the closing fence: the old result stays on
+    // line 1, which is no longer the block's last; the block's extent says it is still inside.
+    const allEditor = vscode.window.activeTextEditor;
+    await allEditor.edit((edit) => edit.insert(new vscode.Position(2, 0), 'echo three\n'));
+    allEditor.selection = new vscode.Selection(1, 0, 1, 0);
+    await withTimeout(vscode.commands.executeCommand('cellbox.runBlock'), LONG, 'the grown block');
+    facts.grown = api.decorations(all);
+    assert.deepStrictEqual(facts.grown, { 2: '✓ one … three', 6: '✓ two' });
+    await vscode.commands.executeCommand('undo');
+
     step('results follow lines added above them');
     // Opening other files replaced the first editor (preview tabs): use the one showing notes.md now.
     const notesEditor = await vscode.window.showTextDocument(editor.document);

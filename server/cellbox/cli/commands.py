@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from cellbox import __version__, project
+from cellbox.vocabulary import CANCELLED_EXIT_CODE, Command, Notification
 
 # Only light modules: `cellbox exec` in a git hook pays for every import
 # (tests/unit/test_house_rules.py checks what this package may import).
@@ -206,9 +207,9 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
             display.note(message if message.startswith("cellbox") else f"cellbox: {message}")
         if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
             return
-        if method == "cellbox/blockStarted":
+        if method == Notification.BLOCK_STARTED:
             display.block_started(params)
-        elif method == "cellbox/output":
+        elif method == Notification.OUTPUT:
             display.output(params)
 
     def go() -> int:
@@ -224,17 +225,17 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
                 if interrupts and not cancel_sent:
                     cancel_sent = True
                     display.note("cancelling… (Ctrl-C again to stop waiting)")
-                    session.send_command("cellbox.cancel", {"runId": run_id})
+                    session.send_command(Command.CANCEL, {"runId": run_id})
                 elif len(interrupts) > 1:
-                    sys.exit(130)
+                    sys.exit(CANCELLED_EXIT_CODE)
                 display.tick()
 
-            result = session.command("cellbox.execute", argument, on_wait)
+            result = session.command(Command.EXECUTE, argument, on_wait)
         if as_json:
             click.echo(json_text(result))
         else:
             display.summary(result)
-        return 130 if interrupts else exit_code_of(result)
+        return CANCELLED_EXIT_CODE if interrupts else exit_code_of(result)
 
     return _session_call(go, shown)
 
@@ -247,7 +248,7 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
 @_json_option
 def restart(workspace: Path | None, as_json: bool) -> None:
     """Restart the project's sandbox container (files stay; processes go)."""
-    _sandbox_command("cellbox.restart", workspace, as_json)
+    _sandbox_command(Command.RESTART, workspace, as_json)
 
 
 @main.command()
@@ -255,7 +256,7 @@ def restart(workspace: Path | None, as_json: bool) -> None:
 @_json_option
 def stop(workspace: Path | None, as_json: bool) -> None:
     """Stop the project's sandbox container."""
-    _sandbox_command("cellbox.stop", workspace, as_json)
+    _sandbox_command(Command.STOP, workspace, as_json)
 
 
 @main.command()
@@ -263,10 +264,10 @@ def stop(workspace: Path | None, as_json: bool) -> None:
 @_json_option
 def status(workspace: Path | None, as_json: bool) -> None:
     """The project's sandbox: its container and state."""
-    _sandbox_command("cellbox.status", workspace, as_json)
+    _sandbox_command(Command.STATUS, workspace, as_json)
 
 
-def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
+def _sandbox_command(name: Command, workspace: Path | None, as_json: bool) -> None:
     from cellbox.cli.console import json_text, status_lines
     from cellbox.cli.rpc_client import Session
 
@@ -274,11 +275,11 @@ def _sandbox_command(name: str, workspace: Path | None, as_json: bool) -> None:
 
     def go() -> int:
         with Session(folder, lambda *_: None) as session:
-            argument = {} if name == "cellbox.status" else {"workspace": str(folder)}
+            argument = {} if name == Command.STATUS else {"workspace": str(folder)}
             result = session.command(name, argument)
         if as_json:
             click.echo(json_text(result))
-        elif name == "cellbox.status":
+        elif name == Command.STATUS:
             click.echo("\n".join(status_lines(result)))
         else:
             click.echo(f"{result['workspace']}: {result['state']} ({result['container']})")
@@ -302,7 +303,7 @@ def _session_call(go, shown: set[str] = frozenset()) -> int:
         click.echo(f"cellbox: {exc}", err=True)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return CANCELLED_EXIT_CODE
 
 
 # ----------------------------------------------------------------- trust

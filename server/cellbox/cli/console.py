@@ -10,8 +10,9 @@ import sys
 import time
 from typing import Any, TextIO
 
+from cellbox.vocabulary import GLYPHS, Status
+
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-MARKS = {"ok": "✓", "timeout": "⏱", "cancelled": "⊘", "not_executed": "·"}
 
 
 def lines_of(range_: dict | None) -> str:
@@ -29,7 +30,7 @@ def exit_code_of(result: dict) -> int:
     for block in result["blocks"]:
         if block["exitCode"] != 0:
             return block["exitCode"]
-        if block["status"] not in ("ok", "not_executed"):
+        if block["status"] not in (Status.OK, Status.NOT_EXECUTED):
             return 1
     return 0
 
@@ -99,15 +100,15 @@ class RunDisplay:
 
 def summary_line(index: int, block: dict) -> str:
     status = block["status"]
-    mark = MARKS.get(status, "✗")
+    mark = GLYPHS.get(status, GLYPHS[Status.ERROR])
     seconds = block["durationMs"] / 1000
     where = lines_of(block.get("range"))
     name = f"block {index + 1}" + (f" ({where})" if where else "")
-    if status == "ok":
+    if status == Status.OK:
         detail = f"exit 0 · {seconds:.2f} s"
-    elif status == "timeout":
+    elif status == Status.TIMEOUT:
         detail = f"timed out after {seconds:.1f} s (exit {block['exitCode']})"
-    elif status == "not_executed":
+    elif status == Status.NOT_EXECUTED:
         detail = "saved, not run" if block["executed"] is False and block["exitCode"] == 0 else f"refused (exit {block['exitCode']})"
     else:
         detail = f"{status} · exit {block['exitCode']} · {seconds:.2f} s"

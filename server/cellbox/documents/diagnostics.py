@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from cellbox.documents.finder import DocumentBlock
+from cellbox.vocabulary import Status
 from cellbox.wire import BlockResult
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
@@ -62,7 +63,7 @@ def _same_file(traceback_file: str, block_file: str) -> bool:
 def block_error(block: DocumentBlock, result: BlockResult, stderr: str, workspace: Path) -> BlockError | None:
     """The diagnostic to show for a document's block after it ran: only a
     failure (not a timeout, a cancel or a refusal) whose file was saved."""
-    if result.status != "error" or result.code_file is None:
+    if result.status != Status.ERROR or result.code_file is None:
         return None
     if block.language != "python":
         return shell_error(stderr, result.exit_code, block.start_line)

@@ -11,6 +11,7 @@ import attrs
 
 from cellbox.documents.diagnostics import BlockError
 from cellbox.documents.finder import DocumentBlock
+from cellbox.vocabulary import GLYPHS, Status
 
 
 @attrs.frozen
@@ -23,14 +24,18 @@ class Mark:
 
 
 def outcome_label(status: str, exit_code: int, duration_ms: float) -> str:
-    return {
-        "ok": f"✓ {duration_ms / 1000:.2f} s",
-        "timeout": "⏱ timeout",
-        "cancelled": "⊘ cancelled",
-        "oom": "✗ out of memory",
-        "output_limit": "✗ file size limit",
-        "not_executed": "• saved, not run",
-    }.get(status, f"✗ exit {exit_code}")
+    """What a block's lens says after a run: its status's glyph and a few words."""
+    words: dict[str, str] = {
+        Status.OK: f"{duration_ms / 1000:.2f} s",
+        Status.TIMEOUT: "timeout",
+        Status.CANCELLED: "cancelled",
+        Status.OOM: "out of memory",
+        Status.OUTPUT_LIMIT: "file size limit",
+        Status.NOT_EXECUTED: "saved, not run",
+    }
+    if status not in words:
+        return f"{GLYPHS[Status.ERROR]} exit {exit_code}"
+    return f"{GLYPHS[Status(status)]} {words[status]}"
 
 
 class DocumentResults:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from cellbox.documents.finder import DocumentBlock, find_blocks, selection_block
 from cellbox.errors import InvalidParams
+from cellbox.vocabulary import Command
 from cellbox.wire import ExecuteParams
 
-EXECUTE = "cellbox.execute"
+EXECUTE = Command.EXECUTE
 
 
 def check_selector(params: ExecuteParams) -> None:

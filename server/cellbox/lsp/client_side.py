@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from cellbox.sandbox.request import BlockToRun, RunListener, SettingsGate
+from cellbox.vocabulary import Notification
 from cellbox.wire import BlockStartedNotification, OutputNotification, to_json
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ NOT_NOW = "Not now"
 APPROVAL_WAIT_SECONDS = 120.0
 """How long a run waits for the user's answer to the approval prompt; an editor
 may hide it (VS Code's Do Not Disturb), and the run then goes on without."""
-OUTPUT_NOTIFICATION = "cellbox/output"
-BLOCK_STARTED_NOTIFICATION = "cellbox/blockStarted"
 
 
 class ClientGate(SettingsGate):
@@ -84,14 +83,14 @@ class StreamingListener(RunListener):
     def block_started(self, index: int, block: BlockToRun) -> None:
         self.current = index
         notice = BlockStartedNotification(self.run_id, index, block.language, block.range, block.extent)
-        self.ls.protocol.notify(BLOCK_STARTED_NOTIFICATION, to_json(notice))
+        self.ls.protocol.notify(Notification.BLOCK_STARTED, to_json(notice))
         if self.on_block is not None:
             self.on_block()
 
     def output(self, index: int, stream: str, text: str) -> None:
         if stream == "stderr":
             self._stderr.setdefault(index, []).append(text)
-        self.ls.protocol.notify(OUTPUT_NOTIFICATION, to_json(OutputNotification(self.run_id, index, stream, text)))
+        self.ls.protocol.notify(Notification.OUTPUT, to_json(OutputNotification(self.run_id, index, stream, text)))
 
     def stderr(self, index: int) -> str:
         return "".join(self._stderr.get(index, []))

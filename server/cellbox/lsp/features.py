@@ -26,6 +26,7 @@ from cellbox.sandbox.pool import SandboxPool, workspace_path
 from cellbox.sandbox.request import BlockToRun
 from cellbox.settings.schema import validate_overrides
 from cellbox.settings.sources import trust_workspace
+from cellbox.vocabulary import Command
 from cellbox.wire import (
     CancelParams,
     CancelResult,
@@ -42,12 +43,9 @@ from cellbox.wire import (
 
 log = logging.getLogger(__name__)
 
-EXECUTE = "cellbox.execute"
-RESTART = "cellbox.restart"
-STOP = "cellbox.stop"
-STATUS = "cellbox.status"
-CANCEL = "cellbox.cancel"
-TRUST = "cellbox.trust"
+EXECUTE, RESTART, STOP, STATUS, CANCEL, TRUST = (
+    Command.EXECUTE, Command.RESTART, Command.STOP, Command.STATUS, Command.CANCEL, Command.TRUST
+)
 
 
 def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

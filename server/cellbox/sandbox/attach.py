@@ -34,6 +34,7 @@ from cellbox.sandbox.runner_client import RunnerClient, RunnerListener
 from cellbox.sandbox.runner_start import ViewNotShown, WorkspaceNotShown, connect_runner, write_mount_probe
 from cellbox.sandbox.workspace_sync import WorkspaceSync
 from cellbox.settings.schema import SandboxConfig
+from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE
 from cellbox.container import scripts as container_scripts
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Attacher:
     @property
     def label(self) -> tuple[str, str]:
         """The label a container must carry for this daemon to touch it."""
-        return specs.LABEL_WORKSPACE, str(self.workspace)
+        return LABEL_WORKSPACE, str(self.workspace)
 
     def mount_for(self, config: SandboxConfig) -> str:
         """"bind" or "copy": the configured mode, or what `auto` found (bind until it fails)."""
@@ -137,7 +138,7 @@ class Attacher:
     def _current(self, spec: ContainerSpec) -> Attached | None:
         """The attachment, if it is alive and made for this very spec."""
         attached = self._attached
-        if attached is not None and attached.usable and attached.spec_label == spec.labels[specs.LABEL_SPEC]:
+        if attached is not None and attached.usable and attached.spec_label == spec.labels[LABEL_SPEC]:
             return attached
         return None
 
@@ -173,7 +174,7 @@ class Attacher:
                     await self._engine.start_container(info.name)
                     self.started_here = True
                 shared = ExecPath(self._engine, info.id, sweep_strays=False)
-                return Attached(info, None, spec.labels[specs.LABEL_SPEC], shared)
+                return Attached(info, None, spec.labels[LABEL_SPEC], shared)
             listener.expect(specs.owner_for(self.workspace, config))
             try:
                 runner = await self._start_and_connect(info, spec, listener)
@@ -182,7 +183,7 @@ class Attacher:
             except WorkspaceNotShown as exc:
                 not_shown = exc
             else:
-                return Attached(info, runner, spec.labels[specs.LABEL_SPEC], ExecPath(self._engine, info.id))
+                return Attached(info, runner, spec.labels[LABEL_SPEC], ExecPath(self._engine, info.id))
         if not_shown is None:
             # The engine mounted our nosuid view empty: it does not see mounts
             # made after it started (its own mount namespace). Mount the
@@ -284,7 +285,7 @@ class Attacher:
             self._sync = WorkspaceSync(self._engine, info.id, self.workspace, owner, config.copy_size_limit)
         self._sync.size_limit = config.copy_size_limit
         exec_path = ExecPath(self._engine, info.id, stamp=container_scripts.COPY_STAMP)
-        return Attached(info, None, spec.labels[specs.LABEL_SPEC], exec_path, self._sync)
+        return Attached(info, None, spec.labels[LABEL_SPEC], exec_path, self._sync)
 
     async def _create(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
         try:

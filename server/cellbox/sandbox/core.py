@@ -30,12 +30,10 @@ from cellbox.sandbox.runner_client import RunnerLost
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
+from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
 from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
-
-NOT_EXECUTED = "not_executed"
-
 
 class Sandbox:
     def __init__(
@@ -105,12 +103,12 @@ class Sandbox:
         config = await self.config(gate)
         await self.state()
         await self._container.restart(config, progress)
-        return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), "running")
+        return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), ContainerState.RUNNING)
 
     async def stop(self, gate: SettingsGate | None = None) -> SandboxState:
         config = await self.config(gate)
         await self._container.stop(config)
-        return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), "stopped")
+        return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), ContainerState.STOPPED)
 
     async def info(self) -> SandboxInfo:
         try:
@@ -120,9 +118,9 @@ class Sandbox:
         name = specs.container_name(self.workspace, config)
         found = await self._engine.find_container(name)
         if found is None:
-            state_name = "absent"
+            state_name: str = ContainerState.ABSENT
         elif not specs.is_ours(found, self.workspace):
-            state_name = "foreign"  # a container of that name that is not this workspace's
+            state_name = ContainerState.FOREIGN  # a container of that name that is not this workspace's
         else:
             state_name = found.state
         return SandboxInfo(str(self.workspace), name, state_name, found.image if found else config.image)
@@ -191,11 +189,11 @@ class Sandbox:
                 truncated=outcome.truncated, range=block.range, extent=block.extent,
             )
 
-        def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = NOT_EXECUTED) -> BlockResult:
+        def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:
             return result(run.RunOutcome(exit_code, output, False, 0.0), code_file, status, executed=False)
 
         if cancelled.is_set():  # cancelled while waiting for its turn
-            return not_run(run.CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, status="cancelled")
+            return not_run(CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, status=Status.CANCELLED)
         if prepared.relative_path is None:
             return not_run(1, prepared.refusal or "")
         # A block the user did not name goes to the daemon's own folder, out of

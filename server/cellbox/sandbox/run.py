@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import signal
 import tarfile
 import time
 import uuid
@@ -25,15 +24,17 @@ from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.prepare import VCS_FOLDERS, PreparedBlock
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerLost
 from cellbox.sandbox.workspace_sync import WorkspaceSync
+from cellbox.vocabulary import (
+    CANCELLED_EXIT_CODE,
+    KILLED_EXIT_CODE,
+    OUTPUT_LIMIT_EXIT_CODE,
+    TIMEOUT_EXIT_CODE,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_MESSAGE = "Timeout"
-TIMEOUT_EXIT_CODE = 124
-INTERRUPTED_EXIT_CODE = 137
-"""A run whose runner went away mid-run (container stopped or restarted): killed, as by SIGKILL."""
-CANCELLED_EXIT_CODE = 130
-"""As a shell reports a command stopped with Ctrl-C."""
 CANCELLED_MESSAGE = "Cancelled"
 KILL_WAIT_SECONDS = 5.0
 OOM_EVENT_WAIT_SECONDS = 2.0
@@ -107,7 +108,7 @@ async def run_command(
             raise
         # The runner went away mid-run: make sure nothing of the run is left.
         await attached.exec_path.kill(run_id)
-        return RunOutcome(INTERRUPTED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
+        return RunOutcome(KILLED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
     except asyncio.CancelledError:
         # The request's task was cancelled (the daemon is shutting down):
         # the block must not keep running in the container.
@@ -133,35 +134,35 @@ async def _kill(
         await attached.exec_path.kill(run_id)  # by marker, without the runner
 
 
-def status_of(outcome: RunOutcome) -> str | None:
+def status_of(outcome: RunOutcome) -> Status | None:
     """Why a run ended, as the user should hear it; None for a SIGKILL nobody
     explains, which only the engine's oom events can tell (status_from_engine)."""
     if outcome.timed_out:
-        return "timeout"
+        return Status.TIMEOUT
     if outcome.cancelled:
-        return "cancelled"
+        return Status.CANCELLED
     if outcome.exit_code == 0:
-        return "ok"
-    if outcome.exit_code == 128 + signal.SIGXFSZ:
-        return "output_limit"  # the file size limit ended it
+        return Status.OK
+    if outcome.exit_code == OUTPUT_LIMIT_EXIT_CODE:
+        return Status.OUTPUT_LIMIT  # the file size limit ended it
     if outcome.oom_kills is not None:
         # The container's own cgroup counted the memory limit's kills
         # during the run (the runner reads it): no race with the engine.
-        return "oom" if outcome.oom_kills > 0 else "error"
-    if outcome.exit_code == 128 + signal.SIGKILL and not outcome.interrupted:
+        return Status.OOM if outcome.oom_kills > 0 else Status.ERROR
+    if outcome.exit_code == KILLED_EXIT_CODE and not outcome.interrupted:
         return None
-    return "error"
+    return Status.ERROR
 
 
-async def status_from_engine(engine: Engine, container_id: str, outcome: RunOutcome) -> str:
+async def status_from_engine(engine: Engine, container_id: str, outcome: RunOutcome) -> Status:
     """Killed, not by us: the memory limit is the usual killer. The engine's
     event can trail the exit under load: wait a little for it."""
     deadline = time.monotonic() + OOM_EVENT_WAIT_SECONDS
     while True:
         if await engine.oom_killed_since(container_id, outcome.started_at - 1):
-            return "oom"
+            return Status.OOM
         if time.monotonic() > deadline:
-            return "error"
+            return Status.ERROR
         await asyncio.sleep(0.2)
 
 

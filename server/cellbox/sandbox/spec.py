@@ -15,11 +15,8 @@ from cellbox.container.ship import runner_program
 from cellbox.engine.protocol import ContainerInfo, ContainerSpec
 from cellbox.sandbox import state
 from cellbox.settings.schema import SandboxConfig
+from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE
 
-LABEL_WORKSPACE = "org.cellbox.workspace"
-"""The workspace a container belongs to: the daemon touches no container without it."""
-LABEL_SPEC = "org.cellbox.spec"
-"""The fingerprint of the spec a container was made from."""
 
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(runner_program())
 COPY_MAIN = container_scripts.copy_main_argv()

@@ -4,6 +4,7 @@
 --- the server's own notifications (output, block started) to runs.lua.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
+local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
 local M = {}
@@ -45,10 +46,10 @@ local function handlers()
     return require("cellbox.runs")
   end
   local by_method = {
-    ["cellbox/output"] = function(_, params)
+    [vocabulary.notifications.OUTPUT] = function(_, params)
       runs().on_output(params)
     end,
-    ["cellbox/blockStarted"] = function(_, params)
+    [vocabulary.notifications.BLOCK_STARTED] = function(_, params)
       runs().on_block_started(params)
     end,
   }
@@ -88,7 +89,7 @@ local function server_config(root)
     handlers = handlers(),
     -- A "▶ Run" lens runs through the plugin, so the run is drawn like any other.
     commands = {
-      ["cellbox.execute"] = function(command, context)
+      [vocabulary.commands.EXECUTE] = function(command, context)
         require("cellbox.runs").run_lens(context.bufnr, command.arguments[1])
       end,
     },

@@ -5,6 +5,7 @@
 --- results' clocks moving. What a result holds is results.lua's business.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
+local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
 local M = {}
@@ -36,15 +37,17 @@ end
 
 local STREAM_HIGHLIGHT = { stdout = "CellboxOutput", stderr = "CellboxStderr" }
 
--- icon, words, highlight for each `status` the server reports.
+local status = vocabulary.statuses
+
+-- Words and highlight for each `status` the server reports (its glyph is the vocabulary's).
 local OUTCOMES = {
-  ok = { "✓", nil, "CellboxSuccess" },
-  error = { "✗", nil, "CellboxError" },
-  timeout = { "⏱", "timeout", "CellboxError" },
-  cancelled = { "⊘", "cancelled", "CellboxWarn" },
-  oom = { "✗", "out of memory", "CellboxError" },
-  output_limit = { "✗", "file size limit", "CellboxError" },
-  not_executed = { "·", "not executed", "CellboxInfo" },
+  [status.OK] = { nil, "CellboxSuccess" },
+  [status.ERROR] = { nil, "CellboxError" },
+  [status.TIMEOUT] = { "timeout", "CellboxError" },
+  [status.CANCELLED] = { "cancelled", "CellboxWarn" },
+  [status.OOM] = { "out of memory", "CellboxError" },
+  [status.OUTPUT_LIMIT] = { "file size limit", "CellboxError" },
+  [status.NOT_EXECUTED] = { "not executed", "CellboxInfo" },
 }
 
 local function seconds(ms)
@@ -53,14 +56,14 @@ end
 
 --- The outcome line of a finished block, e.g. "✓ exit 0 · 0.12 s", and its highlight.
 function M.outcome(block)
-  local known = OUTCOMES[block.status] or { "?", block.status, "CellboxInfo" }
-  local parts = { known[1] }
-  if known[2] then
-    table.insert(parts, known[2])
+  local known = OUTCOMES[block.status] or { block.status, "CellboxInfo" }
+  local parts = { vocabulary.glyphs[block.status] or "?" }
+  if known[1] then
+    table.insert(parts, known[1])
   end
   local words = table.concat(parts, " ")
   local details = {}
-  if block.status ~= "not_executed" then
+  if block.status ~= status.NOT_EXECUTED then
     table.insert(details, "exit " .. tostring(block.exitCode))
   end
   table.insert(details, seconds(block.durationMs))
@@ -68,9 +71,9 @@ function M.outcome(block)
     table.insert(details, "output truncated")
   end
   if #parts == 1 then
-    return words .. " " .. table.concat(details, " · "), known[3]
+    return words .. " " .. table.concat(details, " · "), known[2]
   end
-  return words .. " · " .. table.concat(details, " · "), known[3]
+  return words .. " · " .. table.concat(details, " · "), known[2]
 end
 
 -- Virtual text shows a tab as one cell and control bytes as ^X: expand tabs,

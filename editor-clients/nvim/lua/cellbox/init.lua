@@ -10,6 +10,7 @@ local config = require("cellbox.config")
 local display = require("cellbox.display")
 local results = require("cellbox.results")
 local runs = require("cellbox.runs")
+local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
 local M = {}
@@ -112,14 +113,14 @@ end
 
 --- Restart the workspace's sandbox (what runs in it is killed; files stay).
 function M.restart()
-  sandbox_command("cellbox.restart", function(answer)
+  sandbox_command(vocabulary.commands.RESTART, function(answer)
     return ("sandbox %s restarted: %s"):format(answer.container, answer.state)
   end)
 end
 
 --- Stop the workspace's sandbox.
 function M.stop()
-  sandbox_command("cellbox.stop", function(answer)
+  sandbox_command(vocabulary.commands.STOP, function(answer)
     return ("sandbox %s %s"):format(answer.container, answer.state)
   end)
 end
@@ -128,7 +129,7 @@ end
 --- pyproject.toml ask for now (network, capabilities, raised limits...):
 --- the server ignores them until the user does this or answers "Allow".
 function M.trust()
-  sandbox_command("cellbox.trust", function(answer)
+  sandbox_command(vocabulary.commands.TRUST, function(answer)
     if #(answer.settings or {}) == 0 then
       return ("%s asks for no loosening settings: nothing to allow"):format(answer.workspace)
     end
@@ -142,7 +143,7 @@ end
 
 --- Show the sandboxes this buffer's server knows and their state.
 function M.status()
-  clients.command(current_buffer(), "cellbox.status", vim.empty_dict(), function(err, answer)
+  clients.command(current_buffer(), vocabulary.commands.STATUS, vim.empty_dict(), function(err, answer)
     if err then
       notify(err.message or tostring(err), vim.log.levels.ERROR)
       return

@@ -6,6 +6,7 @@ local clients = require("cellbox.clients")
 local compat = require("cellbox.compat")
 local display = require("cellbox.display")
 local results = require("cellbox.results")
+local vocabulary = require("cellbox.vocabulary")
 
 local M = {}
 
@@ -38,7 +39,7 @@ function M.start(bufnr, target, waiting)
   run.waiting = results.open_waiting(bufnr, waiting.row)
   runs_by_id[run.id] = run
   latest_by_buffer[bufnr] = run
-  run.client_id = clients.command(bufnr, "cellbox.execute", argument, function(err, result)
+  run.client_id = clients.command(bufnr, vocabulary.commands.EXECUTE, argument, function(err, result)
     M.finish(run, err, result)
   end)
   return run
@@ -118,7 +119,7 @@ function M.cancel(bufnr)
     notify("no run is going in this buffer")
     return
   end
-  clients.command(bufnr, "cellbox.cancel", { runId = run.id }, function(err, answer)
+  clients.command(bufnr, vocabulary.commands.CANCEL, { runId = run.id }, function(err, answer)
     if err then
       notify(err.message or tostring(err), vim.log.levels.ERROR)
     elseif not answer.cancelled and not run.done then
