@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
 SCRIPT_LANGUAGES = {".py": "python", ".sh": "sh", ".bash": "bash"}
 """Script files, whose `# %%` cells (or whole text) run in this language."""
 LANGUAGE_IDS = {"markdown": "markdown", "quarto": "markdown", "python": "python", "shellscript": "sh"}

@@ -105,8 +105,19 @@ KILLED_EXIT_CODE: Final = 128 + signal.SIGKILL
 OUTPUT_LIMIT_EXIT_CODE: Final = 128 + signal.SIGXFSZ
 """153 on Linux: killed by SIGXFSZ, when a block's files grew past the file size limit."""
 
+MIN_TIMEOUT_SECONDS: Final = 1
+"""The shortest timeout a block may be given, from any source (a request, a
+setting, the command line): less would kill most blocks at start-up."""
+
 LABEL_WORKSPACE: Final = "org.cellbox.workspace"
 """On every sandbox container: the workspace it belongs to. The daemon touches
 no container that does not carry its workspace's."""
 LABEL_SPEC: Final = "org.cellbox.spec"
 """On every sandbox container: a fingerprint of what it was made with, to tell when to replace it."""
+
+
+def last_line_of_range(start_line: int, end_line: int, end_character: int) -> int:
+    """The last line (0-based) an LSP range covers. Its end is exclusive: a
+    range that ends at the start of a later line does not take that line
+    (a selection of whole lines, a block's range). The clients follow the same rule."""
+    return end_line - 1 if end_character == 0 and end_line > start_line else end_line

@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cellbox import __version__, project
-from cellbox.vocabulary import CANCELLED_EXIT_CODE, Command, Notification
+from cellbox.vocabulary import CANCELLED_EXIT_CODE, MIN_TIMEOUT_SECONDS, Command, Notification
 
 # Only light modules: `cellbox exec` in a git hook pays for every import
 # (tests/unit/test_house_rules.py checks what this package may import).
@@ -139,7 +141,7 @@ def _daemon_call(fn, *args):
 @click.option("--block", "-b", type=click.IntRange(min=1), help="Run the Nth runnable block (from 1).")
 @click.option("--line", "-l", type=click.IntRange(min=1), help="Run the block holding line L (from 1).")
 @click.option("--all", "-a", "run_all", is_flag=True, help="Run every block in order (the default).")
-@click.option("--timeout", "-t", type=click.FloatRange(min=1), help="Seconds each block may run.")
+@click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds each block may run.")
 @_workspace_option
 @_json_option
 def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout: float | None,
@@ -166,7 +168,7 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
 @click.argument("file", required=False, type=click.File("r"))
 @click.option("--lang", "-L", "language", help="The language (python, bash, sh, ...); default: from FILE's name.")
 @click.option("-c", "--code", help="The code to run, instead of FILE.")
-@click.option("--timeout", "-t", type=click.FloatRange(min=1), help="Seconds the block may run.")
+@click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds the block may run.")
 @_workspace_option
 @_json_option
 def exec_command(file, language: str | None, code: str | None, timeout: float | None,
@@ -288,7 +290,7 @@ def _sandbox_command(name: Command, workspace: Path | None, as_json: bool) -> No
     sys.exit(_session_call(go))
 
 
-def _session_call(go, shown: set[str] = frozenset()) -> int:
+def _session_call(go: Callable[[], int], shown: AbstractSet[str] = frozenset()) -> int:
     """Run a session; a failure is one line on stderr and exit code 1.
     `shown`: messages the server already showed (window/showMessage), not to repeat."""
     from cellbox.cli.rpc_client import RpcError
@@ -321,9 +323,9 @@ def trust(path: Path | None, revoke: bool) -> None:
     A later change to the file, by you or by code in the sandbox, needs a new
     approval.
     """
+    from cellbox.errors import CellboxError
     from cellbox.settings import trust as approvals
     from cellbox.settings.sources import resolve_config, trust_workspace
-    from cellbox.errors import CellboxError
 
     folder = path.parent if path is not None and path.is_file() else path
     workspace = _project(folder.resolve() if folder is not None else None)
@@ -356,5 +358,7 @@ def completion(shell: str) -> None:
     """Print the shell completion script: `eval "$(cellbox completion bash)"`."""
     from click.shell_completion import get_completion_class
 
-    completer = get_completion_class(shell)(main, {}, "cellbox", "_CELLBOX_COMPLETE")
+    completer_class = get_completion_class(shell)
+    assert completer_class is not None, "click.Choice admits only the shells click knows"
+    completer = completer_class(main, {}, "cellbox", "_CELLBOX_COMPLETE")
     click.echo(completer.source())

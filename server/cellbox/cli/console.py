@@ -10,18 +10,18 @@ import sys
 import time
 from typing import Any, TextIO
 
-from cellbox.vocabulary import GLYPHS, Status
+from cellbox.vocabulary import GLYPHS, Status, last_line_of_range
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def lines_of(range_: dict | None) -> str:
-    """`lines 8-10` for a range whose end is exclusive at character 0."""
+    """`lines 8-10` for a range."""
     if not range_:
         return ""
-    first = range_["start"]["line"] + 1
-    end = range_["end"]
-    last = end["line"] if end["character"] == 0 and end["line"] >= first else end["line"] + 1
+    start, end = range_["start"], range_["end"]
+    first = start["line"] + 1
+    last = last_line_of_range(start["line"], end["line"], end["character"]) + 1
     return f"line {first}" if last <= first else f"lines {first}-{last}"
 
 
@@ -109,7 +109,8 @@ def summary_line(index: int, block: dict) -> str:
     elif status == Status.TIMEOUT:
         detail = f"timed out after {seconds:.1f} s (exit {block['exitCode']})"
     elif status == Status.NOT_EXECUTED:
-        detail = "saved, not run" if block["executed"] is False and block["exitCode"] == 0 else f"refused (exit {block['exitCode']})"
+        saved = block["executed"] is False and block["exitCode"] == 0
+        detail = "saved, not run" if saved else f"refused (exit {block['exitCode']})"
     else:
         detail = f"{status} · exit {block['exitCode']} · {seconds:.2f} s"
     if block["truncated"]:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cellbox.project import DaemonPaths, answers
 
@@ -35,7 +35,7 @@ class RpcError(Exception):
 
 
 class RpcClient:
-    def __init__(self, read_fd: int, write: Callable[[bytes], None], on_notification: NotificationHandler) -> None:
+    def __init__(self, read_fd: int, write: Callable[[bytes], object], on_notification: NotificationHandler) -> None:
         self._read_fd = read_fd
         self._write = write
         self._on_notification = on_notification
@@ -93,7 +93,8 @@ class RpcClient:
 
     def _dispatch(self, message: dict) -> None:
         if "method" not in message:
-            self._answers[message.get("id")] = message
+            if isinstance(message.get("id"), int):  # an error about no request in particular has none
+                self._answers[message["id"]] = message
         elif "id" in message:
             # The server's own requests (progress tokens, lens refresh): a CLI
             # has nothing to do for them but must answer.
@@ -118,17 +119,23 @@ class Session:
         self.workspace = workspace
         self._on_notification = on_notification
         self._process: subprocess.Popen | None = None
-        self._server_log = None
+        self._server_log: IO[bytes] | None = None
         """The own server's stderr: its log says why it failed, if it does; else noise for a CLI user."""
         self._socket: socket.socket | None = None
-        self.client: RpcClient | None = None
+        self._client: RpcClient | None = None
+
+    @property
+    def client(self) -> RpcClient:
+        if self._client is None:
+            raise RuntimeError("a Session is used in a `with` block")
+        return self._client
 
     def __enter__(self) -> Session:
         paths = DaemonPaths.of(self.workspace)
         if answers(paths.socket):
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._socket.connect(str(paths.socket))
-            self.client = RpcClient(self._socket.fileno(), self._socket.sendall, self._on_notification)
+            self._client = RpcClient(self._socket.fileno(), self._socket.sendall, self._on_notification)
         else:
             self._server_log = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
@@ -138,7 +145,8 @@ class Session:
                 # into a cancel, not for the server to die of.
                 start_new_session=True,
             )
-            self.client = RpcClient(self._process.stdout.fileno(), self._process.stdin.write, self._on_notification)
+            assert self._process.stdout is not None and self._process.stdin is not None
+            self._client = RpcClient(self._process.stdout.fileno(), self._process.stdin.write, self._on_notification)
         self.client.request("initialize", {
             "processId": os.getpid(),
             "clientInfo": {"name": "cellbox-cli"},
@@ -176,7 +184,8 @@ class Session:
             self._socket.close()
         if self._process is not None:
             try:
-                self._process.stdin.close()
+                if self._process.stdin is not None:
+                    self._process.stdin.close()
             except OSError:
                 pass
             try:

@@ -8,8 +8,8 @@ fork or react meanwhile. Part of the runner: standard library only (see
 runner.py).
 """
 
-import os
 import _signal as signal  # not `signal`: it imports enum, which costs more than the rest
+import os
 import time
 
 from cellbox.container.libc import call

@@ -45,11 +45,11 @@ init, the main process and the runner goes too: a process that cleared its
 environment, started a session of its own and forked twice survives nothing.
 """
 
+import _signal as signal  # not `signal`: it imports enum, which costs more than the rest
 import _socket
 import binascii
 import os
 import select
-import _signal as signal  # not `signal`: it imports enum, which costs more than the rest
 import sys
 import time
 

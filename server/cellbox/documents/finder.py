@@ -14,8 +14,7 @@ from urllib.parse import unquote, urlparse
 import attrs
 from markdown_it import MarkdownIt
 
-from cellbox.languages import KNOWN_LANGUAGES, normalize_language
-from cellbox.languages import LANGUAGE_IDS, SCRIPT_LANGUAGES
+from cellbox.languages import KNOWN_LANGUAGES, LANGUAGE_IDS, SCRIPT_LANGUAGES, normalize_language
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".qmd"}
 

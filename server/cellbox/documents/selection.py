@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cellbox.documents.finder import DocumentBlock, find_blocks, selection_block
 from cellbox.errors import InvalidParams
-from cellbox.vocabulary import Command
+from cellbox.vocabulary import Command, last_line_of_range
 from cellbox.wire import ExecuteParams
 
 EXECUTE = Command.EXECUTE
@@ -54,7 +54,5 @@ def select_blocks(params: ExecuteParams, uri: str, text: str, language_id: str |
         raise InvalidParams(f"range: must go forward from line 1 (got lines {start.line + 1} to {end.line + 1})")
     if end.line > line_count or (end.line == line_count and end.character > 0):
         raise InvalidParams(f"range: ends at line {end.line + 1}, past the end of {params.uri} ({line_count} lines)")
-    # The range's end is exclusive: a selection ending at the start of a line
-    # does not take that line.
-    last = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+    last = last_line_of_range(start.line, end.line, end.character)
     return [selection_block(uri, text, start.line, last, language_id)]

@@ -55,9 +55,9 @@ async def _serve(paths: DaemonPaths, idle_timeout: float) -> None:
     from pygls.io_ import run_async
 
     from cellbox.engine.docker import DockerBackend
-    from cellbox.sandbox.pool import SandboxPool
     from cellbox.lsp.features import build_server
     from cellbox.lsp.stdio import StreamReaderAdapter
+    from cellbox.sandbox.pool import SandboxPool
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -26,7 +26,7 @@ from cellbox.sandbox.pool import SandboxPool, workspace_path
 from cellbox.sandbox.request import BlockToRun
 from cellbox.settings.schema import validate_overrides
 from cellbox.settings.sources import trust_workspace
-from cellbox.vocabulary import Command
+from cellbox.vocabulary import MIN_TIMEOUT_SECONDS, Command
 from cellbox.wire import (
     CancelParams,
     CancelResult,
@@ -106,8 +106,10 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def execute(ls: CellboxServer, *args: Any) -> Any:
         params = parse(_one_argument(EXECUTE, args), ExecuteParams, EXECUTE)
-        if params.timeout is not None and not params.timeout >= 1:  # also refuses NaN
-            raise InvalidParams(f"Invalid {EXECUTE} arguments: timeout: must be at least 1 second (got {params.timeout:g})")
+        if params.timeout is not None and not params.timeout >= MIN_TIMEOUT_SECONDS:  # also refuses NaN
+            raise InvalidParams(
+                f"Invalid {EXECUTE} arguments: timeout: must be at least {MIN_TIMEOUT_SECONDS} second (got {params.timeout:g})"
+            )
         run_id = params.run_id or uuid.uuid4().hex
         check_selector(params)
         if params.uri is not None and params.workspace is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import attrs
 
+from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import BindSourceMissing, ContainerGone, ContainerInfo, ContainerSpec, Engine, ImageMissing
 from cellbox.errors import ImageUnavailable, SandboxFailed
 from cellbox.sandbox import spec as specs
@@ -35,7 +36,6 @@ from cellbox.sandbox.runner_start import ViewNotShown, WorkspaceNotShown, connec
 from cellbox.sandbox.workspace_sync import WorkspaceSync
 from cellbox.settings.schema import SandboxConfig
 from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE
-from cellbox.container import scripts as container_scripts
 
 log = logging.getLogger(__name__)
 

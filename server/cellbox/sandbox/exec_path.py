@@ -10,6 +10,7 @@ block, the same marker for killing, output fed on the asyncio loop.
 from __future__ import annotations
 
 import asyncio
+
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import Engine
 from cellbox.sandbox.runner_client import OutputSink, RunEnd

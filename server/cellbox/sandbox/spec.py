@@ -17,7 +17,6 @@ from cellbox.sandbox import state
 from cellbox.settings.schema import SandboxConfig
 from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE
 
-
 SANDBOX_MAIN = container_scripts.sandbox_main_argv(runner_program())
 COPY_MAIN = container_scripts.copy_main_argv()
 _MAIN_DIGESTS = {

@@ -28,8 +28,8 @@ from pathlib import Path
 import attrs
 
 from cellbox import project
-from cellbox.settings import trust
 from cellbox.sandbox.prepare import VCS_FOLDERS
+from cellbox.settings import trust
 
 log = logging.getLogger(__name__)
 

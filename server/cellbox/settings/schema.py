@@ -19,6 +19,7 @@ import attrs
 
 from cellbox.errors import ConfigError
 from cellbox.languages import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES
+from cellbox.vocabulary import MIN_TIMEOUT_SECONDS
 
 DEFAULT_IMAGE = "python:3-slim"
 
@@ -161,9 +162,9 @@ def _check(key: str, value: Any) -> Any:
         return value
     if key == "timeout":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError("must be a finite number of seconds, at least 1")
-        if value < 1:
-            raise ValueError(f"must be at least 1 second (got {value})")
+            raise ValueError(f"must be a finite number of seconds, at least {MIN_TIMEOUT_SECONDS}")
+        if value < MIN_TIMEOUT_SECONDS:
+            raise ValueError(f"must be at least {MIN_TIMEOUT_SECONDS} second (got {value})")
         return float(value)
     if key in ("auto_remove", "stop_container"):
         if not isinstance(value, bool):
