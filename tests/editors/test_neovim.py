@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import containers_of
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "editor-clients" / "nvim"
+# CELLBOX_NVIM_PLUGIN_DIR: another copy of the plugin (e.g. an older commit's, to see a test fail on it).
+PLUGIN = Path(os.environ.get("CELLBOX_NVIM_PLUGIN_DIR", ROOT / "editor-clients" / "nvim"))
 SPECS = Path(__file__).resolve().parent / "nvim"
 SERVER_COMMAND = [sys.executable, "-m", "cellbox", "serve"]
 # Records what a client sends it, for what the client alone decides.
@@ -49,8 +50,14 @@ def wait_for_removal(engine, workspace: Path, timeout_s: float = 20) -> None:
         time.sleep(0.2)
 
 
-def run_spec(spec: str, workspace: Path, tmp_path: Path, engine, server_command: list[str] = SERVER_COMMAND) -> dict:
-    """Run tests/editors/nvim/<spec>_spec.lua in headless Neovim; return its facts and messages."""
+def run_spec(
+    spec: str, workspace: Path, tmp_path: Path, engine, server_command: list[str] = SERVER_COMMAND,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """Run tests/editors/nvim/<spec>_spec.lua in headless Neovim (with `env`
+    added to its environment, and so to the server's); return its facts, the
+    messages shown through vim.notify, and what Neovim wrote to stderr (where
+    headless Neovim shows error messages that bypass vim.notify)."""
     if shutil.which(NVIM) is None:
         # A failure, not a skip: a suite that skips where CI cannot see it tests nothing.
         pytest.fail(f"{NVIM} is not installed: scripts/ensure-neovim installs Debian's neovim")
@@ -67,6 +74,7 @@ def run_spec(spec: str, workspace: Path, tmp_path: Path, engine, server_command:
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"),
         "XDG_CACHE_HOME": str(home / "cache"),
+        **(env or {}),
     }
     command = [
         NVIM, "--headless", "--clean", "-n", "-u", str(SPECS / "init.lua"),
@@ -94,6 +102,7 @@ def run_spec(spec: str, workspace: Path, tmp_path: Path, engine, server_command:
     # deprecated API is used.
     assert "deprecated" not in completed.stderr
     assert not [m for m in outcome["messages"] if "deprecated" in m["message"]]
+    outcome["stderr"] = completed.stderr
     return outcome
 
 
@@ -344,3 +353,89 @@ def test_trust_command_and_the_servers_approval_question(make_workspace, tmp_pat
     assert facts["allowed"].splitlines()[0] == "│ Allow"
     assert facts["not_now"].splitlines()[0] == "│ Not now"
     assert "asks to loosen the sandbox" in facts["printed"]
+
+
+RELOAD = textwrap.dedent(
+    """\
+    ```python
+    print("block one")
+    ```
+
+    ```bash
+    echo two-start
+    sleep 2
+    echo two-end
+    ```
+    """
+)
+
+
+def test_results_follow_their_blocks_when_the_file_is_read_again(make_workspace, tmp_path, engine):
+    """Issue 13, item 6: after :e! (the file changed on disk), each result
+    hangs from its block, not from the row its block used to be on."""
+    workspace = make_workspace()
+    (workspace / "reload.md").write_text(RELOAD)
+
+    facts = run_spec("reload", workspace, tmp_path, engine)["facts"]
+
+    # Three lines came in above: block one now ends on row 5, block two on row 11.
+    reloaded = facts["reloaded"]
+    assert [r["row"] for r in reloaded] == [5, 11]
+    assert texts(result_at(reloaded, 5))[0] == "│ block one"
+    assert texts(result_at(reloaded, 11))[0] == "│ two-start"
+    # Block two was running: the rest of its output came under it, where it now is.
+    finished = texts(result_at(facts["finished"], 11))
+    assert finished[:2] == ["│ two-start", "│ two-end"] and finished[-1].startswith("│ ✓ exit 0")
+    assert [r["row"] for r in facts["finished"]] == [5, 11]
+    # Block one changed on disk: its old result is gone; block two's stays.
+    assert [r["row"] for r in facts["changed"]] == [11]
+
+
+LABELS = textwrap.dedent(
+    """\
+    ```bash
+    echo started
+    sleep 30
+    ```
+    """
+)
+
+
+def test_a_blocks_old_outcome_leaves_its_lens_when_it_runs_again_and_on_clear(make_workspace, tmp_path, engine):
+    """Issue 13, item 8: no "⊘ cancelled" lens on a block that runs again,
+    and :CellboxClear takes the outcome off the lens as well as the lines."""
+    workspace = make_workspace()
+    (workspace / "labels.md").write_text(LABELS)
+
+    facts = run_spec("stale_labels", workspace, tmp_path, engine)["facts"]
+
+    assert facts["cancelled"] == ["⊘ cancelled"]
+    # Running again: no outcome on the lens, while the line under the block runs.
+    assert facts["running"] == []
+    assert facts["still_running"].splitlines()[-1].startswith("│ running… ")
+    assert facts["cancelled_again"] == ["⊘ cancelled"]
+    # Cleared: no result lines, no outcome lens; the "▶ Run" lens stays.
+    assert facts["cleared"] == [] and facts["cleared_results"] == []
+    assert facts["run_lenses"] == [{"line": 0, "title": "▶ Run"}]
+
+
+def test_an_engine_error_is_told_once_and_ends_the_running_line(make_workspace, tmp_path, engine):
+    """Issue 13, item 9: the server shows the engine's error itself
+    (window/showMessage) and answers the run with it; the person sees it
+    once, and the block's line ends with it rather than "running…"."""
+    workspace = make_workspace()
+    (workspace / "notes.md").write_text("```bash\necho hi\n```\n")
+
+    outcome = run_spec(
+        "engine_error", workspace, tmp_path, engine, env={"DOCKER_HOST": "unix:///nonexistent/cellbox-test.sock"}
+    )
+
+    told = [m for m in outcome["messages"] if "nonexistent/cellbox-test.sock" in m["message"]]
+    assert len(told) == 1, outcome["messages"]
+    assert told[0]["level"] == 4  # vim.log.levels.ERROR
+    # Nothing else printed it: not Neovim's own LSP message handler (on stderr when headless).
+    assert "nonexistent/cellbox-test.sock" not in outcome["stderr"]
+    assert "nonexistent/cellbox-test.sock" not in outcome["facts"]["printed"]
+    # The block's line says what ended it, in place of "running…".
+    failed = texts(result_at(outcome["facts"]["results"], 2))
+    assert len(failed) == 1 and failed[0].startswith("│ ✗ Cannot reach the Docker engine at unix:///nonexistent/")

@@ -40,7 +40,27 @@ function M.root_of(path)
   end
 end
 
---- Handlers for what the server sends besides standard LSP.
+local said = {} -- message -> when the server showed it (hrtime)
+-- How long a message of the server stands for the same error of a request.
+local SAID_WITHIN_NS = 30e9
+
+local MESSAGE_LEVELS = {
+  [1] = vim.log.levels.ERROR,
+  [2] = vim.log.levels.WARN,
+  [3] = vim.log.levels.INFO,
+  [4] = vim.log.levels.DEBUG,
+}
+
+--- Whether the server has just shown `message` itself (each showing
+--- answers for one error).
+function M.server_said(message)
+  local when = said[message]
+  said[message] = nil
+  return when ~= nil and compat.uv.hrtime() - when < SAID_WITHIN_NS
+end
+
+--- Handlers for what the server sends besides standard LSP, and the
+--- standard ones the plugin does its own way.
 local function handlers()
   local runs = function()
     return require("cellbox.runs")
@@ -53,15 +73,23 @@ local function handlers()
       runs().on_block_started(params)
     end,
   }
-  if not compat.handles_lens_refresh() then
-    -- Neovim 0.7: the server asks for fresh lenses after a run (an outcome
-    -- lens such as "✓ 0.12 s" appears); a request needs an answer: null.
+  if not compat.native_lenses() then
+    -- The server asks for fresh lenses after a run (an outcome lens such as
+    -- "✓ 0.12 s" appears); lenses.lua asks, and shows what it should. A
+    -- request needs an answer: null.
     by_method["workspace/codeLens/refresh"] = function(_, _, ctx)
       for bufnr in pairs(buffers_of_client[ctx.client_id] or {}) do
-        compat.refresh_lenses(bufnr)
+        require("cellbox.lenses").refresh(bufnr)
       end
       return vim.NIL
     end
+  end
+  -- The server's own messages (the engine is down, a setting was left
+  -- out...), through vim.notify like the plugin's, and remembered so that a
+  -- failed run does not say the same again.
+  by_method["window/showMessage"] = function(_, params)
+    said[params.message] = compat.uv.hrtime()
+    vim.notify(params.message, MESSAGE_LEVELS[params.type] or vim.log.levels.INFO)
   end
   return by_method
 end
@@ -109,7 +137,7 @@ local function server_config(root)
       end)
     end,
     on_attach = function(_, bufnr)
-      compat.enable_lenses(bufnr, augroup)
+      require("cellbox.lenses").enable(bufnr, augroup)
     end,
     on_exit = function(code, signal, client_id)
       -- Called from libuv, outside the main loop: no API calls here.

@@ -58,7 +58,7 @@ function M.stop(client)
   return client.stop()
 end
 
---- Client capabilities. Neovim 0.7 neither declares nor handles
+--- Client capabilities. Neovim 0.7 does not declare
 --- `workspace/codeLens/refresh`; we handle it (see clients.lua), so say so,
 --- and the server then asks us to refresh the lenses after each run.
 function M.capabilities()
@@ -70,39 +70,10 @@ function M.capabilities()
   return capabilities
 end
 
---- True when Neovim has its own `workspace/codeLens/refresh` handler (0.8+).
-function M.handles_lens_refresh()
-  return vim.lsp.handlers["workspace/codeLens/refresh"] ~= nil
-end
-
---- Keep a buffer's code lenses shown and up to date.
---- 0.12+: vim.lsp.codelens.enable() does it all (refresh is deprecated there).
---- Before: refresh on open and after edits ourselves.
-function M.enable_lenses(bufnr, group)
-  if vim.lsp.codelens.enable then
-    vim.lsp.codelens.enable(true, { bufnr = bufnr })
-    return
-  end
-  M.refresh_lenses(bufnr)
-  vim.api.nvim_create_autocmd({ "BufEnter", "InsertLeave", "TextChanged" }, {
-    group = group,
-    buffer = bufnr,
-    callback = function()
-      M.refresh_lenses(bufnr)
-    end,
-  })
-end
-
---- Ask for a buffer's lenses again (before 0.12).
-function M.refresh_lenses(bufnr)
-  if vim.lsp.codelens.enable or not vim.api.nvim_buf_is_loaded(bufnr) then
-    return
-  end
-  -- 0.7's refresh() takes no argument and works on the current buffer:
-  -- make `bufnr` current for the call. 0.8-0.11 accept { bufnr }.
-  vim.api.nvim_buf_call(bufnr, function()
-    vim.lsp.codelens.refresh({ bufnr = bufnr })
-  end)
+--- True on 0.12+, where vim.lsp.codelens.enable() keeps a buffer's lenses
+--- (and answers `workspace/codeLens/refresh`); before, lenses.lua does.
+function M.native_lenses()
+  return vim.lsp.codelens.enable ~= nil
 end
 
 return M

@@ -130,6 +130,16 @@ function M.place(result, start_row, anchor_row)
   result.start_mark = api.nvim_buf_set_extmark(bufnr, M.span_namespace, clamp_row(bufnr, start_row), 0, {})
 end
 
+--- Put a result's marks on other rows (its block moved in a reload).
+function M.move(result, start_row, anchor_row)
+  local bufnr = result.bufnr
+  api.nvim_buf_set_extmark(bufnr, M.span_namespace, clamp_row(bufnr, start_row), 0, { id = result.start_mark })
+  api.nvim_buf_set_extmark(bufnr, M.namespace, clamp_row(bufnr, anchor_row), 0, {
+    id = result.mark,
+    virt_lines = M.lines(result),
+  })
+end
+
 --- The result's block as rows now, after any edits: start, and the row its lines hang from.
 function M.rows(result)
   if not api.nvim_buf_is_valid(result.bufnr) then

@@ -42,10 +42,24 @@ function M.setup(options)
       M.attach(event.buf)
     end,
   })
+  local buffers = api.nvim_create_augroup("cellbox_forget", { clear = true })
   api.nvim_create_autocmd("BufWipeout", {
-    group = api.nvim_create_augroup("cellbox_forget", { clear = true }),
+    group = buffers,
     callback = function(event)
       results.forget(event.buf)
+    end,
+  })
+  -- :e!, or a file changed on disk and read again: results follow their blocks.
+  api.nvim_create_autocmd({ "TextChanged", "TextChangedI" }, {
+    group = buffers,
+    callback = function(event)
+      results.remember_blocks(event.buf)
+    end,
+  })
+  api.nvim_create_autocmd("BufReadPost", {
+    group = buffers,
+    callback = function(event)
+      results.after_reload(event.buf)
     end,
   })
   for _, bufnr in ipairs(api.nvim_list_bufs()) do
@@ -159,9 +173,11 @@ function M.status()
   end)
 end
 
---- Remove the buffer's results from view.
+--- Remove the buffer's results from view, and their outcomes from the lenses.
 function M.clear()
-  results.clear(current_buffer())
+  local bufnr = current_buffer()
+  results.clear(bufnr)
+  require("cellbox.lenses").refresh(bufnr)
 end
 
 --- Open the whole output of the block under the cursor (else of the last

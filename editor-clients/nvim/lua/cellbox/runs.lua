@@ -5,6 +5,7 @@
 local clients = require("cellbox.clients")
 local compat = require("cellbox.compat")
 local display = require("cellbox.display")
+local lenses = require("cellbox.lenses")
 local results = require("cellbox.results")
 local vocabulary = require("cellbox.vocabulary")
 
@@ -25,7 +26,7 @@ end
 
 local function drop_waiting(run)
   if run.waiting then
-    display.erase(run.waiting)
+    results.drop_waiting(run.waiting)
     run.waiting = nil
   end
 end
@@ -65,6 +66,8 @@ function M.on_block_started(params)
   local result = results.open(run.bufnr, params.range, params.extent, run.id, params.blockIndex)
   run.blocks[params.blockIndex] = result
   display.keep_ticking(result)
+  -- The block's last outcome ("⊘ cancelled") is not this run's: take it off its lens.
+  lenses.refresh(run.bufnr)
 end
 
 function M.on_output(params)
@@ -92,7 +95,11 @@ function M.finish(run, err, answer)
         display.draw(result)
       end
     end
-    notify(message, vim.log.levels.ERROR)
+    -- The server tells the person itself of what is not the request's fault
+    -- (the engine is down, the image is missing...): say it once.
+    if not clients.server_said("cellbox: " .. message) then
+      notify(message, vim.log.levels.ERROR)
+    end
     return
   end
   for position, block in ipairs(answer.blocks or {}) do
