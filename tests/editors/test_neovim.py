@@ -439,3 +439,45 @@ def test_an_engine_error_is_told_once_and_ends_the_running_line(make_workspace, 
     # The block's line says what ended it, in place of "running…".
     failed = texts(result_at(outcome["facts"]["results"], 2))
     assert len(failed) == 1 and failed[0].startswith("│ ✗ Cannot reach the Docker engine at unix:///nonexistent/")
+
+
+LONG = "".join(f"Prose line {n}.\n" for n in range(1, 41)) + textwrap.dedent(
+    """\
+    ```bash
+    for i in $(seq 1 12); do echo "line $i"; sleep 0.3; done
+    ```
+    """
+)
+
+
+def test_output_below_the_window_shows_in_a_float_at_its_bottom(make_workspace, tmp_path, engine):
+    """Issue 13, item 7: a block whose output would stream below the window
+    (only its first line visible) shows the output's last lines in a float,
+    live, then with the outcome; at the window's top here, as its bottom
+    line is the cursor's."""
+    workspace = make_workspace()
+    (workspace / "long.md").write_text(LONG)
+
+    facts = run_spec("overflow", workspace, tmp_path, engine)["facts"]
+
+    # The block's code is the window's last line: its closing fence and the result are below.
+    assert facts["view"]["bottom"] == 42
+    (running,) = facts["running"]
+    assert running["relative"] == "win"
+    # Not over the cursor's line (the window's last): at the window's top.
+    assert running["row"] == 0 and running["height"] < running["over_height"]
+    assert running["lines"][-1].startswith("│ running… ")
+    assert "│ line 3" in running["lines"]
+    # At the end: the last lines and the outcome, in the float and inline.
+    (finished,) = facts["finished"]
+    assert finished["lines"][-2:] == ["│ line 12", finished["lines"][-1]]
+    assert finished["lines"][-1].startswith("│ ✓ exit 0")
+    assert finished["row"] == 0 and finished["height"] == 11  # at most half the window
+    assert facts["finished_inline"].splitlines()[0] == "│ line 1"
+    # The cursor left the block: no float.
+    assert facts["left"] == []
+    # Scrolled so that the block's end is mid-window: the float sits over the
+    # inline lines' place, the window's last lines, showing their end.
+    (scrolled,) = facts["scrolled"]
+    assert scrolled["row"] + scrolled["height"] == scrolled["over_height"]
+    assert scrolled["lines"][-1].startswith("│ ✓ exit 0")

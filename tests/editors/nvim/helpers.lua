@@ -71,6 +71,29 @@ function H.text_at(bufnr, row)
   return nil
 end
 
+--- The floating windows open now: where each sits in the window it is
+--- relative to, and the text it shows.
+function H.floats()
+  local found = {}
+  for _, win in ipairs(api.nvim_list_wins()) do
+    local config = api.nvim_win_get_config(win)
+    if config.relative ~= "" then
+      local row = config.row
+      if type(row) == "table" then
+        row = row[false] -- 0.7 returns { [false] = n } for a float's row and col
+      end
+      table.insert(found, {
+        relative = config.relative,
+        row = row,
+        height = api.nvim_win_get_height(win),
+        over_height = config.win and api.nvim_win_get_height(config.win) or vim.NIL,
+        lines = api.nvim_buf_get_lines(api.nvim_win_get_buf(win), 0, -1, false),
+      })
+    end
+  end
+  return found
+end
+
 function H.diagnostics(bufnr)
   local found = {}
   for _, diagnostic in ipairs(vim.diagnostic.get(bufnr)) do

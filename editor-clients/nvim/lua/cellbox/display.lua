@@ -5,6 +5,7 @@
 --- results' clocks moving. What a result holds is results.lua's business.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
+local overflow = require("cellbox.overflow")
 local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
@@ -161,14 +162,18 @@ function M.draw(result)
   if not at[1] then
     return
   end
+  local lines = M.lines(result)
   api.nvim_buf_set_extmark(result.bufnr, M.namespace, at[1], 0, {
     id = result.mark,
-    virt_lines = M.lines(result),
+    virt_lines = lines,
   })
+  local start = api.nvim_buf_get_extmark_by_id(result.bufnr, M.span_namespace, result.start_mark, {})
+  overflow.update(result, start[1] or at[1], at[1], lines)
 end
 
 function M.erase(result)
   result.erased = true
+  overflow.close(result)
   if api.nvim_buf_is_valid(result.bufnr) then
     pcall(api.nvim_buf_del_extmark, result.bufnr, M.namespace, result.mark)
     pcall(api.nvim_buf_del_extmark, result.bufnr, M.span_namespace, result.start_mark)

@@ -23,6 +23,8 @@ local function shown_in(bufnr)
   local shown = vim.list_extend({}, by_buffer[bufnr] or {})
   return vim.list_extend(shown, vim.tbl_keys(waiting_by_buffer[bufnr] or {}))
 end
+--- The results of `bufnr`, and its runs' markers until their first block starts.
+M.shown_in = shown_in
 
 local function remember_block(result)
   local first, anchor = display.rows(result)
