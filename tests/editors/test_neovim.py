@@ -481,3 +481,37 @@ def test_output_below_the_window_shows_in_a_float_at_its_bottom(make_workspace, 
     (scrolled,) = facts["scrolled"]
     assert scrolled["row"] + scrolled["height"] == scrolled["over_height"]
     assert scrolled["lines"][-1].startswith("│ ✓ exit 0")
+
+
+BACK_TO_BACK = textwrap.dedent(
+    """\
+    ```python
+    import time; print("first", time.time())
+    ```
+
+    ```python
+    import time; print("second", time.time())
+    ```
+    """
+)
+ROUNDS = 4
+
+
+def test_a_run_right_after_another_shows_its_output(make_workspace, tmp_path, engine):
+    """Issue 13, item 10: a second :CellboxRun right after the first ended, in a
+    fresh workspace, once showed nothing for 20 s (2 runs in 6). Each round
+    is a new workspace: its own server, its sandbox started by the first run."""
+    base = make_workspace("base")
+    rounds = [make_workspace(f"base/round{n}") for n in range(1, ROUNDS + 1)]
+    for workspace in rounds:
+        (workspace / "notes.md").write_text(BACK_TO_BACK)
+
+    facts = run_spec("back_to_back", base, tmp_path, engine, env={"CELLBOX_TEST_ROUNDS": str(ROUNDS)})["facts"]
+    for workspace in rounds:
+        wait_for_removal(engine, workspace)
+
+    assert len(facts["rounds"]) == ROUNDS
+    for seen in facts["rounds"]:
+        assert seen["first"].splitlines()[-1].startswith("│ ✓ exit 0")
+        assert seen["second"] is not None, facts["rounds"]  # within 20 s
+        assert seen["again"] is not None and seen["again"] != seen["first"], facts["rounds"]

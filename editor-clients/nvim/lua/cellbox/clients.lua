@@ -217,12 +217,16 @@ function M.command(bufnr, command, argument, on_answer)
     return
   end
   M.when_ready(client_id, function(client)
-    compat.request(client, "workspace/executeCommand", {
+    local sent = compat.request(client, "workspace/executeCommand", {
       command = command,
       arguments = { argument },
     }, function(err, result)
       on_answer(err, result)
     end, bufnr)
+    if not sent then
+      -- The server is going away: no answer will come; say so now.
+      on_answer({ message = "the cellbox server has stopped" })
+    end
   end)
   return client_id, root_or_message
 end

@@ -213,7 +213,12 @@ local function tick()
       ticking[result] = nil
     else
       any = true
-      M.draw(result)
+      -- One result that cannot be drawn must not stop every other clock.
+      local ok, err = pcall(M.draw, result)
+      if not ok then
+        ticking[result] = nil
+        vim.notify("cellbox: " .. tostring(err), vim.log.levels.DEBUG)
+      end
     end
   end
   if not any and timer then
