@@ -110,14 +110,16 @@ function M.drop_waiting(marker)
   end
 end
 
---- The finished result whose block starts at `row`, else nil: a run's
---- outcome is shown (in the lens too) only while its result is.
+--- The result, ended with an outcome from the server, whose block starts
+--- at `row`, else nil: a run's outcome is shown (in the lens too) only
+--- while its result is. (A run that failed without one, e.g. the engine
+--- was down, leaves no outcome of its own on the server.)
 function M.finished_at(bufnr, row)
   local list = by_buffer[bufnr] or {}
   for i = #list, 1, -1 do
     local first = display.rows(list[i])
     if first == row then
-      return (list[i].status or list[i].failure) and list[i] or nil
+      return list[i].status and list[i] or nil
     end
   end
   return nil
