@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,11 +58,14 @@ def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
             return to_json(await fn(ls, *args))
         except CellboxError as exc:
             log.info("%s failed: %s", fn.__name__, exc)
+            message = exc.message
+            if isinstance(exc, EngineUnavailable) and not ls.owns_pool:
+                message += _shared_daemon_note()
             if isinstance(exc, (EngineUnavailable, ImageUnavailable, ConfigError)):
                 # Not the caller's fault and not visible in a reply an editor may
                 # only log: tell the person too.
-                ls.show_error(f"cellbox: {exc}")
-            raise JsonRpcException(code=exc.code, message=exc.message) from None
+                ls.show_error(f"cellbox: {message}")
+            raise JsonRpcException(code=exc.code, message=message) from None
 
     return handler
 
@@ -208,6 +212,19 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         return StatusResult(await ls.sandboxes.status())
 
     return server
+
+
+def _shared_daemon_note() -> str:
+    """For an engine that cannot be reached from the project's daemon: the
+    daemon looks where the environment it was started with says, not where the
+    shell asking it now would (a DOCKER_HOST set or unset since)."""
+    held = [f"{name}={os.environ[name]}" for name in ("DOCKER_HOST", "DOCKER_CONTEXT") if os.environ.get(name)]
+    started_with = " and ".join(held) if held else "no DOCKER_HOST or DOCKER_CONTEXT"
+    return (
+        f" This is the project's daemon (pid {os.getpid()}), shared by the editor and `cellbox run`: it was started "
+        f"with {started_with} and keeps that setting, whatever your shell has now. To start it again with your "
+        "shell's settings: `cellbox daemon stop`, then run again."
+    )
 
 
 def _block_range(block: DocumentBlock) -> Range:
