@@ -38,3 +38,45 @@ def normalize_language(language: str) -> str:
     return LANGUAGE_ALIASES.get(lowered, lowered)
 
 
+
+def closest_language(word: str, runnable_only: bool = False) -> str | None:
+    """The known language (or alias) `word` is most likely a misspelling of,
+    e.g. "python" for "pyhton"; None when none is close. `runnable_only`: only
+    languages that run by default, so that a Markdown fence of another kind
+    (```toml, ```json) is not taken for a typo of one that is only saved."""
+    import difflib
+
+    lowered = word.strip().lower()
+    names = [name for name, runs in DEFAULT_EXECUTION_POLICIES.items() if runs or not runnable_only]
+    names += [alias for alias, name in LANGUAGE_ALIASES.items() if name in names]
+    if not lowered or lowered in names:
+        return None
+    found = difflib.get_close_matches(lowered, names, n=1, cutoff=0.75)
+    return normalize_language(found[0]) if found else None
+
+
+def runs_by_default() -> str:
+    """"bash, powershell, ps1, ..." for messages."""
+    return ", ".join(sorted(name for name, runs in DEFAULT_EXECUTION_POLICIES.items() if runs))
+
+
+def unknown_language_message(language: str) -> str:
+    """Why a block in `language` cannot run at all, and what to write instead."""
+    guess = closest_language(language)
+    hint = f"did you mean {guess}? " if guess else ""
+    saved = sorted(name for name, runs in DEFAULT_EXECUTION_POLICIES.items() if not runs)
+    return (
+        f"Unsupported language {language}: {hint}cellbox runs {runs_by_default()} "
+        f"(and saves {', '.join(saved)} blocks without running them, unless [execution_policies] "
+        "in cellbox.toml says otherwise)."
+    )
+
+
+def saved_only_message(language: str, has_interpreter: bool = True) -> str:
+    """Why a block of a known language was only saved, and how to make it run."""
+    if not has_interpreter:
+        return f"{language} blocks are only saved: cellbox has nothing that runs {language}."
+    return (
+        f"{language} blocks are only saved, not run: to run them, set {language} = true "
+        "under [execution_policies] in cellbox.toml."
+    )

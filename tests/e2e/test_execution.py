@@ -38,7 +38,7 @@ async def test_saved_only_languages_are_written_not_run(workspace, start_daemon)
     assert result["exitCode"] == 0
     for block in result["blocks"]:
         assert block["executed"] is False
-        assert block["output"] == f"Code saved to {block['codeFile']}\n"
+        assert block["output"].startswith(f"Code saved to {block['codeFile']}\n{block['language']} blocks are only saved")
     assert (workspace / result["blocks"][1]["codeFile"]).read_text() == "<p>hi</p>"
 
 
@@ -82,9 +82,11 @@ async def test_an_unsupported_language_stops_the_run(workspace, start_daemon):
     daemon = await start_daemon(workspace)
     result = await daemon.execute(("python", "print(1)"), ("Ruby", "puts 1"), ("python", "print(2)"))
     assert result["exitCode"] == 1
-    assert result["output"] == "1\nUnsupported language ruby\n"
+    refusal = result["blocks"][1]["output"]
+    assert refusal.startswith("Unsupported language ruby: cellbox runs bash, ")
+    assert result["output"] == "1\n" + refusal
     assert result["blocks"][1] == {
-        "language": "ruby", "exitCode": 1, "output": "Unsupported language ruby\n", "codeFile": None,
+        "language": "ruby", "exitCode": 1, "output": refusal, "codeFile": None,
         "executed": False, "timedOut": False, "durationMs": result["blocks"][1]["durationMs"],
         "status": "not_executed", "truncated": False, "range": None, "extent": None,
     }

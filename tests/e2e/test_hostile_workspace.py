@@ -562,8 +562,8 @@ MALFORMED = {
     "stop-workspace-too-long": ("cellbox.stop", lambda ws: {"workspace": "/" + "a" * 5000}, "workspace"),
     "uri-with-nul": ("cellbox.execute", lambda ws: {"uri": f"{ws.as_uri()}/a%00b.md", "all": True}, "uri"),
     "uri-with-lone-surrogate": ("cellbox.execute", lambda ws: {"uri": f"{ws.as_uri()}/\ud800.md", "all": True}, "uri"),
-    "uri-of-a-fifo": ("cellbox.execute", lambda ws: {"uri": f"{ws.as_uri()}/fifo.md", "all": True}, "uri"),
-    "uri-of-dev-zero": ("cellbox.execute", lambda ws: {"uri": "file:///dev/zero", "all": True}, "uri"),
+    "uri-of-a-fifo": ("cellbox.execute", lambda ws: {"uri": f"{ws.as_uri()}/fifo.md", "all": True}, "fifo.md is not a regular file"),
+    "uri-of-dev-zero": ("cellbox.execute", lambda ws: {"uri": "file:///dev/zero", "all": True}, "/dev/zero is not a regular file"),
     "range-past-the-end": ("cellbox.execute", lambda ws: {
         "uri": f"{ws.as_uri()}/notes.md", "range": {"start": {"line": 3, "character": 0}, "end": {"line": 10**12, "character": 0}}}, "range"),
     "range-before-the-start": ("cellbox.execute", lambda ws: {

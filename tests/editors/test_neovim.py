@@ -164,7 +164,7 @@ def test_markdown_blocks_show_output_and_outcome_under_the_block(make_workspace,
     # markdown buffer opened before it brought no warning).
     outside = facts["outside"]
     assert len(outside["messages"]) == 1
-    assert outside["messages"][0]["message"].startswith("cellbox: position: line 1 ")
+    assert outside["messages"][0]["message"].startswith("cellbox: line 1 of notes.md ")  # the file's name, not its URI
     assert "not in a runnable block" in outside["messages"][0]["message"]
     assert outside["messages"][0]["level"] == 4  # vim.log.levels.ERROR
     assert outside["results"] == []

@@ -183,9 +183,16 @@ def test_silence_pip_leaves_other_lines_alone() -> None:
 
 def test_prepare_unsupported_language(tmp_path: Path) -> None:
     block = prepare_block("Ruby", "puts 1", tmp_path, DEFAULT_EXECUTION_POLICIES)
-    assert block.refusal == "Unsupported language ruby\n"
+    assert block.refusal.startswith("Unsupported language ruby: cellbox runs bash, ")
+    assert "did you mean" not in block.refusal  # nothing known is close to ruby
+    assert "[execution_policies] in cellbox.toml" in block.refusal
     assert block.relative_path is None
     assert block.runs is False
+
+
+def test_a_misspelt_language_is_refused_with_the_nearest_known_one(tmp_path: Path) -> None:
+    block = prepare_block("pyhton", "print(1)", tmp_path, DEFAULT_EXECUTION_POLICIES)
+    assert block.refusal is not None and block.refusal.startswith("Unsupported language pyhton: did you mean python? ")
 
 
 def test_prepare_filename_escape_refused(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cellbox.documents.diagnostics import python_error, shell_error
-from cellbox.documents.finder import find_blocks, selection_block
+from cellbox.documents.finder import find_blocks, mistyped_fences, selection_block
 
 
 def test_markdown_fences_of_every_kind():
@@ -74,3 +74,11 @@ def test_a_shell_error_keeps_the_last_lines_of_stderr():
     error = shell_error("one\ntwo\n\nthree\nfour\n", 2, 7)
     assert (error.line, error.message) == (7, "two\nthree\nfour")
     assert shell_error("", 3, 0).message == "exited with code 3"
+
+
+def test_only_fences_that_look_like_a_language_that_runs_are_called_typos():
+    text = "```pyhton\nx\n```\n```toml\na = 1\n```\n```{Pyhton, echo=false}\ny\n```\n```json\n{}\n```\n"
+    found = mistyped_fences("file:///w/a.md", text)
+    assert [(f.line, f.end_line, f.word, f.guess) for f in found] == [(0, 3, "pyhton", "python"), (6, 9, "Pyhton", "python")]
+    assert found[0].message.startswith("cellbox does not know the language 'pyhton', so this block does not run. Did you mean python?")
+    assert mistyped_fences("file:///w/a.py", text) == []

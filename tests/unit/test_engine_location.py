@@ -58,3 +58,23 @@ def test_a_missing_context_is_a_clear_error(docker_config, monkeypatch):
     with pytest.raises(EngineUnavailable) as error:
         locate_engine()
     assert "'nowhere'" in str(error.value) and "docker context ls" in str(error.value)
+
+
+def test_an_unreachable_engine_is_told_in_words_not_as_python_values():
+    import errno
+
+    from cellbox.engine.answers import plain_reason
+
+    # What docker-py raises for a missing socket: requests' tuple in its text.
+    inner = ConnectionError("Connection aborted.", FileNotFoundError(errno.ENOENT, "No such file or directory"))
+    try:
+        try:
+            raise inner
+        except ConnectionError:
+            raise RuntimeError("Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, "
+                               "'No such file or directory'))") from None
+    except RuntimeError as outer:
+        outer.__context__ = inner
+        assert plain_reason(outer) == "no socket or file there"
+    assert plain_reason(RuntimeError("Error while fetching server API version: [Errno 111] Connection refused")) \
+        == "Connection refused"

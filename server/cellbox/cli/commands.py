@@ -207,6 +207,8 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
             message = str(params.get("message"))
             shown.add(message.removeprefix("cellbox: "))
             display.note(message if message.startswith("cellbox") else f"cellbox: {message}")
+        if method == "textDocument/publishDiagnostics" and isinstance(params, dict) and not as_json:
+            _show_warnings(display, params, argument.get("uri"))
         if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
             return
         if method == Notification.BLOCK_STARTED:
@@ -240,6 +242,26 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
         return CANCELLED_EXIT_CODE if interrupts else exit_code_of(result)
 
     return _session_call(go, shown)
+
+
+def _show_warnings(display, params: dict, uri: str | None) -> None:
+    """The server's warnings about the document being run (a fence whose
+    language looks mistyped), as `FILE:LINE: message` lines. Its errors are in
+    the blocks' own output already."""
+    if uri is None or params.get("uri") != uri:
+        return
+    path = project.uri_path(uri)
+    try:
+        name = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        name = str(path)
+    for diagnostic in params.get("diagnostics") or []:
+        if diagnostic.get("severity") == WARNING_SEVERITY:
+            display.note(f"⚠ {name}:{diagnostic['range']['start']['line'] + 1}: {diagnostic['message']}")
+
+
+WARNING_SEVERITY = 2
+"""LSP's DiagnosticSeverity.Warning."""
 
 
 # ------------------------------------------------------- sandbox commands

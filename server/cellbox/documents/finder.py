@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import attrs
 from markdown_it import MarkdownIt
 
-from cellbox.languages import KNOWN_LANGUAGES, LANGUAGE_IDS, SCRIPT_LANGUAGES, normalize_language
+from cellbox.languages import (
+    KNOWN_LANGUAGES,
+    LANGUAGE_IDS,
+    SCRIPT_LANGUAGES,
+    closest_language,
+    normalize_language,
+    runs_by_default,
+)
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".qmd"}
 
@@ -64,14 +72,43 @@ def find_blocks(uri: str, text: str, language_id: str | None = None) -> list[Doc
     return []
 
 
-def markdown_blocks(text: str) -> list[DocumentBlock]:
-    """Every fenced block whose info string starts with a known language."""
-    blocks = []
+@attrs.frozen
+class MistypedFence:
+    """A Markdown fence whose language cellbox does not know but looks like
+    one it runs (```pyhton): not a block, and the user should hear why."""
+
+    line: int
+    """The fence's line, 0-based."""
+    end_line: int
+    """Line after its closing fence (exclusive)."""
+    word: str
+    """The language as written."""
+    guess: str
+    """The language it most likely means."""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"cellbox does not know the language {self.word!r}, so this block does not run. "
+            f"Did you mean {self.guess}? (cellbox runs {runs_by_default()})"
+        )
+
+
+def _fences(text: str) -> list[tuple[str, str, Any]]:
+    """(language as written, normalised, token) of every fence with an info string."""
+    fences = []
     for token in _PARSER.parse(text):
         if token.type != "fence" or token.map is None or not token.info.strip():
             continue
-        word = token.info.split(maxsplit=1)[0].strip("{}")  # Quarto writes ```{python}
-        language = normalize_language(word.split(",", 1)[0])
+        word = token.info.split(maxsplit=1)[0].strip("{}").split(",", 1)[0]  # Quarto writes ```{python}
+        fences.append((word, normalize_language(word), token))
+    return fences
+
+
+def markdown_blocks(text: str) -> list[DocumentBlock]:
+    """Every fenced block whose info string starts with a known language."""
+    blocks = []
+    for _, language, token in _fences(text):
         if language not in KNOWN_LANGUAGES:
             continue
         fence_line = token.map[0]
@@ -79,6 +116,22 @@ def markdown_blocks(text: str) -> list[DocumentBlock]:
         end = start + token.content.count("\n")
         blocks.append(DocumentBlock(language, fence_line, start, end, token.content, token.map[1]))
     return blocks
+
+
+def mistyped_fences(uri: str, text: str, language_id: str | None = None) -> list[MistypedFence]:
+    """Fences of a Markdown document whose language is close to one that runs
+    but not one cellbox knows. Other unknown fences (```toml, ```console) are
+    prose's own and pass in silence."""
+    if document_kind(uri, language_id) != "markdown":
+        return []
+    found = []
+    for word, language, token in _fences(text):
+        if language in KNOWN_LANGUAGES:
+            continue
+        guess = closest_language(word, runnable_only=True)
+        if guess is not None:
+            found.append(MistypedFence(token.map[0], token.map[1], word, guess))
+    return found
 
 
 def script_cells(text: str, language: str) -> list[DocumentBlock]:

@@ -4,6 +4,8 @@ its refusals in words a user can act on."""
 
 from __future__ import annotations
 
+import errno
+import re
 import time
 from typing import Any
 
@@ -40,10 +42,45 @@ def reason_of(exc: docker.errors.DockerException) -> str:
 
 def engine_unavailable(exc: BaseException) -> EngineUnavailable:
     return EngineUnavailable(
-        f"Cannot reach the Docker engine at {engine_address()}: {exc}. "
+        f"Cannot reach the Docker engine at {engine_address()}: {plain_reason(exc)}. "
         "Start it (e.g. `sudo systemctl start docker`, or `dockerd &` as root), "
         "or point DOCKER_HOST (or a Docker context) at a running engine."
     )
+
+
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+_IN_WORDS = {
+    errno.ENOENT: "no socket or file there",
+    errno.ECONNREFUSED: "nothing listens there (connection refused)",
+    errno.EACCES: "permission denied (is your user allowed to use the engine, e.g. in the docker group?)",
+    errno.ETIMEDOUT: "no answer in time",
+    errno.EHOSTUNREACH: "the host cannot be reached",
+}
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why a connection failed, in words ("nothing listens there"), from the
+    nest of exceptions requests and docker wrap it in, whose text is a Python
+    tuple such as ('Connection aborted.', FileNotFoundError(2, '...'))."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and isinstance(current.errno, int):
+            return _IN_WORDS.get(current.errno, current.strerror or str(current))
+        if isinstance(current, TimeoutError) or "timed out" in type(current).__name__.lower():
+            return _IN_WORDS[errno.ETIMEDOUT]
+        pending.extend([*current.args, current.__cause__, current.__context__])
+        pending.extend(getattr(current, attribute, None) for attribute in ("reason", "original_error"))
+    text = str(exc).removeprefix("Error while fetching server API version: ")
+    if match := _ERRNO_TEXT.search(text):
+        return match.group(1).strip()
+    if "timed out" in text.lower():
+        return _IN_WORDS[errno.ETIMEDOUT]
+    return text
 
 
 def get_labelled(client: docker.DockerClient, name: str, label: tuple[str, str]) -> Any:

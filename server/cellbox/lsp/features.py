@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from cellbox.documents.finder import DocumentBlock, document_kind, find_blocks
-from cellbox.documents.selection import check_selector, select_blocks
+from cellbox.documents.selection import check_selector, document_name, select_blocks
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.lsp.client_side import StreamingListener
 from cellbox.lsp.server import CellboxServer
@@ -57,11 +58,14 @@ def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
             return to_json(await fn(ls, *args))
         except CellboxError as exc:
             log.info("%s failed: %s", fn.__name__, exc)
+            message = exc.message
+            if isinstance(exc, EngineUnavailable) and not ls.owns_pool:
+                message += _shared_daemon_note()
             if isinstance(exc, (EngineUnavailable, ImageUnavailable, ConfigError)):
                 # Not the caller's fault and not visible in a reply an editor may
                 # only log: tell the person too.
-                ls.show_error(f"cellbox: {exc}")
-            raise JsonRpcException(code=exc.code, message=exc.message) from None
+                ls.show_error(f"cellbox: {message}")
+            raise JsonRpcException(code=exc.code, message=message) from None
 
     return handler
 
@@ -126,7 +130,8 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             chosen: list[DocumentBlock] = []
             if params.uri is not None:
                 document = await ls.document(params.uri)
-                chosen = select_blocks(params, document.uri, document.source, document.language_id)
+                name = document_name(document.uri, sandbox.workspace)
+                chosen = select_blocks(params, document.uri, document.source, document.language_id, name)
                 to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen]
             else:
                 to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
@@ -140,6 +145,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         finally:
             place.leave()
         if params.uri is not None:
+            ls.hints_changed(document.uri, document)  # a document run from disk: `cellbox run` shows them
             ls.after_document_run(document.uri, chosen, result, listener, sandbox.workspace)
         return result
 
@@ -149,28 +155,39 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         params = parse(_one_argument(CANCEL, args), CancelParams, CANCEL)
         return CancelResult(params.run_id, ls.sandboxes.cancel(params.run_id))
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CellboxServer, params: types.DidOpenTextDocumentParams) -> None:
+        if ls.hints_changed(params.text_document.uri):
+            ls.publish_errors(params.text_document.uri)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CellboxServer, params: types.DidChangeTextDocumentParams) -> None:
         document = ls.workspace.get_text_document(params.text_document.uri)
         blocks = find_blocks(document.uri, document.source, document.language_id)
-        if ls.results.reanchor(document.uri, blocks):
+        moved = ls.results.reanchor(document.uri, blocks)
+        if ls.hints_changed(document.uri) or moved:
             ls.publish_errors(document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CellboxServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.results.forget(params.text_document.uri)
+        ls.hints_changed(params.text_document.uri)
         ls.publish_errors(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
-    def code_lens(ls: CellboxServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    async def code_lens(ls: CellboxServer, params: types.CodeLensParams) -> list[types.CodeLens]:
         document = ls.workspace.get_text_document(params.text_document.uri)
         blocks = find_blocks(document.uri, document.source, document.language_id)
         lenses = []
         if document_kind(document.uri, document.language_id) == "markdown" and len(blocks) > 1:
             lenses.append(_lens(0, "▶ Run all", {"uri": document.uri, "all": True}))
+        policies = await ls.execution_policies(document.uri) if blocks else {}
         for block in blocks:
             argument = {"uri": document.uri, "position": {"line": block.start_line, "character": 0}}
             lenses.append(_lens(block.header_line, "▶ Run", argument))
+            if not policies.get(block.language, False):
+                # The Run lens only saves such a block: say so where it is clicked.
+                lenses.append(_lens(block.header_line, f"{block.language}: saved only, not run (execution_policies)", argument))
             label = ls.results.outcome(document.uri, block)
             if label is not None:
                 lenses.append(_lens(block.header_line, label, argument))
@@ -208,6 +225,19 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         return StatusResult(await ls.sandboxes.status())
 
     return server
+
+
+def _shared_daemon_note() -> str:
+    """For an engine that cannot be reached from the project's daemon: the
+    daemon looks where the environment it was started with says, not where the
+    shell asking it now would (a DOCKER_HOST set or unset since)."""
+    held = [f"{name}={os.environ[name]}" for name in ("DOCKER_HOST", "DOCKER_CONTEXT") if os.environ.get(name)]
+    started_with = " and ".join(held) if held else "no DOCKER_HOST or DOCKER_CONTEXT"
+    return (
+        f" This is the project's daemon (pid {os.getpid()}), shared by the editor and `cellbox run`: it was started "
+        f"with {started_with} and keeps that setting, whatever your shell has now. To start it again with your "
+        "shell's settings: `cellbox daemon stop`, then run again."
+    )
 
 
 def _block_range(block: DocumentBlock) -> Range:

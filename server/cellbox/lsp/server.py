@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ from pygls.workspace import TextDocument
 
 from cellbox import __version__, safe_files
 from cellbox.documents.diagnostics import block_error
-from cellbox.documents.finder import DocumentBlock
+from cellbox.documents.finder import DocumentBlock, MistypedFence, mistyped_fences
 from cellbox.documents.results import DocumentResults, outcome_label
-from cellbox.errors import InvalidParams
+from cellbox.errors import CellboxError, InvalidParams
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES
 from cellbox.lsp import pygls_internals
 from cellbox.lsp.client_side import ClientGate, StreamingListener
 from cellbox.project import uri_path
 from cellbox.sandbox.pool import ClientView, SandboxPool
+from cellbox.settings.sources import resolve_config
 from cellbox.wire import ExecuteResult
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class CellboxServer(LanguageServer):
         self.results = DocumentResults()
         self.gate = ClientGate(self)
         self._shut_down = False
+        self._hints: dict[str, list[MistypedFence]] = {}
+        """The mistyped fences last published per document."""
 
     async def shutdown_sandboxes(self) -> None:
         """The client is done: stop its sandboxes, or, on a shared daemon, its runs."""
@@ -84,7 +88,7 @@ class CellboxServer(LanguageServer):
         if uri in self.workspace.text_documents:
             return self.workspace.get_text_document(uri)
         if not uri.startswith("file:") and "://" in uri:
-            raise InvalidParams(f"uri: {uri!r} is not a file:// URI or a path")
+            raise InvalidParams(f"{uri} is not a file on this machine: give a file:// URI or a path")
         text = await asyncio.to_thread(_read_document, uri)
         return TextDocument(uri, source=text)
 
@@ -102,8 +106,30 @@ class CellboxServer(LanguageServer):
         if lens is not None and lens.refresh_support:
             self.workspace_code_lens_refresh(None)
 
+    def hints_changed(self, uri: str, document: TextDocument | None = None) -> bool:
+        """Find the mistyped fences of the document again (the open one, else
+        `document`, as read from disk for a run); whether they changed."""
+        document = self.workspace.text_documents.get(uri) or document
+        if document is None:  # closed
+            return self._hints.pop(uri, None) is not None
+        hints = mistyped_fences(uri, document.source, document.language_id)
+        changed = hints != self._hints.get(uri, [])
+        self._hints[uri] = hints
+        return changed
+
     def publish_errors(self, uri: str) -> None:
-        diagnostics = [
+        """The document's diagnostics: its blocks' errors, and a warning on each
+        fence whose language looks mistyped (it is no block, so nothing else says)."""
+        warnings = [
+            types.Diagnostic(
+                range=types.Range(types.Position(hint.line, 0), types.Position(hint.line + 1, 0)),
+                message=hint.message,
+                severity=types.DiagnosticSeverity.Warning,
+                source="cellbox",
+            )
+            for hint in self._hints.get(uri, [])
+        ]
+        diagnostics = warnings + [
             types.Diagnostic(
                 range=types.Range(types.Position(error.line, 0), types.Position(error.line + 1, 0)),
                 message=error.message,
@@ -113,6 +139,24 @@ class CellboxServer(LanguageServer):
             for error in self.results.errors(uri)
         ]
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+
+    async def execution_policies(self, uri: str) -> Mapping[str, bool]:
+        """Which languages run in the workspace of the document at `uri` (the
+        others are only saved): as its last run found them, else read now."""
+        try:
+            workspace = self.sandboxes.workspace_for_file(uri_path(uri))
+        except (OSError, ValueError, RuntimeError):
+            return DEFAULT_EXECUTION_POLICIES
+        known = self.sandboxes.pool.known(workspace)
+        if known is not None and known.last_config is not None:
+            return known.last_config.execution_policies
+        resolve = functools.partial(
+            resolve_config, workspace, self.sandboxes.overrides, self.sandboxes.workspace_settings
+        )
+        try:
+            return (await asyncio.to_thread(resolve)).config.execution_policies
+        except CellboxError:  # a bad configuration is reported when the block runs
+            return DEFAULT_EXECUTION_POLICIES
 
     # ------------------------------------------------------------- running
 
@@ -200,8 +244,8 @@ def _read_document(uri: str) -> str:
     try:
         data = safe_files.read_named(uri_path(uri), DOCUMENT_SIZE_LIMIT)
     except safe_files.RefusedFile as exc:
-        raise InvalidParams(f"uri: {exc}; give a Markdown, Python or shell file") from None
+        raise InvalidParams(f"{exc}; give a Markdown, Python or shell file") from None
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "the path holds a NUL byte or invalid text"
-        raise InvalidParams(f"uri: cannot read {uri}: {why}") from None
+        raise InvalidParams(f"cannot read {uri_path(uri)}: {why}") from None
     return data.decode("utf-8", "replace")

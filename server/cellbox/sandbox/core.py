@@ -190,6 +190,8 @@ class Sandbox:
             )
 
         def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:
+            if status == Status.NOT_EXECUTED:  # why it did not run, shown where its output would be
+                on_output("stdout" if exit_code == 0 else "stderr", output)
             return result(run.RunOutcome(exit_code, output, False, 0.0), code_file, status, executed=False)
 
         if cancelled.is_set():  # cancelled while waiting for its turn
@@ -205,7 +207,7 @@ class Sandbox:
         except run.BlockNotSaved as refused:
             return not_run(1, str(refused))
         if not prepared.runs:
-            return not_run(0, f"Code saved to {path}\n", str(path))
+            return not_run(0, f"Code saved to {path}\n{prepared.saved_note}", str(path))
 
         # The container is made or checked only now: a request whose blocks are
         # all refused or only saved needs none.

@@ -93,6 +93,10 @@ class SandboxPool:
             )
         return sandbox
 
+    def known(self, path: Path) -> Sandbox | None:
+        """The sandbox of `path` if one was made, without making one."""
+        return self._sandboxes.get(path)
+
     def all(self) -> list[Sandbox]:
         return list(self._sandboxes.values())
 
@@ -183,15 +187,19 @@ class ClientView:
         return self._sandbox_at(self.resolve(workspace))
 
     def sandbox_for_file(self, path: Path) -> Sandbox:
-        """The sandbox of the workspace a document is in: the innermost
-        workspace of initialize that holds it, else the file's own folder."""
+        """The sandbox of the workspace a document is in."""
+        return self._sandbox_at(self.workspace_for_file(path))
+
+    def workspace_for_file(self, path: Path) -> Path:
+        """The innermost workspace of initialize that holds the file, else the
+        first one, else the file's own folder."""
         path = path.resolve()
         holders = [w for w in self.default_workspaces if w == path or w in path.parents]
         if holders:
-            return self._sandbox_at(max(holders, key=lambda w: len(w.parts)))
+            return max(holders, key=lambda w: len(w.parts))
         if self.default_workspaces:
-            return self._sandbox_at(self.default_workspaces[0])
-        return self._sandbox_at(path.parent)
+            return self.default_workspaces[0]
+        return path.parent
 
     def _sandbox_at(self, path: Path) -> Sandbox:
         return self.pool.at(path, self.overrides, self.workspace_settings)

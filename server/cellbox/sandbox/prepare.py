@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-from cellbox.languages import KNOWN_LANGUAGES, normalize_language
+from cellbox.languages import KNOWN_LANGUAGES, normalize_language, saved_only_message, unknown_language_message
 
 # The interpreter each language runs with inside the container.
 _INTERPRETERS = {
@@ -150,6 +150,11 @@ class PreparedBlock:
     generated: bool = False
     """The user did not name the file: it goes to the daemon's blocks folder."""
 
+    @property
+    def saved_note(self) -> str:
+        """Why a block that was only saved did not run, for its output."""
+        return saved_only_message(self.language, self.language in _INTERPRETERS) + "\n"
+
 
 def prepare_block(
     language: str, code: str, workspace: Path, policies: Mapping[str, bool]
@@ -157,7 +162,7 @@ def prepare_block(
     """Apply aliases, policies and the filename rule to one block."""
     lang = normalize_language(language)
     if lang not in KNOWN_LANGUAGES:
-        return PreparedBlock(lang, code, None, False, f"Unsupported language {lang}\n")
+        return PreparedBlock(lang, code, None, False, unknown_language_message(lang) + "\n")
     code = silence_pip(code, lang)
     name = declared_filename(code)
     if name is None:

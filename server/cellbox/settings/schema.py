@@ -10,6 +10,7 @@ sources.py to decide, by who chose it.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 
 from cellbox.errors import ConfigError
-from cellbox.languages import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES, closest_language
 from cellbox.vocabulary import MIN_TIMEOUT_SECONDS
 
 DEFAULT_IMAGE = "python:3-slim"
@@ -178,7 +179,9 @@ def _check(key: str, value: Any) -> Any:
             lang = str(language).lower()
             if lang not in KNOWN_LANGUAGES:
                 allowed = ", ".join(sorted(KNOWN_LANGUAGES))
-                raise ValueError(f"unknown language {language!r}; known: {allowed}")
+                guess = closest_language(lang)
+                hint = f" (did you mean {guess}?)" if guess else ""
+                raise ValueError(f"unknown language {language!r}{hint}; known: {allowed}")
             if not isinstance(runs, bool):
                 raise ValueError(f"{language} must be true or false")
             policies[lang] = runs
@@ -197,12 +200,25 @@ def validate_overrides(raw: Any, source: str) -> dict[str, Any]:
         name = _snake(str(key))
         if name not in _FIELDS:
             allowed = ", ".join(_FIELDS)
-            raise ConfigError(f"{source}: unknown setting {key!r}; allowed: {allowed}")
+            raise ConfigError(f"{source}: unknown setting {key!r}{_did_you_mean(str(key))}; allowed: {allowed}")
         try:
             checked[name] = _check(name, value)
         except ValueError as exc:
             raise ConfigError(f"{source}: {key} {exc}") from None
     return checked
+
+
+def _did_you_mean(key: str) -> str:
+    """" (did you mean 'image'?)" for a misspelt key, in the key's own style
+    (snake_case in TOML, camelCase in JSON); "" when no setting is close."""
+    found = difflib.get_close_matches(_snake(key), list(_FIELDS), n=1, cutoff=0.7)
+    if not found:
+        return ""
+    meant = found[0]
+    if any(c.isupper() for c in key):
+        head, *rest = meant.split("_")
+        meant = head + "".join(part.title() for part in rest)
+    return f" (did you mean {meant!r}?)"
 
 
 REFUSED_NETWORKS = ("host",)
