@@ -27,7 +27,22 @@ export class OutputView implements vscode.TextDocumentContentProvider, vscode.Di
             vscode.workspace.registerTextDocumentContentProvider(OUTPUT_SCHEME, this),
             results.onDidChange((source) => this.update(source)),
             vscode.workspace.onDidChangeTextDocument((change) => this.revealPending(change.document.uri)),
+            vscode.window.onDidChangeActiveTextEditor((editor) => this.follow(editor)),
         );
+    }
+
+    /** The output beside shows another file's: show this file's instead, when it has results. */
+    private follow(editor: vscode.TextEditor | undefined): void {
+        if (editor === undefined || editor.document.uri.scheme === OUTPUT_SCHEME || this.results.blocksOf(editor.document.uri).length === 0) {
+            return;
+        }
+        const mine = this.uriOf(editor.document.uri).toString();
+        const other = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme === OUTPUT_SCHEME && e.document.uri.toString() !== mine);
+        if (other !== undefined && !vscode.window.visibleTextEditors.some((e) => e.document.uri.toString() === mine)) {
+            void vscode.workspace.openTextDocument(this.uriOf(editor.document.uri)).then((document) =>
+                vscode.window.showTextDocument(document, { viewColumn: other.viewColumn, preserveFocus: true, preview: true }),
+            );
+        }
     }
 
     /** The output document of a source document. */

@@ -107,6 +107,10 @@ exports.run = () => runScenario(async (facts) => {
         const endLine = lineOf('echo done');
         await focusAt(0);
         const running = runAt(startLine);
+        await sleep(200);
+        // Asked now, run after the bash block: the server's lines for it are the document's before the typing.
+        const queued = runAt(lineOf('print(undefined_name)'));
+        await sleep(200);
         editor.selection = new vscode.Selection(0, 0, 0, 0);
         await askDriver('type', 'Typed while it started.\n');
         await waitFor('the block to print "start"', async () => /^start$/m.test(api.outputText()), LONG);
@@ -115,9 +119,11 @@ exports.run = () => runScenario(async (facts) => {
         facts.besideRunning = await besideWith(/lines 11-13 · ⟳ running…\nstart\n/);
         await askDriver('type', '\nAnd one more line.\n');
         const result = await withTimeout(running, LONG, 'the run edited above');
+        facts.queued = await withTimeout(queued, LONG, 'the run asked before the edit, started after it').then((r) => r && r.status);
         await sleep(500);
         const added = lineOf('echo done') - endLine;
-        facts.edited = { status: result && result.status, added, decorations: api.decorations(doc), beside: await besideWith(/lines 13-15 · ✓/) };
+        facts.edited = { status: result && result.status, added, decorations: api.decorations(doc), beside: await besideWith(/lines 13-15 · ✓[\s\S]*lines 19-20 · ✗ exit 1 · \d+\.\d+ s\nTraceback/) };
+        facts.headers = (api.outputText().match(/^── .*$/gm) || []).slice(-2);
         assert.strictEqual(added, 3, 'the typing did not add three lines above');
         const shown = plain(facts.edited.decorations);
         assert.deepStrictEqual(Object.keys(shown).map(Number).sort((a, b) => a - b),
@@ -125,6 +131,8 @@ exports.run = () => runScenario(async (facts) => {
         assert.strictEqual(shown[lineOf('print("one")')], '✓ one');
         assert.strictEqual(shown[lineOf('echo done')], '✓ done (+1 lines)');
         assert.match(shown[lineOf('print(undefined_name)')], /^✗ exit 1 · NameError: name 'undefined_name' is not defined/);
+        assert.match(facts.headers[1] || '', /doc\.md:19-20$/, 'the channel names the queued block\'s lines of before the edit');
+        assert.doesNotMatch(facts.edited.beside, /lines 16-17/);
         await askDriver('screenshot-edited');
     });
 
