@@ -8,7 +8,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { InlineResults, ShownBlock } from './inlineResults';
-import { codeLines } from './tracking';
+import { linesText } from './tracking';
 
 export const OUTPUT_SCHEME = 'cellbox-output';
 const UPDATE_MS = 100;
@@ -117,11 +117,10 @@ function render(source: vscode.Uri, blocks: ShownBlock[]): { text: string; headi
         lines.push('', 'No results: run a block (Shift+Enter, or its ▶ Run lens).');
     }
     for (const block of blocks) {
-        const { first, last } = codeLines(block.place);
         const name = block.blockNumber !== null ? `block ${block.blockNumber} · ` : '';
         lines.push('');
         headings.push(lines.length);
-        lines.push(`── ${name}lines ${first + 1}-${last + 1} · ${block.outcome}`);
+        lines.push(`── ${name}${linesText(block.place)} · ${block.outcome}`);
         const output = block.output.replace(/\n$/, '');
         lines.push(...(output === '' ? [block.look === 'running' ? '' : '(no output)'] : output.split('\n')));
     }

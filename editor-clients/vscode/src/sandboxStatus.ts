@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { Clients } from './clients';
 import { StatusResult } from './protocol';
-import { Place, codeLines } from './tracking';
+import { Place, linesText } from './tracking';
 import { Command, ContainerState } from './vocabulary';
 
 /** The server's sandbox states in words; another state the engine reports is shown as "sandbox STATE". */
@@ -57,8 +57,8 @@ export class SandboxStatus implements vscode.Disposable {
     /** A block of `folder` started: "running block 2 · 0.0 s", ticking, until the next block or the run's end. */
     blockRunning(folder: vscode.WorkspaceFolder, blockNumber: number | null, place: () => Place | undefined): void {
         const what = () => {
-            const lines = place();
-            return blockNumber !== null ? `block ${blockNumber}` : lines ? `lines ${codeLines(lines).first + 1}-${codeLines(lines).last + 1}` : 'a block';
+            const where = place();
+            return blockNumber !== null ? `block ${blockNumber}` : where ? linesText(where) : 'a block';
         };
         this.running.set(folder.uri.toString(), { what, startedAt: Date.now() });
         this.stopped.delete(folder.uri.toString());

@@ -22,6 +22,12 @@ export function codeLines(place: Place): { first: number; last: number } {
     return { first: start.line, last };
 }
 
+/** "line 4", "lines 10-12": a block's code, for people. */
+export function linesText(place: Place): string {
+    const { first, last } = codeLines(place);
+    return first === last ? `line ${first + 1}` : `lines ${first + 1}-${last + 1}`;
+}
+
 export function toPlace(range: Range, extent: Range | null): Place {
     const whole = extent ?? range;
     return { range: toRange(range), extent: toRange(whole) };

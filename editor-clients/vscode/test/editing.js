@@ -88,7 +88,7 @@ exports.run = () => runScenario(async (facts) => {
         assert.match(facts.failure.decoration || '', /^✗ exit 1 · \d+\.\d+ s · NameError: name 'undefined_name' is not defined/);
         const beside = facts.failure.beside || '';
         assert.match(beside, /── (block 3 · )?lines 16-17 · ✗ exit 1 · \d+\.\d+ s\nTraceback \(most recent call last\):\n[\s\S]*NameError: name 'undefined_name' is not defined\n/);
-        assert.match(beside, /── (block 1 · )?lines 4-4 · ✓ \d+\.\d+ s\none\n/);
+        assert.match(beside, /── (block 1 · )?line 4 · ✓ \d+\.\d+ s\none\n/);
         await focusAt(0);
         await askDriver('screenshot-output');
     });
