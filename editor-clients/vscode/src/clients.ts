@@ -42,6 +42,15 @@ export class Clients implements vscode.Disposable {
     /** Folders already warned that their cellbox.serverCommand is ignored: once is enough. */
     private readonly warned = new Set<string>();
     private readonly subscriptions: vscode.Disposable[] = [];
+    /**
+     * Folders whose server could not start: opening another of their files
+     * does not try again (one message is enough), a command does.
+     */
+    private readonly failed = new Set<string>();
+    private readonly lenses = new Map<string, readonly vscode.CodeLens[]>();
+    private readonly lensesChanged = new vscode.EventEmitter<vscode.Uri>();
+    /** Fires when the server's lenses for a document came in. */
+    readonly onDidChangeLenses = this.lensesChanged.event;
 
     constructor(
         private readonly serverLog: vscode.OutputChannel,
@@ -67,16 +76,35 @@ export class Clients implements vscode.Disposable {
         vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
     }
 
-    /** The folder's client, started on first use; undefined when its server cannot start (the user is told why). */
+    /**
+     * The folder's client, started on first use; undefined when its server
+     * cannot start (the user is told why, each time). A start that failed is
+     * not remembered: the next command tries again, so that cellbox installed
+     * (or its setting fixed) since is found without reloading the window.
+     */
     clientFor(folder: vscode.WorkspaceFolder): Promise<LanguageClient | undefined> {
         const key = folder.uri.toString();
         let started = this.clients.get(key);
         if (started === undefined) {
             const launch = launchFor(folder);
-            started = { folder, launch, client: this.start(folder, launch) };
-            this.clients.set(key, started);
+            const entry: Started = { folder, launch, client: this.start(folder, launch) };
+            this.clients.set(key, entry);
+            started = entry;
+            void entry.client.then((client) => {
+                if (client === undefined && this.clients.get(key) === entry) {
+                    this.clients.delete(key);
+                    this.failed.add(key);
+                } else if (client !== undefined) {
+                    this.failed.delete(key);
+                }
+            });
         }
         return started.client;
+    }
+
+    /** The server's code lenses last shown for a document (its blocks' "▶ Run" among them). */
+    lensesOf(uri: vscode.Uri): readonly vscode.CodeLens[] {
+        return this.lenses.get(uri.toString()) ?? [];
     }
 
     /** Whether the folder's server was started (or is starting). */
@@ -99,6 +127,7 @@ export class Clients implements vscode.Disposable {
     }
 
     dispose(): void {
+        this.lensesChanged.dispose();
         this.subscriptions.forEach((s) => s.dispose());
     }
 
@@ -107,7 +136,7 @@ export class Clients implements vscode.Disposable {
             return;
         }
         const folder = vscode.workspace.getWorkspaceFolder(document.uri);
-        if (folder !== undefined) {
+        if (folder !== undefined && !this.failed.has(folder.uri.toString())) {
             void this.clientFor(folder);
         }
     }
@@ -127,6 +156,7 @@ export class Clients implements vscode.Disposable {
         started.forEach(([, { folder }]) => this.warnIfIgnored(folder));
         const changed = started.filter(([, { folder, launch }]) => !sameLaunch(launch, launchFor(folder)));
         await Promise.all(changed.map(([key]) => this.stopKey(key)));
+        this.failed.clear();
         vscode.workspace.textDocuments.forEach((document) => this.startFor(document));
     }
 
@@ -168,6 +198,8 @@ export class Clients implements vscode.Disposable {
                             lens.command = { ...lens.command, command: this.lensCommand };
                         }
                     }
+                    this.lenses.set(document.uri.toString(), lenses ?? []);
+                    this.lensesChanged.fire(document.uri);
                     return lenses;
                 },
             },
@@ -188,8 +220,6 @@ export class Clients implements vscode.Disposable {
             void vscode.window.showErrorMessage(
                 `cellbox: the server for ${folder.name} did not start (${[command.command, ...command.args].join(' ')}): ${reason}`,
             );
-            // Forget it, so that the next document or command tries again.
-            this.clients.delete(folder.uri.toString());
             return undefined;
         }
     }

@@ -1,6 +1,9 @@
 // Owns the palette commands and the context keys their keybindings use.
 import * as vscode from 'vscode';
 import { Clients } from './clients';
+import { blockAt, blocksOf } from './cursorBlocks';
+import { InlineResults } from './inlineResults';
+import { OutputView } from './outputView';
 import { ExecuteArgument, TrustResult } from './protocol';
 import { RunLog } from './runLog';
 import { Runs } from './runs';
@@ -9,18 +12,27 @@ import { Command } from './vocabulary';
 
 export const RUN_FROM_LENS = 'cellbox.runFromLens';
 
-// Shift+Enter belongs to cellbox in Markdown, but in Python and shell files
-// only where `# %%` cells show they are meant to run cell by cell (elsewhere
-// it stays the Python extension's "run selection"). This only scopes the key:
-// the blocks themselves are the server's to find.
-const CELL_MARKER = /^#\s?%%/m;
+// Shift+Enter belongs to cellbox only where the cursor is in a block the
+// server found (the context key cellbox.inBlock, from its lenses): elsewhere
+// it stays the editor's (a new line in Markdown prose). In Python files the
+// Python and Jupyter extensions bind it too: when either is installed cellbox
+// leaves it to them there and takes Ctrl+Alt+Enter, which works everywhere.
+const PYTHON_EXTENSIONS = ['ms-python.python', 'ms-toolsai.jupyter'];
 
-export function registerCommands(clients: Clients, runs: Runs, log: RunLog, status: SandboxStatus): vscode.Disposable[] {
+export function registerCommands(
+    clients: Clients,
+    runs: Runs,
+    log: RunLog,
+    status: SandboxStatus,
+    display: InlineResults,
+    beside: OutputView,
+): vscode.Disposable[] {
     const sandboxCommand = async (command: string, verb: string) => {
         const folder = activeFolder() ?? (await vscode.window.showWorkspaceFolderPick({ placeHolder: `Folder whose sandbox to ${verb}` }));
         if (folder === undefined) {
             return undefined;
         }
+        status.setStopped(folder, command === Command.STOP);
         try {
             return await vscode.window.withProgress(
                 { location: vscode.ProgressLocation.Window, title: `cellbox: ${verb} sandbox` },
@@ -56,25 +68,56 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
         }
     };
     const updateContext = () => {
-        const document = vscode.window.activeTextEditor?.document;
-        const cellFile = document !== undefined && ['python', 'shellscript'].includes(document.languageId) && CELL_MARKER.test(document.getText());
-        void vscode.commands.executeCommand('setContext', 'cellbox.cellFile', cellFile);
+        const editor = vscode.window.activeTextEditor;
+        const inBlock =
+            editor !== undefined &&
+            blockAt(blocksOf(editor.document, clients.lensesOf(editor.document.uri)), editor.selection.active.line) !== undefined;
+        const pythonTakesShiftEnter = PYTHON_EXTENSIONS.some((id) => vscode.extensions.getExtension(id) !== undefined);
+        void vscode.commands.executeCommand('setContext', 'cellbox.inBlock', inBlock);
+        void vscode.commands.executeCommand('setContext', 'cellbox.pythonTakesShiftEnter', pythonTakesShiftEnter);
         void vscode.commands.executeCommand('setContext', 'cellbox.running', runs.isRunning());
+    };
+    const runHere = (editor: vscode.TextEditor) => {
+        const selection = editor.selection;
+        const uri = editor.document.uri.toString();
+        const argument: ExecuteArgument = selection.isEmpty
+            ? { uri, position: { line: selection.active.line, character: selection.active.character } }
+            : { uri, range: { start: { line: selection.start.line, character: 0 }, end: selection.end } };
+        const what = selection.isEmpty ? `block at line ${selection.active.line + 1}` : `lines ${selection.start.line + 1}-${selection.end.line + 1}`;
+        return runs.execute(argument, what);
     };
     updateContext();
     return [
         vscode.commands.registerCommand('cellbox.runBlock', () => {
             const editor = vscode.window.activeTextEditor;
+            return editor && runHere(editor);
+        }),
+        // Jupyter's Shift+Enter: run the block, and move on to the next one at once (the run goes on).
+        vscode.commands.registerCommand('cellbox.runBlockAndAdvance', () => {
+            const editor = vscode.window.activeTextEditor;
             if (editor === undefined) {
                 return undefined;
             }
-            const selection = editor.selection;
-            const uri = editor.document.uri.toString();
-            const argument: ExecuteArgument = selection.isEmpty
-                ? { uri, position: { line: selection.active.line, character: selection.active.character } }
-                : { uri, range: { start: { line: selection.start.line, character: 0 }, end: selection.end } };
-            const what = selection.isEmpty ? `block at line ${selection.active.line + 1}` : `lines ${selection.start.line + 1}-${selection.end.line + 1}`;
-            return runs.execute(argument, what);
+            const run = runHere(editor);
+            const blocks = blocksOf(editor.document, clients.lensesOf(editor.document.uri));
+            const here = blockAt(blocks, editor.selection.end.line);
+            const next = here && blocks.find((block) => block.header > here.last);
+            if (next !== undefined) {
+                const position = new vscode.Position(next.code, 0);
+                editor.selection = new vscode.Selection(position, position);
+                editor.revealRange(new vscode.Range(next.header, 0, next.last, 0));
+            }
+            return run;
+        }),
+        vscode.commands.registerCommand('cellbox.clearResults', () => {
+            const editor = vscode.window.activeTextEditor;
+            if (editor !== undefined) {
+                display.clear(editor.document.uri);
+            }
+        }),
+        vscode.commands.registerCommand('cellbox.showBlockOutput', () => {
+            const editor = vscode.window.activeTextEditor;
+            return editor && beside.show(editor.document.uri, true);
         }),
         vscode.commands.registerCommand('cellbox.runAll', () => {
             const editor = vscode.window.activeTextEditor;
@@ -89,6 +132,9 @@ export function registerCommands(clients: Clients, runs: Runs, log: RunLog, stat
         vscode.commands.registerCommand('cellbox.showOutput', () => log.channel.show(true)),
         vscode.commands.registerCommand('cellbox.trustWorkspace', trustWorkspace),
         vscode.window.onDidChangeActiveTextEditor(updateContext),
+        vscode.window.onDidChangeTextEditorSelection(updateContext),
+        vscode.extensions.onDidChange(updateContext),
+        clients.onDidChangeLenses(updateContext),
         vscode.workspace.onDidChangeTextDocument((change) => {
             if (change.document === vscode.window.activeTextEditor?.document) {
                 updateContext();

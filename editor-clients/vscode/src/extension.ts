@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { Clients } from './clients';
 import { RUN_FROM_LENS, registerCommands } from './commands';
 import { InlineResults } from './inlineResults';
+import { OUTPUT_SCHEME, OutputView } from './outputView';
 import { RunLog } from './runLog';
 import { Runs } from './runs';
 import { SandboxStatus } from './sandboxStatus';
@@ -16,6 +17,8 @@ export interface CellboxApi {
     hover(uri: vscode.Uri, line: number): string | undefined;
     statusBarText(): string;
     outputText(): string;
+    /** The output shown beside a document's code: its text, or undefined when it is not in sight. */
+    besideText(uri: vscode.Uri): string | undefined;
 }
 
 let clients: Clients | undefined;
@@ -24,6 +27,7 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
     const serverLog = vscode.window.createOutputChannel('cellbox server');
     const log = new RunLog();
     const display = new InlineResults();
+    const beside = new OutputView(display);
     let runs: Runs | undefined;
     clients = new Clients(
         serverLog,
@@ -31,14 +35,21 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
         RUN_FROM_LENS,
     );
     const status = new SandboxStatus(clients);
-    runs = new Runs(clients, display, log, status);
-    context.subscriptions.push(serverLog, log, display, clients, status, runs, ...registerCommands(clients, runs, log, status));
+    runs = new Runs(clients, display, beside, log, status);
+    context.subscriptions.push(
+        serverLog, log, display, beside, clients, status, runs,
+        ...registerCommands(clients, runs, log, status, display, beside),
+    );
     void status.refresh();
     return {
         decorations: (uri) => display.textsOf(uri),
         hover: (uri, line) => display.hoverAt(uri, line),
         statusBarText: () => status.text(),
         outputText: () => log.text(),
+        besideText: (uri) =>
+            vscode.window.visibleTextEditors
+                .find((e) => e.document.uri.scheme === OUTPUT_SCHEME && e.document.uri.toString() === beside.uriOf(uri).toString())
+                ?.document.getText(),
     };
 }
 

@@ -1,46 +1,52 @@
-// Owns what a run shows in the editor: an `after` decoration on the last line
-// of each block, "running… 1.2 s" (with its latest output) while it runs, then
-// a one-line summary with the full output in its hover. Lines come only from
-// the ranges the server sends; this module never looks for blocks itself.
+// Owns what a run shows in the editor, block by block: an `after` decoration
+// on the last line of each block's code, "⟳ running… 1.2 s" (with its latest
+// lines of output) while it runs, then a one-line summary (glyph, why, time,
+// the last line of output) with the full output in its hover and in the
+// output beside the code (outputView.ts). Places come only from the ranges
+// the server sends, carried through the edits made since (tracking.ts): this
+// module never looks for blocks itself.
 import * as vscode from 'vscode';
-import { BlockResult, Range, lastLineOf, linesOf } from './protocol';
+import { BlockResult } from './protocol';
+import { Place, codeLines, movePlace, overlaps } from './tracking';
 import { BlockStatus, GLYPHS, Status } from './vocabulary';
 
 type Look = 'running' | 'ok' | 'failed';
 
-interface LineResult {
+/** One block's result, or its run going on, where the block is now. */
+export interface ShownBlock {
+    place: Place;
     look: Look;
+    /** The decoration's text. */
     text: string;
+    /** Its output so far, or all of it. */
+    output: string;
+    /** What the output beside the code heads it with, after the block's name: "✗ exit 1 · 0.41 s". */
+    outcome: string;
+    /** The server's number of the block in its document, when it sends one. */
+    blockNumber: number | null;
     hover?: vscode.MarkdownString;
-}
-
-/** Where a block is, as the server says: its code, and all of it (fences or cell marker included). */
-interface BlockPlace {
-    range: Range;
-    extent: Range | null;
-}
-
-interface RunningBlock {
-    uri: string;
-    line: number;
-    startedAt: number;
-    latestOutput: string;
+    /** While it runs: its run's key, and when it started. */
+    runKey?: string;
+    startedAt?: number;
 }
 
 const TICK_MS = 100;
 const MAX_INLINE_CHARS = 120;
+/** While a block runs, the decoration shows this many of its latest lines. */
+const RUNNING_LINES = 2;
 
 /** Statuses shown like success: a cancelled block did nothing wrong. */
 const NOT_FAILED: readonly BlockStatus[] = [Status.OK, Status.NOT_EXECUTED, Status.CANCELLED];
 
 export class InlineResults implements vscode.Disposable {
-    /** Per document URI, the result shown at each line. */
-    private readonly shown = new Map<string, Map<number, LineResult>>();
-    /** Blocks running now, keyed by runId and block index. */
-    private readonly running = new Map<string, RunningBlock>();
+    /** Per document URI, its blocks shown, in no order. */
+    private readonly shown = new Map<string, ShownBlock[]>();
     private ticker: NodeJS.Timeout | undefined;
     private readonly looks: Record<Look, vscode.TextEditorDecorationType>;
     private readonly subscriptions: vscode.Disposable[] = [];
+    private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+    /** Fires with a document whose shown blocks changed (not for the clock's ticks). */
+    readonly onDidChange = this.changed.event;
 
     constructor() {
         const after = (color: vscode.ThemeColor, fontStyle = 'normal') =>
@@ -54,72 +60,99 @@ export class InlineResults implements vscode.Disposable {
             failed: after(new vscode.ThemeColor('errorForeground')),
         };
         this.subscriptions.push(
+            this.changed,
             vscode.window.onDidChangeVisibleTextEditors(() => this.renderAll()),
             vscode.workspace.onDidChangeTextDocument((change) => this.followEdits(change)),
-            vscode.workspace.onDidCloseTextDocument((document) => this.shown.delete(document.uri.toString())),
+            vscode.workspace.onDidCloseTextDocument((document) => this.clear(document.uri)),
         );
     }
 
-    blockStarted(uri: vscode.Uri, runId: string, blockIndex: number, place: BlockPlace): void {
-        const block: RunningBlock = { uri: uri.toString(), line: lastLineOf(place.range), startedAt: Date.now(), latestOutput: '' };
-        this.running.set(key(runId, blockIndex), block);
-        this.clearBlock(block.uri, place);
-        this.showRunning(block);
+    /** A block starts, at `place` as it is now: whatever was shown for it, or for a block it overlaps, goes. */
+    blockStarted(uri: vscode.Uri, runKey: string, place: Place, blockNumber: number | null): void {
+        this.replace(uri, place, {
+            place,
+            look: 'running',
+            text: '',
+            output: '',
+            outcome: '⟳ running…',
+            blockNumber,
+            runKey,
+            startedAt: Date.now(),
+        });
         this.ticker ??= setInterval(() => this.tick(), TICK_MS);
     }
 
-    output(runId: string, blockIndex: number, text: string): void {
-        const block = this.running.get(key(runId, blockIndex));
-        if (block === undefined) {
-            return;
-        }
-        const latest = lastNonEmptyLine(text);
-        if (latest !== undefined) {
-            block.latestOutput = latest;
-            this.showRunning(block);
+    output(runKey: string, text: string): void {
+        for (const [uri, blocks] of this.shown) {
+            const block = blocks.find((b) => b.runKey === runKey);
+            if (block !== undefined) {
+                block.output += text;
+                block.text = runningText(block);
+                this.render(uri);
+                this.changed.fire(vscode.Uri.parse(uri));
+                return;
+            }
         }
     }
 
-    blockFinished(uri: vscode.Uri, runId: string, blockIndex: number, result: BlockResult): void {
-        const running = this.running.get(key(runId, blockIndex));
-        this.running.delete(key(runId, blockIndex));
-        if (result.range === null) {
+    /** The block running as `runKey`, where it is now. */
+    placeOf(runKey: string): Place | undefined {
+        for (const blocks of this.shown.values()) {
+            const block = blocks.find((b) => b.runKey === runKey);
+            if (block !== undefined) {
+                return block.place;
+            }
+        }
+        return undefined;
+    }
+
+    /** A block's result, at the place its run was shown (or `place` when none was). */
+    blockFinished(uri: vscode.Uri, runKey: string, fallback: Place | undefined, result: BlockResult, blockNumber: number | null): void {
+        const place = this.placeOf(runKey) ?? fallback;
+        this.drop((b) => b.runKey === runKey);
+        if (place === undefined) {
             return;
         }
-        // The server's lines are the document's when the run began: lines
-        // added or removed above the block since have moved its running
-        // result, and the block with it.
-        const moved = running === undefined ? 0 : running.line - lastLineOf(result.range);
-        this.clearBlock(uri.toString(), { range: result.range, extent: result.extent }, moved);
-        this.set(uri.toString(), lastLineOf(result.range) + moved, {
+        this.replace(uri, place, {
+            place,
             look: NOT_FAILED.includes(result.status) ? 'ok' : 'failed',
             text: summary(result),
+            output: result.output,
+            outcome: outcome(result),
+            blockNumber,
             hover: fullOutput(result),
         });
     }
 
     /** A run is over: a block still shown as running got no result (the request failed), so take it away. */
     runEnded(runId: string): void {
-        for (const [id, block] of this.running) {
-            if (id.startsWith(`${runId}#`)) {
-                this.running.delete(id);
-                this.shown.get(block.uri)?.delete(block.line);
-                this.render(block.uri);
-            }
+        this.drop((b) => b.runKey?.startsWith(`${runId}#`) === true);
+    }
+
+    /** Take away every result shown in a document. */
+    clear(uri: vscode.Uri): void {
+        if (this.shown.delete(uri.toString())) {
+            this.render(uri.toString());
+            this.changed.fire(uri);
         }
+    }
+
+    /** The blocks shown in a document, in the document's order. */
+    blocksOf(uri: vscode.Uri): ShownBlock[] {
+        return [...(this.shown.get(uri.toString()) ?? [])].sort((a, b) => a.place.extent.start.compareTo(b.place.extent.start));
     }
 
     /** What a user sees: the decoration text at each line of a document. */
     textsOf(uri: vscode.Uri): Record<number, string> {
         const texts: Record<number, string> = {};
-        for (const [line, result] of this.shown.get(uri.toString()) ?? []) {
-            texts[line] = result.text;
+        for (const block of this.shown.get(uri.toString()) ?? []) {
+            texts[codeLines(block.place).last] = block.text;
         }
         return texts;
     }
 
     hoverAt(uri: vscode.Uri, line: number): string | undefined {
-        return this.shown.get(uri.toString())?.get(line)?.hover?.value;
+        return (this.shown.get(uri.toString()) ?? []).find((b) => codeLines(b.place).last === line)?.hover?.value;
     }
 
     dispose(): void {
@@ -128,78 +161,66 @@ export class InlineResults implements vscode.Disposable {
         Object.values(this.looks).forEach((look) => look.dispose());
     }
 
-    private showRunning(block: RunningBlock): void {
-        const seconds = ((Date.now() - block.startedAt) / 1000).toFixed(1);
-        const latest = block.latestOutput ? ` · ${block.latestOutput}` : '';
-        this.set(block.uri, block.line, { look: 'running', text: clip(`⟳ running… ${seconds} s${latest}`) });
+    private replace(uri: vscode.Uri, place: Place, block: ShownBlock): void {
+        const key = uri.toString();
+        const kept = (this.shown.get(key) ?? []).filter((b) => !overlaps(b.place, place));
+        if (block.look === 'running') {
+            block.text = runningText(block);
+        }
+        kept.push(block);
+        this.shown.set(key, kept);
+        this.render(key);
+        this.changed.fire(uri);
+    }
+
+    private drop(which: (block: ShownBlock) => boolean): void {
+        for (const [uri, blocks] of this.shown) {
+            const kept = blocks.filter((b) => !which(b));
+            if (kept.length !== blocks.length) {
+                this.shown.set(uri, kept);
+                this.render(uri);
+                this.changed.fire(vscode.Uri.parse(uri));
+            }
+        }
     }
 
     private tick(): void {
-        if (this.running.size === 0) {
+        let running = 0;
+        for (const [uri, blocks] of this.shown) {
+            const ticking = blocks.filter((b) => b.look === 'running');
+            ticking.forEach((b) => (b.text = runningText(b)));
+            running += ticking.length;
+            if (ticking.length > 0) {
+                this.render(uri);
+            }
+        }
+        if (running === 0) {
             clearInterval(this.ticker);
             this.ticker = undefined;
-            return;
-        }
-        this.running.forEach((block) => this.showRunning(block));
-    }
-
-    /**
-     * Take away the results shown within a block, fences or cell marker
-     * included, before its new one goes after its last line of code: a
-     * result left there by an earlier run of the block (on a line that was
-     * its last before an edit) is stale.
-     */
-    private clearBlock(uri: string, place: BlockPlace, moved = 0): void {
-        const lines = this.shown.get(uri);
-        if (lines === undefined) {
-            return;
-        }
-        const { first, last } = linesOf(place);
-        for (const line of [...lines.keys()]) {
-            if (first + moved <= line && line <= last + moved) {
-                lines.delete(line);
-            }
         }
     }
 
-    private set(uri: string, line: number, result: LineResult): void {
-        let lines = this.shown.get(uri);
-        if (lines === undefined) {
-            lines = new Map();
-            this.shown.set(uri, lines);
-        }
-        lines.set(line, result);
-        this.render(uri);
-    }
-
-    /** Keep results on their lines when lines above are added or removed; drop finished ones whose line was edited. */
+    /** Carry every block shown through the change; a block whose lines were all deleted goes. */
     private followEdits(change: vscode.TextDocumentChangeEvent): void {
         const uri = change.document.uri.toString();
-        const lines = this.shown.get(uri);
-        if (lines === undefined || change.contentChanges.length === 0) {
+        const blocks = this.shown.get(uri);
+        if (blocks === undefined || change.contentChanges.length === 0) {
             return;
         }
-        for (const edit of change.contentChanges) {
-            const { start, end } = edit.range;
-            const delta = edit.text.split('\n').length - 1 - (end.line - start.line);
-            // Where a line ends up; undefined when the edit was on it.
-            const follow = (line: number) => (line < start.line ? line : line > end.line ? line + delta : undefined);
-            const moved = new Map<number, LineResult>();
-            for (const [line, result] of lines) {
-                const to = follow(line) ?? (result.look === 'running' ? line : undefined);
-                if (to !== undefined) {
-                    moved.set(to, result);
-                }
+        const kept: ShownBlock[] = [];
+        for (const block of blocks) {
+            let place: Place | undefined = block.place;
+            for (const edit of change.contentChanges) {
+                place = place && movePlace(place, edit);
             }
-            lines.clear();
-            moved.forEach((result, line) => lines.set(line, result));
-            for (const block of this.running.values()) {
-                if (block.uri === uri) {
-                    block.line = follow(block.line) ?? block.line;
-                }
+            if (place !== undefined) {
+                block.place = place;
+                kept.push(block);
             }
         }
+        this.shown.set(uri, kept);
         this.render(uri);
+        this.changed.fire(change.document.uri);
     }
 
     private renderAll(): void {
@@ -207,21 +228,22 @@ export class InlineResults implements vscode.Disposable {
     }
 
     private render(uri: string): void {
-        const lines = this.shown.get(uri) ?? new Map<number, LineResult>();
+        const blocks = this.shown.get(uri) ?? [];
         for (const editor of vscode.window.visibleTextEditors) {
             if (editor.document.uri.toString() !== uri) {
                 continue;
             }
             const byLook: Record<Look, vscode.DecorationOptions[]> = { running: [], ok: [], failed: [] };
-            for (const [line, result] of lines) {
+            for (const block of blocks) {
+                const line = codeLines(block.place).last;
                 if (line >= editor.document.lineCount) {
                     continue;
                 }
                 const end = editor.document.lineAt(line).range.end;
-                byLook[result.look].push({
+                byLook[block.look].push({
                     range: new vscode.Range(end, end),
-                    hoverMessage: result.hover,
-                    renderOptions: { after: { contentText: result.text } },
+                    hoverMessage: block.hover,
+                    renderOptions: { after: { contentText: block.text } },
                 });
             }
             for (const look of Object.keys(byLook) as Look[]) {
@@ -231,31 +253,46 @@ export class InlineResults implements vscode.Disposable {
     }
 }
 
-function key(runId: string, blockIndex: number): string {
-    return `${runId}#${blockIndex}`;
+/** "⟳ running… 1.2 s · first ⏎ second": the clock and the latest lines of output. */
+function runningText(block: ShownBlock): string {
+    const seconds = ((Date.now() - (block.startedAt ?? Date.now())) / 1000).toFixed(1);
+    const latest = nonEmptyLines(block.output).slice(-RUNNING_LINES).join(' ⏎ ');
+    return clip(`⟳ running… ${seconds} s${latest ? ` · ${latest}` : ''}`);
 }
 
-/** "✓ 42", "✗ exit 1 · Traceback … ZeroDivisionError: division by zero": the mark, why, first and last line. */
-export function summary(result: BlockResult): string {
-    const why: Partial<Record<BlockStatus, string>> = {
-        [Status.ERROR]: `exit ${result.exitCode}`,
-        [Status.TIMEOUT]: 'timeout',
-        [Status.OOM]: 'out of memory',
-        [Status.OUTPUT_LIMIT]: 'file size limit',
-        [Status.CANCELLED]: 'cancelled',
-    };
-    const lines = result.output.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
-    const output = lines.length === 0 ? '' : lines.length === 1 ? lines[0] : `${lines[0]} … ${lines[lines.length - 1]}`;
+const WHY: Partial<Record<BlockStatus, (result: BlockResult) => string>> = {
+    [Status.ERROR]: (result) => `exit ${result.exitCode}`,
+    [Status.TIMEOUT]: () => 'timeout',
+    [Status.OOM]: () => 'out of memory',
+    [Status.OUTPUT_LIMIT]: () => 'file size limit',
+    [Status.CANCELLED]: () => 'cancelled',
+};
+
+/** "✓ 0.21 s", "✗ exit 1 · 0.40 s": the mark, why, and how long. */
+function outcome(result: BlockResult): string {
     const mark = GLYPHS[result.status] ?? '?';
-    const reason = why[result.status];
-    const head = reason ? `${mark} ${reason}` : mark;
-    return clip(output === '' ? head : `${head}${reason ? ' · ' : ' '}${output}`);
+    const why = WHY[result.status]?.(result);
+    const seconds = `${(result.durationMs / 1000).toFixed(2)} s`;
+    return why ? `${mark} ${why} · ${seconds}` : `${mark} ${seconds}`;
+}
+
+/**
+ * "✓ 0.21 s · 42", "✗ exit 1 · 0.40 s · ZeroDivisionError: division by zero":
+ * the outcome and the output's last line, which is where an error says what
+ * it was (a traceback's first line says nothing); "(+N lines)" when there is
+ * more beside the code.
+ */
+export function summary(result: BlockResult): string {
+    const lines = nonEmptyLines(result.output);
+    const last = lines.length === 0 ? '' : ` · ${lines[lines.length - 1]}`;
+    const more = lines.length > 1 ? ` (+${lines.length - 1} lines)` : '';
+    const text = `${outcome(result)}${last}`;
+    return text.length + more.length <= MAX_INLINE_CHARS ? `${text}${more}` : clip(text);
 }
 
 function fullOutput(result: BlockResult): vscode.MarkdownString {
     const fence = '`'.repeat(Math.max(3, longestBacktickRun(result.output) + 1));
-    const seconds = (result.durationMs / 1000).toFixed(2);
-    const head = `**${GLYPHS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${seconds} s${result.truncated ? ' · output cut at the limit' : ''}`;
+    const head = `**${GLYPHS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${(result.durationMs / 1000).toFixed(2)} s${result.truncated ? ' · output cut at the limit' : ''}`;
     const body = result.output === '' ? '*(no output)*' : `${fence}text\n${result.output.replace(/\n$/, '')}\n${fence}`;
     return new vscode.MarkdownString(`${head}\n\n${body}`);
 }
@@ -264,9 +301,8 @@ function longestBacktickRun(text: string): number {
     return Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
 }
 
-function lastNonEmptyLine(text: string): string | undefined {
-    const lines = text.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
-    return lines.length > 0 ? lines[lines.length - 1] : undefined;
+function nonEmptyLines(text: string): string[] {
+    return text.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
 }
 
 function clip(text: string): string {

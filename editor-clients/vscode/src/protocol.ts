@@ -34,6 +34,8 @@ export interface BlockResult {
     range: Range | null;
     /** The whole block, its fence lines or cell marker included; null for blocks given as text. */
     extent: Range | null;
+    /** The block's number among its document's runnable blocks, from 1; absent from older servers. */
+    blockNumber?: number | null;
 }
 
 export interface ExecuteResult {
@@ -57,6 +59,8 @@ export interface BlockStartedNotification {
     language: string;
     range: Range | null;
     extent: Range | null;
+    /** As in BlockResult. */
+    blockNumber?: number | null;
 }
 
 export interface SandboxInfo {
@@ -76,19 +80,4 @@ export interface TrustResult {
     files: string[];
     /** e.g. `network = "bridge"`; empty when the files ask for nothing to approve. */
     settings: string[];
-}
-
-/** The last line of a block's range, where its inline result goes. */
-export function lastLineOf(range: Range): number {
-    const endsAtLineStart = range.end.character === 0 && range.end.line > range.start.line;
-    return endsAtLineStart ? range.end.line - 1 : range.end.line;
-}
-
-/** The lines a block spans, first and last: all of its `extent` when the server sent one, else its code. */
-export function linesOf(block: { range: Range; extent: Range | null }): { first: number; last: number } {
-    const whole = block.extent ?? block.range;
-    return {
-        first: Math.min(whole.start.line, block.range.start.line),
-        last: Math.max(lastLineOf(whole), lastLineOf(block.range)),
-    };
 }

@@ -2,7 +2,8 @@
 // arrives, between a line saying what runs and one saying how it ended.
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { BlockStartedNotification, ExecuteResult, lastLineOf } from './protocol';
+import { BlockStartedNotification, ExecuteResult } from './protocol';
+import { Place, codeLines } from './tracking';
 
 /** What the test API reads back; older text is dropped past this. */
 const KEPT_CHARS = 1_000_000;
@@ -15,9 +16,12 @@ export class RunLog implements vscode.Disposable {
         this.write(`\n▶ ${this.name(uri)}: ${what} (run ${runId})\n`);
     }
 
-    blockStarted(uri: vscode.Uri | undefined, params: BlockStartedNotification): void {
-        const where = params.range && uri ? ` · ${this.name(uri)}:${params.range.start.line + 1}-${lastLineOf(params.range) + 1}` : '';
-        this.write(`── block ${params.blockIndex + 1} · ${params.language}${where}\n`);
+    /** A block starts; `place` is where it is now, which lines typed since the run was asked for may have moved. */
+    blockStarted(uri: vscode.Uri | undefined, params: BlockStartedNotification, place: Place | undefined): void {
+        const lines = place ? codeLines(place) : undefined;
+        const where = lines && uri ? ` · ${this.name(uri)}:${lines.first + 1}-${lines.last + 1}` : '';
+        const name = params.blockNumber != null ? `block ${params.blockNumber}` : `block ${params.blockIndex + 1}`;
+        this.write(`── ${name} · ${params.language}${where}\n`);
     }
 
     output(text: string): void {

@@ -1,12 +1,16 @@
 // Owns the runs in flight: each gets a runId of ours, so that Cancel can name
-// it and the server's notifications for it reach its document's display.
+// it and the server's notifications for it reach its document's display, and
+// remembers the document's version it was asked at, whose lines the server's
+// ranges count (tracking.ts carries them to where the block is now).
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-languageclient/node';
 import { Clients } from './clients';
 import { InlineResults } from './inlineResults';
+import { OutputView } from './outputView';
 import { BlockStartedNotification, ExecuteArgument, ExecuteResult, OutputNotification } from './protocol';
 import { RunLog } from './runLog';
 import { SandboxStatus } from './sandboxStatus';
+import { ChangeHistory, Place, toPlace } from './tracking';
 import { Command } from './vocabulary';
 
 // Engine, image and configuration errors: the server already tells the user
@@ -16,18 +20,22 @@ const SHOWN_BY_SERVER = new Set([-32001, -32002, -32003]);
 interface Run {
     uri: vscode.Uri;
     folder: vscode.WorkspaceFolder;
+    /** The document's version when the run was asked for. */
+    version: number;
 }
 
 export class Runs implements vscode.Disposable {
     private readonly active = new Map<string, Run>();
     private count = 0;
     private readonly changed = new vscode.EventEmitter<void>();
+    private readonly history = new ChangeHistory();
     /** Fires when a run starts or ends. */
     readonly onDidChange = this.changed.event;
 
     constructor(
         private readonly clients: Clients,
         private readonly display: InlineResults,
+        private readonly beside: OutputView,
         private readonly log: RunLog,
         private readonly status: SandboxStatus,
     ) {}
@@ -42,7 +50,9 @@ export class Runs implements vscode.Disposable {
         }
         // Our own id, unique in this window: the server's lenses send none.
         const runId = `vscode-${process.pid}-${++this.count}`;
-        this.active.set(runId, { uri, folder });
+        const version = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString())?.version ?? 0;
+        const release = this.history.pin(uri, version);
+        this.active.set(runId, { uri, folder, version });
         this.changed.fire();
         this.log.runStarted(runId, uri, what);
         try {
@@ -51,7 +61,10 @@ export class Runs implements vscode.Disposable {
                 this.log.runFailed('no cellbox server for this folder');
                 return undefined;
             }
-            result.blocks.forEach((block, index) => this.display.blockFinished(uri, runId, index, block));
+            result.blocks.forEach((block, index) => {
+                const place = block.range === null ? undefined : this.history.since(uri, version, toPlace(block.range, block.extent));
+                this.display.blockFinished(uri, key(runId, index), place, block, block.blockNumber ?? null);
+            });
             this.log.runFinished(result);
             return result;
         } catch (error) {
@@ -62,9 +75,11 @@ export class Runs implements vscode.Disposable {
             }
             return undefined;
         } finally {
+            release();
             this.active.delete(runId);
             this.display.runEnded(runId);
             this.changed.fire();
+            this.status.runEnded(folder);
             void this.status.refresh(folder);
         }
     }
@@ -84,18 +99,35 @@ export class Runs implements vscode.Disposable {
 
     blockStarted(params: BlockStartedNotification): void {
         const run = this.active.get(params.runId);
-        this.log.blockStarted(run?.uri, params);
+        let place: Place | undefined;
         if (run !== undefined && params.range !== null) {
-            this.display.blockStarted(run.uri, params.runId, params.blockIndex, { range: params.range, extent: params.extent });
+            place = this.history.since(run.uri, run.version, toPlace(params.range, params.extent));
+        }
+        this.log.blockStarted(run?.uri, params, place);
+        if (run === undefined) {
+            return;
+        }
+        const blockNumber = params.blockNumber ?? null;
+        const runKey = key(params.runId, params.blockIndex);
+        this.status.blockRunning(run.folder, blockNumber, () => this.display.placeOf(runKey));
+        if (place !== undefined) {
+            this.display.blockStarted(run.uri, key(params.runId, params.blockIndex), place, blockNumber);
+            const shown = this.display.blocksOf(run.uri).find((b) => b.runKey === key(params.runId, params.blockIndex));
+            void this.beside.show(run.uri).then(() => shown && this.beside.revealBlock(run.uri, shown));
         }
     }
 
     output(params: OutputNotification): void {
         this.log.output(params.text);
-        this.display.output(params.runId, params.blockIndex, params.text);
+        this.display.output(key(params.runId, params.blockIndex), params.text);
     }
 
     dispose(): void {
         this.changed.dispose();
+        this.history.dispose();
     }
+}
+
+function key(runId: string, blockIndex: number): string {
+    return `${runId}#${blockIndex}`;
 }

@@ -65,10 +65,14 @@ async function serveRequests(page) {
             continue;
         }
         const action = name.slice('request-'.length);
+        const payload = fs.readFileSync(path.join(testDir, name), 'utf8');
         fs.unlinkSync(path.join(testDir, name));
         let answer = '';
         if (action === 'shift-enter') {
             await page.keyboard.press('Shift+Enter');
+        } else if (action === 'type') {
+            // Typed key by key, as a user types (a new line is Enter).
+            await page.keyboard.type(payload, { delay: 30 });
         } else if (action === 'read-hover') {
             // The text of the hover widget the editor shows now, as a user reads it.
             const hover = page.locator('.monaco-hover-content').first();
