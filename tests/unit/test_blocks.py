@@ -230,3 +230,8 @@ def test_prepare_declared_name_is_relative(tmp_path: Path) -> None:
 def test_prepare_silences_pip(tmp_path: Path) -> None:
     block = prepare_block("bash", "pip install requests", tmp_path, DEFAULT_EXECUTION_POLICIES)
     assert block.code == "pip install -qqq requests"
+
+
+def test_a_language_nothing_runs_is_saved_even_when_its_policy_says_run(tmp_path: Path) -> None:
+    block = prepare_block("html", "<p>hi</p>", tmp_path, {**DEFAULT_EXECUTION_POLICIES, "html": True})
+    assert block.relative_path is not None and not block.runs

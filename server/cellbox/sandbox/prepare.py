@@ -72,6 +72,12 @@ class FilenameOutsideWorkspace(ValueError):
     """A `# filename:` comment names a path outside the workspace."""
 
 
+def _runs(language: str, policies: Mapping[str, bool]) -> bool:
+    """Whether the policy says run, and something can: html and css have no
+    interpreter, so a policy of true for them still only saves the block."""
+    return policies.get(language, False) and language in _INTERPRETERS
+
+
 def interpreter_for(language: str) -> str:
     return _INTERPRETERS[language]
 
@@ -166,7 +172,7 @@ def prepare_block(
     code = silence_pip(code, lang)
     name = declared_filename(code)
     if name is None:
-        return PreparedBlock(lang, code, generated_filename(code, lang), policies.get(lang, False), generated=True)
+        return PreparedBlock(lang, code, generated_filename(code, lang), _runs(lang, policies), generated=True)
     if "\0" in name:
         return PreparedBlock(lang, code, None, False, "Filename is not valid: it contains a NUL byte")
     try:
@@ -185,4 +191,4 @@ def prepare_block(
             lang, code, None, False,
             f"Filename is not allowed: {top}/ holds the repository's metadata, which blocks may not write",
         )
-    return PreparedBlock(lang, code, relative, policies.get(lang, False))
+    return PreparedBlock(lang, code, relative, _runs(lang, policies))
