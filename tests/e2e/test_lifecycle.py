@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -175,3 +176,18 @@ async def test_a_client_that_just_closes_stdin_still_gets_its_containers_stopped
     server.stdin.close()  # no shutdown, no exit: an editor that crashed
     await asyncio.wait_for(server.wait(), 15)
     assert containers_of(engine, workspace) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+async def test_a_terminated_server_still_stops_its_containers(workspace, start_daemon, engine, signum):
+    # code-server shutting down, or the terminal that ran `cellbox serve` closing.
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    assert len(containers_of(engine, workspace)) == 1
+    running = asyncio.ensure_future(daemon.execute(("sh", "sleep 60")))
+    await asyncio.sleep(0.5)
+    server = daemon.client._server
+    server.send_signal(signum)
+    assert await asyncio.wait_for(server.wait(), 15) == 0
+    assert containers_of(engine, workspace) == []
+    running.cancel()
