@@ -333,3 +333,34 @@ async def test_a_block_started_notice_gives_its_place_in_the_document(workspace,
     (started,) = [n for n in daemon.client.cellbox_output if n.runId == "where" and not hasattr(n, "text")]
     assert (started.blockIndex, started.language) == (0, "bash")
     assert started.range.start.line == 7 and started.range.end.line == 8
+
+
+async def test_a_block_is_known_by_its_number_in_the_document(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    by_position = await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 7, "character": 0}, "runId": "n1"})
+    by_number = await daemon.command("cellbox.execute", {"uri": uri, "block": 4, "runId": "n2"})
+    everything = await daemon.command("cellbox.execute", {"uri": uri, "all": True, "runId": "n3"})
+    selection = await daemon.command("cellbox.execute", {
+        "uri": uri, "range": {"start": {"line": 3, "character": 0}, "end": {"line": 4, "character": 0}}, "runId": "n4"})
+    given = await daemon.execute(("sh", "true"), runId="n5")
+    started = {run: [n.blockNumber for n in daemon.client.cellbox_output if n.runId == run and not hasattr(n, "text")]
+               for run in ("n1", "n2", "n3", "n4", "n5")}
+    assert started == {"n1": [2], "n2": [4], "n3": [1, 2, 3, 4, 5], "n4": [None], "n5": [None]}
+    assert [b["blockNumber"] for b in by_position["blocks"]] == [2]
+    assert [b["blockNumber"] for b in by_number["blocks"]] == [4]
+    assert [b["blockNumber"] for b in everything["blocks"]] == [1, 2, 3, 4, 5]
+    assert [b["blockNumber"] for b in selection["blocks"] + given["blocks"]] == [None, None]
+    assert everything["skipped"] == by_number["skipped"] == []
+
+
+async def test_run_all_names_the_blocks_it_skipped(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    text = "# %%\nprint(1)\n# %%\nraise SystemExit(2)\n# %%\nprint(3)\n# %%\nprint(4)\n"
+    uri = await open_document(daemon, workspace / "stops.py", text, "python")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    assert [b["blockNumber"] for b in result["blocks"]] == [1, 2]
+    assert [(s["blockIndex"], s["blockNumber"], s["language"], s["range"]["start"]["line"]) for s in result["skipped"]] == [
+        (2, 3, "python", 5), (3, 4, "python", 7)]
+    given = await daemon.execute(("sh", "exit 1"), ("bash", "echo no"))
+    assert given["skipped"] == [{"blockIndex": 1, "blockNumber": None, "language": "bash", "range": None, "extent": None}]

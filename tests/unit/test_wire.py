@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cellbox.errors import InvalidParams
-from cellbox.wire import BlockParams, BlockResult, ExecuteParams, ExecuteResult, parse, to_json
+from cellbox.wire import BlockParams, BlockResult, ExecuteParams, ExecuteResult, SkippedBlock, parse, to_json
 
 
 def _parse(value: Any) -> ExecuteParams:
@@ -95,6 +95,7 @@ def _block(**changes: Any) -> BlockResult:
         truncated=False,
         range=None,
         extent=None,
+        block_number=None,
     )
     fields.update(changes)
     return BlockResult(**fields)
@@ -102,7 +103,7 @@ def _block(**changes: Any) -> BlockResult:
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent",
+    "extent", "blockNumber",
 }
 
 
@@ -121,6 +122,7 @@ def test_block_result_keeps_falsy_fields() -> None:
         "truncated": False,
         "range": None,
         "extent": None,
+        "blockNumber": None,
     }
 
 
@@ -134,6 +136,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         workspace="/ws",
         container="cellbox-ws-0123456789",
         blocks=[],
+        skipped=[],
         status="ok",
         truncated=False,
         run_id="r",
@@ -148,6 +151,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         "workspace",
         "container",
         "blocks",
+        "skipped",
         "status",
         "truncated",
         "runId",
@@ -157,6 +161,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
     assert data["codeFile"] is None
     assert data["timedOut"] is False
     assert data["blocks"] == []
+    assert data["skipped"] == []
 
 
 def test_execute_result_nested_blocks_camel_case() -> None:
@@ -169,6 +174,7 @@ def test_execute_result_nested_blocks_camel_case() -> None:
         workspace="/ws",
         container="c",
         blocks=[_block(exit_code=124, timed_out=True, code_file="/ws/a.py", status="timeout")],
+        skipped=[SkippedBlock(block_index=1, block_number=None, language="sh", range=None, extent=None)],
         status="timeout",
         truncated=False,
         run_id="r",
@@ -178,3 +184,4 @@ def test_execute_result_nested_blocks_camel_case() -> None:
     assert set(data["blocks"][0]) == BLOCK_KEYS
     assert data["blocks"][0]["exitCode"] == 124
     assert data["blocks"][0]["timedOut"] is True
+    assert data["skipped"] == [{"blockIndex": 1, "blockNumber": None, "language": "sh", "range": None, "extent": None}]

@@ -127,10 +127,10 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             if params.uri is not None:
                 document = await ls.document(params.uri)
                 chosen = select_blocks(params, document.uri, document.source, document.language_id)
-                to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen]
+                to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b), b.number) for b in chosen]
             else:
                 to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
-            listener = StreamingListener(ls, run_id, len(to_run))
+            listener = StreamingListener(ls, run_id, to_run)
             with ls.sandboxes.cancellable(params.run_id) as cancelled:
                 ls.cancel_with_request(cancelled)
                 async with ls.run_progress(listener, cancelled):

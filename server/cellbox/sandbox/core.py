@@ -21,6 +21,7 @@ from typing import Any
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
 from cellbox.errors import SandboxFailed
+from cellbox.languages import normalize_language
 from cellbox.sandbox import run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
@@ -31,7 +32,7 @@ from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
-from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
+from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState, SkippedBlock
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,10 @@ class Sandbox:
             workspace=str(self.workspace),
             container=specs.container_name(self.workspace, config),
             blocks=results,
+            skipped=[
+                SkippedBlock(index, block.number, normalize_language(block.language), block.range, block.extent)
+                for index, block in enumerate(blocks) if index >= len(results)
+            ],
             status=results[-1].status,
             truncated=any(r.truncated for r in results),
             run_id=run_id,
@@ -186,7 +191,7 @@ class Sandbox:
             return BlockResult(
                 prepared.language, outcome.exit_code, outcome.output, code_file, executed=executed,
                 timed_out=outcome.timed_out, duration_ms=_ms_since(started), status=status,
-                truncated=outcome.truncated, range=block.range, extent=block.extent,
+                truncated=outcome.truncated, range=block.range, extent=block.extent, block_number=block.number,
             )
 
         def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:

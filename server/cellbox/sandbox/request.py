@@ -37,6 +37,9 @@ class BlockToRun:
     """Where its code is in its document, when it comes from one."""
     extent: Range | None = None
     """The whole block in its document, fence lines or cell marker included."""
+    number: int | None = None
+    """Its number among its document's runnable blocks, from 1; None for a
+    block given as text or a selection."""
 
 
 class RunListener:
