@@ -142,6 +142,12 @@ class BlockResult:
     block_number: int | None
     """The block's number among its document's runnable blocks, from 1 (as
     ``block`` takes it); null for blocks given as text and for a selection."""
+    original_output: str | None
+    """The output as the block wrote it, when ``output`` differs: there, the
+    places where it names the file the sandbox ran (a traceback's ``File
+    "/cellbox/blocks/tmp_code_….py", line 3``) name the document and its
+    line instead (``File "notes.md", line 27``), or ``<block N>`` for a block
+    given as text. Null when nothing was renamed."""
 
 
 @attrs.define

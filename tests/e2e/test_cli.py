@@ -35,7 +35,7 @@ echo never reached
 """
 
 BLOCK_FIELDS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs",
-                "status", "truncated", "range", "extent", "blockNumber"}
+                "status", "truncated", "range", "extent", "blockNumber", "originalOutput"}
 RESULT_FIELDS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container",
                  "blocks", "skipped", "status", "truncated", "runId"}
 
@@ -209,3 +209,17 @@ def test_an_unreachable_engine_is_one_clear_line_and_exit_1(workspace, runtime_d
     errors = [line for line in failed.stderr.splitlines() if line.startswith("cellbox: ")]
     assert len(errors) == 1 and "Cannot reach the Docker engine at tcp://127.0.0.1:1 (from DOCKER_HOST)" in errors[0]
     assert "Traceback" not in failed.stderr  # the server's own log stays out of the user's way
+
+
+def test_a_traceback_names_the_document_and_its_lines(project):
+    (project / "fails.md").write_text("# Fails\n\n```python\nimport json\n\njson.loads('{')\n```\n")
+    result = cellbox("run", "fails.md", cwd=project)
+    assert result.returncode == 1
+    assert '  File "fails.md", line 6, in <module>\n' in result.stderr
+    assert "tmp_code_" not in result.stderr
+    answer = json.loads(cellbox("run", "fails.md", "--json", cwd=project).stdout)
+    (block,) = answer["blocks"]
+    assert '"fails.md", line 6, in <module>' in block["output"]
+    assert '/cellbox/blocks/tmp_code_' in block["originalOutput"] and '", line 3, in <module>' in block["originalOutput"]
+    snippet = cellbox("exec", "-L", "python", "-c", "print(1)\nprint(1 / 0)", cwd=project)
+    assert '  File "<block 1>", line 2, in <module>\n' in snippet.stderr

@@ -364,3 +364,68 @@ async def test_run_all_names_the_blocks_it_skipped(workspace, start_daemon, clie
         (2, 3, "python", 5), (3, 4, "python", 7)]
     given = await daemon.execute(("sh", "exit 1"), ("bash", "echo no"))
     assert given["skipped"] == [{"blockIndex": 1, "blockNumber": None, "language": "bash", "range": None, "extent": None}]
+
+
+TRACEBACK_NOTES = textwrap.dedent(
+    """\
+    # Errors
+
+    ```python
+    def parse(text):
+        return int(text)
+
+    parse("x")
+    ```
+
+    ```bash
+    echo fine
+    no-such-command
+    ```
+
+    ```python
+    # filename: named.py
+    import warnings
+    warnings.warn("careful")
+    raise KeyError("named")
+    ```
+    """
+)
+
+
+async def test_tracebacks_name_the_document_and_its_lines(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    (workspace / "docs").mkdir()
+    uri = await open_document(daemon, workspace / "docs" / "errors.md", TRACEBACK_NOTES, "markdown")
+    results = [await daemon.command("cellbox.execute", {"uri": uri, "block": n, "runId": f"tb{n}"}) for n in (1, 2, 3)]
+    python, shell, named = (r["blocks"][0] for r in results)
+    # As the user wrote it: the document's path in the workspace, and its lines.
+    assert '  File "docs/errors.md", line 7, in <module>\n' in python["output"]
+    assert '  File "docs/errors.md", line 5, in parse\n' in python["output"]
+    assert "docs/errors.md: line 12: no-such-command: command not found" in shell["output"]
+    assert "docs/errors.md:18: UserWarning: careful" in named["output"]
+    assert '  File "docs/errors.md", line 19, in <module>\n' in named["output"]
+    for block in (python, shell, named):
+        assert "tmp_code_" not in block["output"] and "/workspace/named.py" not in block["output"]
+    # What the sandbox ran is kept, for whoever wants it.
+    assert '/cellbox/blocks/tmp_code_' in python["originalOutput"] and '", line 4, in <module>' in python["originalOutput"]
+    assert '"/workspace/named.py", line 4, in <module>' in named["originalOutput"]
+    # The streamed output says the same as the result.
+    for n, block in zip((1, 2, 3), (python, shell, named), strict=True):
+        streamed = "".join(o.text for o in daemon.client.cellbox_output if o.runId == f"tb{n}" and hasattr(o, "text"))
+        assert streamed == block["output"]
+    # Diagnostics are still on the lines that raised; a shell's words name the document too.
+    diagnostics = await wait_for_diagnostics(daemon, uri, 3)
+    assert [(d.range.start.line, d.message) for d in diagnostics] == [
+        (4, "ValueError: invalid literal for int() with base 10: 'x'"),
+        (10, "docs/errors.md: line 12: no-such-command: command not found"),
+        (18, "KeyError: 'named'"),
+    ]
+
+
+async def test_a_block_given_as_text_is_called_by_its_place_in_the_request(workspace, start_daemon):
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("sh", "true"), ("python", "x = 1\nprint(x / 0)"))
+    assert '  File "<block 2>", line 2, in <module>\n' in result["blocks"][1]["output"]
+    assert result["blocks"][0]["originalOutput"] is None  # nothing renamed: nothing kept twice
+    passing = await daemon.execute(("python", "print('fine')"))
+    assert passing["blocks"][0]["originalOutput"] is None

@@ -96,6 +96,7 @@ def _block(**changes: Any) -> BlockResult:
         range=None,
         extent=None,
         block_number=None,
+        original_output=None,
     )
     fields.update(changes)
     return BlockResult(**fields)
@@ -103,7 +104,7 @@ def _block(**changes: Any) -> BlockResult:
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent", "blockNumber",
+    "extent", "blockNumber", "originalOutput",
 }
 
 
@@ -123,6 +124,7 @@ def test_block_result_keeps_falsy_fields() -> None:
         "range": None,
         "extent": None,
         "blockNumber": None,
+        "originalOutput": None,
     }
 
 

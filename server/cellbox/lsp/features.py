@@ -127,7 +127,10 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
             if params.uri is not None:
                 document = await ls.document(params.uri)
                 chosen = select_blocks(params, document.uri, document.source, document.language_id)
-                to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b), b.number) for b in chosen]
+                path = uri_path(document.uri)
+                to_run = [
+                    BlockToRun(b.language, b.code, _block_range(b), _block_extent(b), b.number, path) for b in chosen
+                ]
             else:
                 to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
             listener = StreamingListener(ls, run_id, to_run)

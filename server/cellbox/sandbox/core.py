@@ -28,6 +28,7 @@ from cellbox.sandbox.attach import Attacher
 from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
 from cellbox.sandbox.runner_client import RunnerLost
+from cellbox.sandbox.tracebacks import BlockPlaces
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
@@ -154,7 +155,7 @@ class Sandbox:
             for index, block in enumerate(blocks):
                 listener.block_started(index, block)
                 on_output = functools.partial(listener.output, index)
-                result = await self._execute_block(block, config, timeout, progress, cancelled, on_output)
+                result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
                 results.append(result)
                 if result.exit_code != 0:
                     break
@@ -180,7 +181,7 @@ class Sandbox:
         )
 
     async def _execute_block(
-        self, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
+        self, index: int, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
         cancelled: asyncio.Event, on_output: run.OnOutput,
     ) -> BlockResult:
         started = time.perf_counter()
@@ -192,6 +193,7 @@ class Sandbox:
                 prepared.language, outcome.exit_code, outcome.output, code_file, executed=executed,
                 timed_out=outcome.timed_out, duration_ms=_ms_since(started), status=status,
                 truncated=outcome.truncated, range=block.range, extent=block.extent, block_number=block.number,
+                original_output=outcome.original_output,
             )
 
         def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:
@@ -218,6 +220,7 @@ class Sandbox:
             f"{container_scripts.BLOCKS_DIR}/{prepared.relative_path}" if prepared.generated else prepared.relative_path
         )
         command = [interpreter_for(prepared.language), in_container]
+        places = self._places(index, block, prepared.relative_path, prepared.generated)
         for attempt in (1, 2):
             attached = await self._container.ensure(config, progress)
             try:
@@ -228,7 +231,9 @@ class Sandbox:
                         await attached.sync.push()
                     else:
                         await attached.sync.push(extra=[prepared.relative_path])
-                outcome = await run.run_command(attached, command, timeout, config.output_limit, cancelled, on_output)
+                outcome = await run.run_command(
+                    attached, command, timeout, config.output_limit, cancelled, on_output, places
+                )
                 break
             except (ContainerGone, RunnerLost) as lost:
                 # The block never started: the container went away or the
@@ -243,6 +248,21 @@ class Sandbox:
         if status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
         return result(outcome, str(path), status)
+
+    def _places(self, index: int, block: BlockToRun, relative_path: str, generated: bool) -> BlockPlaces:
+        """How the block's output names its file: as the document and its
+        lines, when it comes from one; else as `<block N>`, its place in the
+        request. A file the user named for a block given as text is a real
+        file with the block's lines: its name stays."""
+        if generated:
+            spellings: tuple[str, ...] = (f"{container_scripts.BLOCKS_DIR}/{relative_path}",)
+        else:
+            spellings = (f"{container_scripts.WORKSPACE_DIR}/{relative_path}", relative_path)
+        if block.document is None or block.range is None:
+            return BlockPlaces(spellings if generated else (), f"<block {index + 1}>")
+        document = block.document
+        shown = str(document.relative_to(self.workspace)) if self.workspace in document.parents else str(document)
+        return BlockPlaces(spellings, shown, line_offset=block.range.start.line)
 
 
 def _ms_since(started: float) -> float:

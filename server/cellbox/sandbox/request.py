@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -40,6 +41,9 @@ class BlockToRun:
     number: int | None = None
     """Its number among its document's runnable blocks, from 1; None for a
     block given as text or a selection."""
+    document: Path | None = None
+    """The document it comes from, when it comes from one: its output names
+    the document and its lines instead of the file the sandbox ran."""
 
 
 class RunListener:
