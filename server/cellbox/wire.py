@@ -131,7 +131,7 @@ class BlockResult:
     status: str
     """Why it ended (cellbox.vocabulary.Status): ok, error (non-zero exit), timeout, oom
     (memory limit), cancelled, output_limit (the file size limit ended it), not_executed
-    (saved only, or refused)."""
+    (saved only, or refused), interrupted (the sandbox was restarted or stopped under it)."""
     truncated: bool
     """Whether its output went past the output limit and was cut (the block ran on)."""
     range: Range | None

@@ -223,3 +223,20 @@ def test_a_traceback_names_the_document_and_its_lines(project):
     assert '/cellbox/blocks/tmp_code_' in block["originalOutput"] and '", line 3, in <module>' in block["originalOutput"]
     snippet = cellbox("exec", "-L", "python", "-c", "print(1)\nprint(1 / 0)", cwd=project)
     assert '  File "<block 1>", line 2, in <module>\n' in snippet.stderr
+
+
+def test_a_restart_during_a_run_says_it_ended_the_block(workspace, runtime_dir):
+    # Through the project's daemon, which the run and the restart share.
+    assert cellbox("daemon", "start", str(workspace)).returncode == 0
+    (workspace / "long.sh").write_text("echo started\nsleep 300\n")
+    run = subprocess.Popen([CONSOLE_SCRIPT, "run", "long.sh"], cwd=workspace, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline() == "started\n"
+        assert cellbox("restart", cwd=workspace).returncode == 0
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert "cellbox: the sandbox was restarted while this block ran, which ended it\n" in stderr
+    assert stderr.splitlines()[-1].startswith("↻ block 1 (lines 1-2) · interrupted · exit 137 · ")
+    assert run.returncode == 137

@@ -223,6 +223,7 @@ class Sandbox:
         places = self._places(index, block, prepared.relative_path, prepared.generated)
         for attempt in (1, 2):
             attached = await self._container.ensure(config, progress)
+            interruptions = self._container.interruptions
             try:
                 if attached.sync is not None:  # copy mode: the block's file and what changed go in first
                     if prepared.generated:
@@ -245,7 +246,13 @@ class Sandbox:
         if attached.sync is not None:
             outcome = await run.copy_back(attached.sync, outcome, on_output)
         status = run.status_of(outcome)
-        if status is None:
+        if self._container.interruptions != interruptions and run.killed(outcome):
+            # The user restarted or stopped the sandbox under the block: say
+            # so, where they read the output, rather than "exit 137".
+            note = run.interrupted_note(self._container.last_interruption)
+            on_output("stderr", note)
+            outcome, status = outcome.with_note(note), Status.INTERRUPTED
+        elif status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
         return result(outcome, str(path), status)
 

@@ -169,6 +169,19 @@ def status_of(outcome: RunOutcome) -> Status | None:
     return Status.ERROR
 
 
+def killed(outcome: RunOutcome) -> bool:
+    """Whether something outside the block ended it: a signal, or its runner
+    going away; not the block's own exit, its timeout or a cancel."""
+    if outcome.timed_out or outcome.cancelled:
+        return False
+    return outcome.interrupted or outcome.exit_code > 128
+
+
+def interrupted_note(what: str) -> str:
+    """The line that ends the output of a block the sandbox's restart or stop ended."""
+    return f"\ncellbox: the sandbox was {what} while this block ran, which ended it\n"
+
+
 async def status_from_engine(engine: Engine, container_id: str, outcome: RunOutcome) -> Status:
     """Killed, not by us: the memory limit is the usual killer. The engine's
     event can trail the exit under load: wait a little for it."""
