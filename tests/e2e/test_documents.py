@@ -352,6 +352,11 @@ async def test_a_block_is_known_by_its_number_in_the_document(workspace, start_d
     assert [b["blockNumber"] for b in everything["blocks"]] == [1, 2, 3, 4, 5]
     assert [b["blockNumber"] for b in selection["blocks"] + given["blocks"]] == [None, None]
     assert everything["skipped"] == by_number["skipped"] == []
+    # The progress says it too.
+    begun = {token.split("-")[2]: reports[0].message for token, reports in daemon.client.progress_reports.items()
+             if token.startswith("cellbox-run-n")}
+    assert [begun[run].split(" · ")[0] for run in ("n1", "n2", "n3", "n4", "n5")] == [
+        "block 2", "block 4", "block 1/5", "selection", "block 1"]
 
 
 async def test_run_all_names_the_blocks_it_skipped(workspace, start_daemon, client_name):

@@ -105,5 +105,8 @@ class StreamingListener(RunListener):
 
 
 def block_name(index: int, block: BlockToRun) -> str:
-    """"block N": its number in its document, else its place in the request."""
-    return f"block {block.number if block.number is not None else index + 1}"
+    """"block N" by its number in its document; a selection as such; a block
+    given as text by its place in the request (as `cellbox run` says it)."""
+    if block.number is not None:
+        return f"block {block.number}"
+    return "selection" if block.range is not None else f"block {index + 1}"
