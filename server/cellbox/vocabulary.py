@@ -62,6 +62,9 @@ class Status(enum.StrEnum):
     """The file size limit ended it."""
     NOT_EXECUTED = "not_executed"
     """It was only saved (a language that does not run), or refused."""
+    INTERRUPTED = "interrupted"
+    """The sandbox was restarted or stopped (``cellbox.restart``, ``cellbox.stop``)
+    while it ran, which killed it; its output ends with a line saying which."""
 
     @property
     def glyph(self) -> str:
@@ -76,6 +79,7 @@ GLYPHS: Final[Mapping[Status, str]] = {
     Status.OOM: "✗",
     Status.OUTPUT_LIMIT: "✗",
     Status.NOT_EXECUTED: "•",
+    Status.INTERRUPTED: "↻",
 }
 """The one mark each status is drawn with: in lenses, on a terminal, in both editors."""
 

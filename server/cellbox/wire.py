@@ -131,7 +131,7 @@ class BlockResult:
     status: str
     """Why it ended (cellbox.vocabulary.Status): ok, error (non-zero exit), timeout, oom
     (memory limit), cancelled, output_limit (the file size limit ended it), not_executed
-    (saved only, or refused)."""
+    (saved only, or refused), interrupted (the sandbox was restarted or stopped under it)."""
     truncated: bool
     """Whether its output went past the output limit and was cut (the block ran on)."""
     range: Range | None
@@ -139,6 +139,31 @@ class BlockResult:
     extent: Range | None
     """The whole block, its fence lines or cell marker included (a client draws
     results under its end); null for blocks given as text."""
+    block_number: int | None
+    """The block's number among its document's runnable blocks, from 1 (as
+    ``block`` takes it); null for blocks given as text and for a selection."""
+    original_output: str | None
+    """The output as the block wrote it, when ``output`` differs: there, the
+    places where it names the file the sandbox ran (a traceback's ``File
+    "/cellbox/blocks/tmp_code_….py", line 3``) name the document and its
+    line instead (``File "notes.md", line 27``), or ``<block N>`` for a block
+    given as text. Null when nothing was renamed."""
+
+
+@attrs.define
+class SkippedBlock:
+    """A block of the request that never started: an earlier one failed, or the run was cancelled."""
+
+    block_index: int
+    """Its place in the request, from 0 (as in ``cellbox/blockStarted``)."""
+    block_number: int | None
+    """Its number in its document, from 1; null for blocks given as text."""
+    language: str
+    """Its language after aliases, lower-case."""
+    range: Range | None
+    """Where its code is in its document; null for blocks given as text."""
+    extent: Range | None
+    """The whole block, fence lines or cell marker included; null for blocks given as text."""
 
 
 @attrs.define
@@ -161,6 +186,8 @@ class ExecuteResult:
     """Name of the workspace's sandbox container."""
     blocks: list[BlockResult]
     """One entry per block reached, in order."""
+    skipped: list[SkippedBlock]
+    """The blocks after the one the run stopped at, which never started, in order (empty when all ran)."""
     status: str
     """The last block's status."""
     truncated: bool
@@ -175,6 +202,10 @@ class BlockStartedNotification:
 
     run_id: str
     block_index: int
+    """Its place in the request, from 0."""
+    block_number: int | None
+    """Its number among its document's runnable blocks, from 1 (as ``block`` takes
+    it); null for blocks given as text and for a selection."""
     language: str
     range: Range | None
     """Where the block's code is in its document (null for blocks given as text), so a

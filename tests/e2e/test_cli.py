@@ -35,9 +35,9 @@ echo never reached
 """
 
 BLOCK_FIELDS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs",
-                "status", "truncated", "range", "extent"}
+                "status", "truncated", "range", "extent", "blockNumber", "originalOutput"}
 RESULT_FIELDS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container",
-                 "blocks", "status", "truncated", "runId"}
+                 "blocks", "skipped", "status", "truncated", "runId"}
 
 
 @pytest.fixture(params=["own-server", "daemon"])
@@ -60,6 +60,18 @@ def test_run_streams_output_summarises_each_block_and_exits_with_the_first_failu
     assert any(line.startswith("✓ block 1 (line 4) · exit 0 · ") for line in lines)
     assert any(line.startswith("✗ block 2 (lines 10-11) · error · exit 3 · ") for line in lines)
     assert "never reached" not in result.stdout + result.stderr
+    assert lines[-1] == "skipped after block 2: block 3 (line 15)"  # Run All says what it left out
+
+
+def test_blocks_are_called_by_their_number_in_the_document(project):
+    by_number = cellbox("run", "notes.md", "--block", "3", cwd=project)
+    lines = by_number.stderr.splitlines()
+    assert lines[0] == "▶ block 3 · sh · line 15"
+    assert lines[-1].startswith("✓ block 3 (line 15) · exit 0 · ")
+    by_line = cellbox("run", "notes.md", "--line", "10", cwd=project)
+    assert by_line.stderr.splitlines()[0] == "▶ block 2 · bash · lines 10-11"
+    snippet = cellbox("exec", "-L", "sh", "-c", "true", cwd=project)  # given as text: its place in the request
+    assert snippet.stderr.splitlines()[0] == "▶ block 1 · sh"
 
 
 def test_run_picks_one_block_by_number_or_line(project):
@@ -84,6 +96,12 @@ def test_run_json_prints_the_protocol_result_and_nothing_else(project):
     assert set(answer) == RESULT_FIELDS
     assert [set(b) for b in answer["blocks"]] == [BLOCK_FIELDS, BLOCK_FIELDS]
     assert [b["status"] for b in answer["blocks"]] == ["ok", "error"]
+    assert [b["blockNumber"] for b in answer["blocks"]] == [1, 2]
+    assert answer["skipped"] == [{
+        "blockIndex": 2, "blockNumber": 3, "language": "sh",
+        "range": {"start": {"line": 14, "character": 0}, "end": {"line": 15, "character": 0}},
+        "extent": {"start": {"line": 13, "character": 0}, "end": {"line": 16, "character": 0}},
+    }]
     assert answer["blocks"][1]["range"] == {"start": {"line": 9, "character": 0}, "end": {"line": 11, "character": 0}}
     # The whole block, fences included: a client draws its result under line 12's closing fence.
     assert answer["blocks"][1]["extent"] == {"start": {"line": 8, "character": 0}, "end": {"line": 12, "character": 0}}
@@ -191,3 +209,34 @@ def test_an_unreachable_engine_is_one_clear_line_and_exit_1(workspace, runtime_d
     errors = [line for line in failed.stderr.splitlines() if line.startswith("cellbox: ")]
     assert len(errors) == 1 and "Cannot reach the Docker engine at tcp://127.0.0.1:1 (from DOCKER_HOST)" in errors[0]
     assert "Traceback" not in failed.stderr  # the server's own log stays out of the user's way
+
+
+def test_a_traceback_names_the_document_and_its_lines(project):
+    (project / "fails.md").write_text("# Fails\n\n```python\nimport json\n\njson.loads('{')\n```\n")
+    result = cellbox("run", "fails.md", cwd=project)
+    assert result.returncode == 1
+    assert '  File "fails.md", line 6, in <module>\n' in result.stderr
+    assert "tmp_code_" not in result.stderr
+    answer = json.loads(cellbox("run", "fails.md", "--json", cwd=project).stdout)
+    (block,) = answer["blocks"]
+    assert '"fails.md", line 6, in <module>' in block["output"]
+    assert '/cellbox/blocks/tmp_code_' in block["originalOutput"] and '", line 3, in <module>' in block["originalOutput"]
+    snippet = cellbox("exec", "-L", "python", "-c", "print(1)\nprint(1 / 0)", cwd=project)
+    assert '  File "<block 1>", line 2, in <module>\n' in snippet.stderr
+
+
+def test_a_restart_during_a_run_says_it_ended_the_block(workspace, runtime_dir):
+    # Through the project's daemon, which the run and the restart share.
+    assert cellbox("daemon", "start", str(workspace)).returncode == 0
+    (workspace / "long.sh").write_text("echo started\nsleep 300\n")
+    run = subprocess.Popen([CONSOLE_SCRIPT, "run", "long.sh"], cwd=workspace, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline() == "started\n"
+        assert cellbox("restart", cwd=workspace).returncode == 0
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert "cellbox: the sandbox was restarted while this block ran, which ended it\n" in stderr
+    assert stderr.splitlines()[-1].startswith("↻ block 1 (lines 1-2) · interrupted · exit 137 · ")
+    assert run.returncode == 137

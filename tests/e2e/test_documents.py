@@ -333,3 +333,104 @@ async def test_a_block_started_notice_gives_its_place_in_the_document(workspace,
     (started,) = [n for n in daemon.client.cellbox_output if n.runId == "where" and not hasattr(n, "text")]
     assert (started.blockIndex, started.language) == (0, "bash")
     assert started.range.start.line == 7 and started.range.end.line == 8
+
+
+async def test_a_block_is_known_by_its_number_in_the_document(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")
+    by_position = await daemon.command("cellbox.execute", {"uri": uri, "position": {"line": 7, "character": 0}, "runId": "n1"})
+    by_number = await daemon.command("cellbox.execute", {"uri": uri, "block": 4, "runId": "n2"})
+    everything = await daemon.command("cellbox.execute", {"uri": uri, "all": True, "runId": "n3"})
+    selection = await daemon.command("cellbox.execute", {
+        "uri": uri, "range": {"start": {"line": 3, "character": 0}, "end": {"line": 4, "character": 0}}, "runId": "n4"})
+    given = await daemon.execute(("sh", "true"), runId="n5")
+    started = {run: [n.blockNumber for n in daemon.client.cellbox_output if n.runId == run and not hasattr(n, "text")]
+               for run in ("n1", "n2", "n3", "n4", "n5")}
+    assert started == {"n1": [2], "n2": [4], "n3": [1, 2, 3, 4, 5], "n4": [None], "n5": [None]}
+    assert [b["blockNumber"] for b in by_position["blocks"]] == [2]
+    assert [b["blockNumber"] for b in by_number["blocks"]] == [4]
+    assert [b["blockNumber"] for b in everything["blocks"]] == [1, 2, 3, 4, 5]
+    assert [b["blockNumber"] for b in selection["blocks"] + given["blocks"]] == [None, None]
+    assert everything["skipped"] == by_number["skipped"] == []
+    # The progress says it too.
+    begun = {token.split("-")[2]: reports[0].message for token, reports in daemon.client.progress_reports.items()
+             if token.startswith("cellbox-run-n")}
+    assert [begun[run].split(" · ")[0] for run in ("n1", "n2", "n3", "n4", "n5")] == [
+        "block 2", "block 4", "block 1/5", "selection", "block 1"]
+
+
+async def test_run_all_names_the_blocks_it_skipped(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    text = "# %%\nprint(1)\n# %%\nraise SystemExit(2)\n# %%\nprint(3)\n# %%\nprint(4)\n"
+    uri = await open_document(daemon, workspace / "stops.py", text, "python")
+    result = await daemon.command("cellbox.execute", {"uri": uri, "all": True})
+    assert [b["blockNumber"] for b in result["blocks"]] == [1, 2]
+    assert [(s["blockIndex"], s["blockNumber"], s["language"], s["range"]["start"]["line"]) for s in result["skipped"]] == [
+        (2, 3, "python", 5), (3, 4, "python", 7)]
+    given = await daemon.execute(("sh", "exit 1"), ("bash", "echo no"))
+    assert given["skipped"] == [{"blockIndex": 1, "blockNumber": None, "language": "bash", "range": None, "extent": None}]
+
+
+TRACEBACK_NOTES = textwrap.dedent(
+    """\
+    # Errors
+
+    ```python
+    def parse(text):
+        return int(text)
+
+    parse("x")
+    ```
+
+    ```bash
+    echo fine
+    no-such-command
+    ```
+
+    ```python
+    # filename: named.py
+    import warnings
+    warnings.warn("careful")
+    raise KeyError("named")
+    ```
+    """
+)
+
+
+async def test_tracebacks_name_the_document_and_its_lines(workspace, start_daemon, client_name):
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    (workspace / "docs").mkdir()
+    uri = await open_document(daemon, workspace / "docs" / "errors.md", TRACEBACK_NOTES, "markdown")
+    results = [await daemon.command("cellbox.execute", {"uri": uri, "block": n, "runId": f"tb{n}"}) for n in (1, 2, 3)]
+    python, shell, named = (r["blocks"][0] for r in results)
+    # As the user wrote it: the document's path in the workspace, and its lines.
+    assert '  File "docs/errors.md", line 7, in <module>\n' in python["output"]
+    assert '  File "docs/errors.md", line 5, in parse\n' in python["output"]
+    assert "docs/errors.md: line 12: no-such-command: command not found" in shell["output"]
+    assert "docs/errors.md:18: UserWarning: careful" in named["output"]
+    assert '  File "docs/errors.md", line 19, in <module>\n' in named["output"]
+    for block in (python, shell, named):
+        assert "tmp_code_" not in block["output"] and "/workspace/named.py" not in block["output"]
+    # What the sandbox ran is kept, for whoever wants it.
+    assert '/cellbox/blocks/tmp_code_' in python["originalOutput"] and '", line 4, in <module>' in python["originalOutput"]
+    assert '"/workspace/named.py", line 4, in <module>' in named["originalOutput"]
+    # The streamed output says the same as the result.
+    for n, block in zip((1, 2, 3), (python, shell, named), strict=True):
+        streamed = "".join(o.text for o in daemon.client.cellbox_output if o.runId == f"tb{n}" and hasattr(o, "text"))
+        assert streamed == block["output"]
+    # Diagnostics are still on the lines that raised; a shell's words name the document too.
+    diagnostics = await wait_for_diagnostics(daemon, uri, 3)
+    assert [(d.range.start.line, d.message) for d in diagnostics] == [
+        (4, "ValueError: invalid literal for int() with base 10: 'x'"),
+        (10, "docs/errors.md: line 12: no-such-command: command not found"),
+        (18, "KeyError: 'named'"),
+    ]
+
+
+async def test_a_block_given_as_text_is_called_by_its_place_in_the_request(workspace, start_daemon):
+    daemon = await start_daemon(workspace)
+    result = await daemon.execute(("sh", "true"), ("python", "x = 1\nprint(x / 0)"))
+    assert '  File "<block 2>", line 2, in <module>\n' in result["blocks"][1]["output"]
+    assert result["blocks"][0]["originalOutput"] is None  # nothing renamed: nothing kept twice
+    passing = await daemon.execute(("python", "print('fine')"))
+    assert passing["blocks"][0]["originalOutput"] is None

@@ -88,9 +88,11 @@ async def test_an_unsupported_language_stops_the_run(workspace, start_daemon):
     assert result["blocks"][1] == {
         "language": "ruby", "exitCode": 1, "output": refusal, "codeFile": None,
         "executed": False, "timedOut": False, "durationMs": result["blocks"][1]["durationMs"],
-        "status": "not_executed", "truncated": False, "range": None, "extent": None,
+        "status": "not_executed", "truncated": False, "range": None, "extent": None, "blockNumber": None,
+        "originalOutput": None,
     }
     assert len(result["blocks"]) == 2
+    assert result["skipped"] == [{"blockIndex": 2, "blockNumber": None, "language": "python", "range": None, "extent": None}]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -76,6 +77,28 @@ async def test_restart_kills_a_running_block(workspace, start_daemon):
     await daemon.command("cellbox.restart", {})
     result = await asyncio.wait_for(running, 15)
     assert result["exitCode"] != 0 and result["timedOut"] is False
+
+
+@pytest.mark.parametrize(("command", "done"), [("cellbox.restart", "restarted"), ("cellbox.stop", "stopped")])
+async def test_a_block_ended_by_a_restart_or_stop_says_so(workspace, start_daemon, command, done):
+    daemon = await start_daemon(workspace)
+    code = "print('started', flush=True)\nimport time\ntime.sleep(60)"
+    running = asyncio.ensure_future(daemon.execute(("python", code), ("sh", "echo next"), timeout=120, runId="r1"))
+    for _ in range(100):
+        if any(getattr(n, "text", "") == "started\n" for n in daemon.client.cellbox_output):
+            break
+        await asyncio.sleep(0.05)
+    await daemon.command(command, {})
+    result = await asyncio.wait_for(running, 15)
+    (block,) = result["blocks"]
+    note = f"\ncellbox: the sandbox was {done} while this block ran, which ended it\n"
+    assert (block["status"], block["output"]) == ("interrupted", "started\n" + note)
+    assert result["status"] == "interrupted" and len(result["skipped"]) == 1
+    streamed = "".join(n.text for n in daemon.client.cellbox_output if n.runId == "r1" and hasattr(n, "text"))
+    assert streamed == block["output"]
+    # A block that fails by itself afterwards is an error as before.
+    after = await daemon.execute(("sh", "kill -9 $$"))
+    assert (after["status"], after["exitCode"]) == ("error", 137)
 
 
 async def test_stop_stops_and_the_next_execute_starts_again(workspace, start_daemon, engine):
@@ -175,3 +198,18 @@ async def test_a_client_that_just_closes_stdin_still_gets_its_containers_stopped
     server.stdin.close()  # no shutdown, no exit: an editor that crashed
     await asyncio.wait_for(server.wait(), 15)
     assert containers_of(engine, workspace) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+async def test_a_terminated_server_still_stops_its_containers(workspace, start_daemon, engine, signum):
+    # code-server shutting down, or the terminal that ran `cellbox serve` closing.
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    assert len(containers_of(engine, workspace)) == 1
+    running = asyncio.ensure_future(daemon.execute(("sh", "sleep 60")))
+    await asyncio.sleep(0.5)
+    server = daemon.client._server
+    server.send_signal(signum)
+    assert await asyncio.wait_for(server.wait(), 15) == 0
+    assert containers_of(engine, workspace) == []
+    running.cancel()

@@ -9,10 +9,10 @@ from pygls.exceptions import JsonRpcException
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent",
+    "extent", "blockNumber", "originalOutput",
 }
 RESULT_KEYS = {
-    "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "status",
+    "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "skipped", "status",
     "truncated", "runId",
 }
 

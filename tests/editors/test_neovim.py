@@ -322,7 +322,9 @@ def test_cancel_restart_status_and_stop(make_workspace, tmp_path, engine):
     # A restart kills the running block: it ends with an error, not "never".
     restarted = facts["restarted"].splitlines()
     assert restarted[0] == "│ started" and "│ never" not in restarted
-    assert restarted[-1].startswith("│ ✗")
+    # The restart ended it, and the block says so, not just "✗ exit 137".
+    assert "│ cellbox: the sandbox was restarted while this block ran, which ended it" in restarted
+    assert restarted[-1].startswith("│ ↻ interrupted · exit 137")
     assert "restarted: running" in facts["restart_message"]
     assert facts["after_restart"].splitlines() == ["│ quick", facts["after_restart"].splitlines()[1]]
     assert facts["after_restart"].splitlines()[1].startswith("│ ✓ exit 0")

@@ -167,6 +167,7 @@ class FakeEngine:
     async def restart_container(self, name: str, label: tuple[str, str]) -> None:
         self.calls.append(("restart_container", name))
         self._check_label(name, label)
+        self._end_every_run()
         self._set_state(name, "running")
 
     async def stop_container(self, name: str, removed: bool, label: tuple[str, str]) -> None:
@@ -174,6 +175,7 @@ class FakeEngine:
         if name not in self.containers:
             return
         self._check_label(name, label)
+        self._end_every_run()
         if removed:
             del self.containers[name]
         else:
@@ -206,6 +208,11 @@ class FakeEngine:
             await killed.wait()
             return 137
         return behaviour.exit_code
+
+    def _end_every_run(self) -> None:
+        """A container stopping takes every process in it along (one container at a time in these tests)."""
+        for killed in self._hanging.values():
+            killed.set()
 
     async def oom_killed_since(self, container_id: str, since: float) -> bool:
         return any(at >= since for at in self.oom_since)

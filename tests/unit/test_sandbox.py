@@ -218,6 +218,29 @@ async def test_an_unexplained_kill_is_oom_only_when_the_engine_saw_one(workspace
     assert oom.status == "oom"
 
 
+@pytest.mark.parametrize(("action", "said"), [("restart", "restarted"), ("stop", "stopped")])
+async def test_a_block_the_sandbox_s_restart_or_stop_ended_says_so(
+    workspace: Path, action: str, said: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(run, "OOM_EVENT_WAIT_SECONDS", 0.3)
+    engine = FakeEngine()
+    engine.program = lambda command: Behaviour([("stdout", b"working\n")], hangs=True)
+    sandbox = sandbox_of(workspace, engine)
+    running = asyncio.ensure_future(sandbox.execute([PY, PY], timeout=30))
+    while not engine.asked("exec_stream"):
+        await asyncio.sleep(0.01)
+
+    await getattr(sandbox, action)()
+    result = await running
+
+    assert [(b.status, b.exit_code) for b in result.blocks] == [("interrupted", 137)]
+    assert result.blocks[0].output == f"working\n\ncellbox: the sandbox was {said} while this block ran, which ended it\n"
+    assert [s.block_index for s in result.skipped] == [1]
+    # A kill nobody here asked for stays unexplained (the engine is asked about oom).
+    engine.program = lambda command: Behaviour(exit_code=137)
+    assert (await sandbox.execute([PY])).status != "interrupted"
+
+
 @pytest.mark.parametrize(
     ("outcome", "status"),
     [

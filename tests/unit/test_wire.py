@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cellbox.errors import InvalidParams
-from cellbox.wire import BlockParams, BlockResult, ExecuteParams, ExecuteResult, parse, to_json
+from cellbox.wire import BlockParams, BlockResult, ExecuteParams, ExecuteResult, SkippedBlock, parse, to_json
 
 
 def _parse(value: Any) -> ExecuteParams:
@@ -95,6 +95,8 @@ def _block(**changes: Any) -> BlockResult:
         truncated=False,
         range=None,
         extent=None,
+        block_number=None,
+        original_output=None,
     )
     fields.update(changes)
     return BlockResult(**fields)
@@ -102,7 +104,7 @@ def _block(**changes: Any) -> BlockResult:
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent",
+    "extent", "blockNumber", "originalOutput",
 }
 
 
@@ -121,6 +123,8 @@ def test_block_result_keeps_falsy_fields() -> None:
         "truncated": False,
         "range": None,
         "extent": None,
+        "blockNumber": None,
+        "originalOutput": None,
     }
 
 
@@ -134,6 +138,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         workspace="/ws",
         container="cellbox-ws-0123456789",
         blocks=[],
+        skipped=[],
         status="ok",
         truncated=False,
         run_id="r",
@@ -148,6 +153,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
         "workspace",
         "container",
         "blocks",
+        "skipped",
         "status",
         "truncated",
         "runId",
@@ -157,6 +163,7 @@ def test_execute_result_keeps_falsy_fields() -> None:
     assert data["codeFile"] is None
     assert data["timedOut"] is False
     assert data["blocks"] == []
+    assert data["skipped"] == []
 
 
 def test_execute_result_nested_blocks_camel_case() -> None:
@@ -169,6 +176,7 @@ def test_execute_result_nested_blocks_camel_case() -> None:
         workspace="/ws",
         container="c",
         blocks=[_block(exit_code=124, timed_out=True, code_file="/ws/a.py", status="timeout")],
+        skipped=[SkippedBlock(block_index=1, block_number=None, language="sh", range=None, extent=None)],
         status="timeout",
         truncated=False,
         run_id="r",
@@ -178,3 +186,4 @@ def test_execute_result_nested_blocks_camel_case() -> None:
     assert set(data["blocks"][0]) == BLOCK_KEYS
     assert data["blocks"][0]["exitCode"] == 124
     assert data["blocks"][0]["timedOut"] is True
+    assert data["skipped"] == [{"blockIndex": 1, "blockNumber": None, "language": "sh", "range": None, "extent": None}]

@@ -29,6 +29,7 @@ export const Status = {
     OOM: 'oom',
     OUTPUT_LIMIT: 'output_limit',
     NOT_EXECUTED: 'not_executed',
+    INTERRUPTED: 'interrupted',
 } as const;
 
 export type BlockStatus = (typeof Status)[keyof typeof Status];
@@ -42,6 +43,7 @@ export const GLYPHS: Record<BlockStatus, string> = {
     oom: '✗',
     output_limit: '✗',
     not_executed: '•',
+    interrupted: '↻',
 };
 
 /** The sandbox states the server itself reports; cellbox.status may also pass on the engine's own word (`exited`, …). */

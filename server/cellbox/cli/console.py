@@ -25,6 +25,17 @@ def lines_of(range_: dict | None) -> str:
     return f"line {first}" if last <= first else f"lines {first}-{last}"
 
 
+def block_name(index: int, block: dict) -> str:
+    """How a block is called: by its number in its document ("block 3"), a
+    selection as such, and a block given as text by its place in the request."""
+    number = block.get("blockNumber")
+    if number is not None:
+        return f"block {number}"
+    if block.get("range"):
+        return "selection"
+    return f"block {index + 1}"
+
+
 def exit_code_of(result: dict) -> int:
     """The first failing block's exit code; 0 when every block passed."""
     for block in result["blocks"]:
@@ -51,7 +62,7 @@ class RunDisplay:
 
     def block_started(self, params: dict) -> None:
         where = lines_of(params.get("range"))
-        self._block = f"block {params['blockIndex'] + 1}"
+        self._block = block_name(params["blockIndex"], params)
         self._block_started = time.monotonic()
         self._note(f"▶ {self._block} · {params['language']}" + (f" · {where}" if where else ""))
 
@@ -82,6 +93,8 @@ class RunDisplay:
         self._block = None
         for index, block in enumerate(result["blocks"]):
             self._note(summary_line(index, block))
+        if result.get("skipped") and result["blocks"]:
+            self._note(skipped_line(len(result["blocks"]) - 1, result["blocks"][-1], result["skipped"]))
 
     def _note(self, text: str) -> None:
         self._erase_spinner()
@@ -103,7 +116,7 @@ def summary_line(index: int, block: dict) -> str:
     mark = GLYPHS.get(status, GLYPHS[Status.ERROR])
     seconds = block["durationMs"] / 1000
     where = lines_of(block.get("range"))
-    name = f"block {index + 1}" + (f" ({where})" if where else "")
+    name = block_name(index, block) + (f" ({where})" if where else "")
     if status == Status.OK:
         detail = f"exit 0 · {seconds:.2f} s"
     elif status == Status.TIMEOUT:
@@ -116,6 +129,16 @@ def summary_line(index: int, block: dict) -> str:
     if block["truncated"]:
         detail += " · output truncated"
     return f"{mark} {name} · {detail}"
+
+
+def skipped_line(stop_index: int, stopped_at: dict, skipped: list[dict]) -> str:
+    """The blocks a run never started, after the one that stopped it (whose
+    summary line says why): "skipped after block 2: block 3 (line 15), block 4 (lines 19-20)"."""
+    names = []
+    for block in skipped:
+        where = lines_of(block.get("range"))
+        names.append(block_name(block["blockIndex"], block) + (f" ({where})" if where else ""))
+    return f"skipped after {block_name(stop_index, stopped_at)}: " + ", ".join(names)
 
 
 def status_lines(result: dict) -> list[str]:

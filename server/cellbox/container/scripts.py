@@ -172,6 +172,8 @@ RUN_DIR = "/cellbox/run"
 (runner.sock), the runner's one-shot token (token) and the mount probe."""
 BLOCKS_DIR = "/cellbox/blocks"
 """Where the blocks the user did not name are, mounted read-only."""
+WORKSPACE_DIR = "/workspace"
+"""Where the workspace is in the sandbox, and where blocks run."""
 MOUNT_PROBE = "mount-probe"
 """A token the daemon writes before starting a container, which SANDBOX_MAIN echoes."""
 

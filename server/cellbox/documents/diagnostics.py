@@ -68,7 +68,9 @@ def block_error(block: DocumentBlock, result: BlockResult, stderr: str, workspac
     if block.language != "python":
         return shell_error(stderr, result.exit_code, block.start_line)
     # A named file runs by its path in the workspace; others from the
-    # daemon's folder, by their own name.
+    # daemon's folder, by their own name. The output as the block wrote it
+    # names that file: the result's own names the document instead.
     code_file = Path(result.code_file)
     shown = str(code_file.relative_to(workspace)) if workspace in code_file.parents else code_file.name
-    return python_error(result.output, shown, block.start_line, block.end_line - block.start_line)
+    output = result.original_output if result.original_output is not None else result.output
+    return python_error(output, shown, block.start_line, block.end_line - block.start_line)

@@ -43,6 +43,9 @@ class DocumentBlock:
     code: str
     outer_end_line: int | None = None
     """Line after the block's closing fence (exclusive); None when it has none (cells, selections)."""
+    number: int | None = None
+    """Its number among the document's runnable blocks, from 1 (what `cellbox run
+    --block N` takes); None for a selection."""
 
     @property
     def extent_end_line(self) -> int:
@@ -64,12 +67,15 @@ def document_kind(uri: str, language_id: str | None = None) -> str | None:
 
 
 def find_blocks(uri: str, text: str, language_id: str | None = None) -> list[DocumentBlock]:
+    """The document's runnable blocks in order, each with its number."""
     kind = document_kind(uri, language_id)
     if kind == "markdown":
-        return markdown_blocks(text)
-    if kind is not None:
-        return script_cells(text, kind)
-    return []
+        blocks = markdown_blocks(text)
+    elif kind is not None:
+        blocks = script_cells(text, kind)
+    else:
+        blocks = []
+    return [attrs.evolve(block, number=number) for number, block in enumerate(blocks, 1)]
 
 
 @attrs.frozen

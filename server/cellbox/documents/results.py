@@ -32,6 +32,7 @@ def outcome_label(status: str, exit_code: int, duration_ms: float) -> str:
         Status.OOM: "out of memory",
         Status.OUTPUT_LIMIT: "file size limit",
         Status.NOT_EXECUTED: "saved, not run",
+        Status.INTERRUPTED: "sandbox restarted or stopped",
     }
     if status not in words:
         return f"{GLYPHS[Status.ERROR]} exit {exit_code}"

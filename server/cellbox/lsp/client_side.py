@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -72,17 +72,19 @@ class StreamingListener(RunListener):
     client before the run's response, and in the order the block wrote it.
     """
 
-    def __init__(self, ls: CellboxServer, run_id: str, count: int) -> None:
+    def __init__(self, ls: CellboxServer, run_id: str, blocks: Sequence[BlockToRun]) -> None:
         self.ls = ls
         self.run_id = run_id
-        self.count = count
+        self.count = len(blocks)
         self.current = 0
+        self.current_name = block_name(0, blocks[0]) if blocks else "block 1"
         self.on_block: Callable[[], None] | None = None
         self._stderr: dict[int, list[str]] = {}
 
     def block_started(self, index: int, block: BlockToRun) -> None:
         self.current = index
-        notice = BlockStartedNotification(self.run_id, index, block.language, block.range, block.extent)
+        self.current_name = block_name(index, block)
+        notice = BlockStartedNotification(self.run_id, index, block.number, block.language, block.range, block.extent)
         self.ls.protocol.notify(Notification.BLOCK_STARTED, to_json(notice))
         if self.on_block is not None:
             self.on_block()
@@ -96,4 +98,15 @@ class StreamingListener(RunListener):
         return "".join(self._stderr.get(index, []))
 
     def describe(self, elapsed: float) -> str:
-        return f"block {self.current + 1}/{self.count} · {elapsed:.1f} s"
+        """The progress message: the block by its number in the document, and
+        its place in the run when it has several blocks ("block 3/4 · 1.2 s")."""
+        of = f"/{self.count}" if self.count > 1 else ""
+        return f"{self.current_name}{of} · {elapsed:.1f} s"
+
+
+def block_name(index: int, block: BlockToRun) -> str:
+    """"block N" by its number in its document; a selection as such; a block
+    given as text by its place in the request (as `cellbox run` says it)."""
+    if block.number is not None:
+        return f"block {block.number}"
+    return "selection" if block.range is not None else f"block {index + 1}"

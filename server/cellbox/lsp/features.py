@@ -132,10 +132,13 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
                 document = await ls.document(params.uri)
                 name = document_name(document.uri, sandbox.workspace)
                 chosen = select_blocks(params, document.uri, document.source, document.language_id, name)
-                to_run = [BlockToRun(b.language, b.code, _block_range(b), _block_extent(b)) for b in chosen]
+                path = uri_path(document.uri)
+                to_run = [
+                    BlockToRun(b.language, b.code, _block_range(b), _block_extent(b), b.number, path) for b in chosen
+                ]
             else:
                 to_run = [BlockToRun(b.language, b.code) for b in params.blocks or []]
-            listener = StreamingListener(ls, run_id, len(to_run))
+            listener = StreamingListener(ls, run_id, to_run)
             with ls.sandboxes.cancellable(params.run_id) as cancelled:
                 ls.cancel_with_request(cancelled)
                 async with ls.run_progress(listener, cancelled):

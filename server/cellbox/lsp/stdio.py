@@ -1,12 +1,18 @@
 """`cellbox serve`: one client's daemon over stdin/stdout, pygls's LSP loop
-with stdin read on the event loop and the clean-up inside it."""
+with stdin read on the event loop and the clean-up inside it, whether stdin
+ends or SIGTERM or SIGHUP come."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import threading
+
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end `cellbox serve` as stdin closing does, containers stopped:
+an editor shutting down (code-server sends SIGTERM), a terminal closed."""
 
 
 def serve_stdio(log_level: str = "INFO") -> None:
@@ -31,15 +37,35 @@ def serve_stdio(log_level: str = "INFO") -> None:
 
     async def serve() -> None:
         reader = await _stdin_reader(server.thread_pool)
-        try:
-            await run_async(
+        reading = asyncio.ensure_future(
+            run_async(
                 stop_event=stop_event,
                 reader=reader,
                 protocol=server.protocol,
                 logger=logging.getLogger("pygls.io"),
                 error_handler=server.report_server_error,
             )
+        )
+        loop = asyncio.get_running_loop()
+        signalled: list[int] = []
+
+        def stop_reading(signum: int) -> None:
+            logging.getLogger(__name__).info("%s: stopping as at the end of stdin", signal.Signals(signum).name)
+            signalled.append(signum)
+            reading.cancel()
+
+        for signum in ENDING_SIGNALS:
+            # Without a handler the signal ends the process at once, and the
+            # containers it started keep running with no daemon to stop them.
+            loop.add_signal_handler(signum, stop_reading, signum)
+        try:
+            await reading
+        except asyncio.CancelledError:
+            if not signalled:
+                raise  # Ctrl-C: asyncio.run is ending the loop
         finally:
+            for signum in ENDING_SIGNALS:
+                loop.remove_signal_handler(signum)
             await server.shutdown_sandboxes()
 
     try:

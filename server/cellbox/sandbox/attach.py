@@ -93,6 +93,11 @@ class Attacher:
         """Whether the image was named by a trusted source: only then is it pulled."""
         self.state: state.WorkspaceState | None = None
         """The daemon's folder for this workspace; set before any other call."""
+        self.interruptions = 0
+        """How many times this daemon restarted or stopped the running
+        container: a run that sees the count change meanwhile was ended by it."""
+        self.last_interruption = ""
+        """What the last of them did: "restarted" or "stopped"."""
 
     @property
     def label(self) -> tuple[str, str]:
@@ -314,6 +319,7 @@ class Attacher:
             if info is not None:
                 self._check_ours(info)
             if info is not None and info.state == "running":
+                self._interrupt("restarted")
                 spec = self.spec(config)
                 listener = await self._listen(info) if spec.workspace_mount == "bind" else None
                 if listener is not None:
@@ -331,6 +337,7 @@ class Attacher:
         async with self._lock:
             self._detach()
             name = specs.container_name(self.workspace, config)
+            self._interrupt("stopped")
             await self._engine.stop_container(name, removed=config.auto_remove, label=self.label)
 
     async def recover(self, attached: Attached, wedged: bool) -> None:
@@ -342,6 +349,11 @@ class Attacher:
             attached.close()
             if self._attached is attached:
                 self._attached = None
+
+    def _interrupt(self, what: str) -> None:
+        """Said before the engine is asked, so a run it ends always finds it said."""
+        self.interruptions += 1
+        self.last_interruption = what
 
     def _detach(self) -> None:
         if self._attached is not None:

@@ -21,17 +21,19 @@ from typing import Any
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
 from cellbox.errors import SandboxFailed
+from cellbox.languages import normalize_language
 from cellbox.sandbox import run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
 from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
 from cellbox.sandbox.runner_client import RunnerLost
+from cellbox.sandbox.tracebacks import BlockPlaces
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
-from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
+from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState, SkippedBlock
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,7 @@ class Sandbox:
             for index, block in enumerate(blocks):
                 listener.block_started(index, block)
                 on_output = functools.partial(listener.output, index)
-                result = await self._execute_block(block, config, timeout, progress, cancelled, on_output)
+                result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
                 results.append(result)
                 if result.exit_code != 0:
                     break
@@ -169,13 +171,17 @@ class Sandbox:
             workspace=str(self.workspace),
             container=specs.container_name(self.workspace, config),
             blocks=results,
+            skipped=[
+                SkippedBlock(index, block.number, normalize_language(block.language), block.range, block.extent)
+                for index, block in enumerate(blocks) if index >= len(results)
+            ],
             status=results[-1].status,
             truncated=any(r.truncated for r in results),
             run_id=run_id,
         )
 
     async def _execute_block(
-        self, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
+        self, index: int, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
         cancelled: asyncio.Event, on_output: run.OnOutput,
     ) -> BlockResult:
         started = time.perf_counter()
@@ -186,7 +192,8 @@ class Sandbox:
             return BlockResult(
                 prepared.language, outcome.exit_code, outcome.output, code_file, executed=executed,
                 timed_out=outcome.timed_out, duration_ms=_ms_since(started), status=status,
-                truncated=outcome.truncated, range=block.range, extent=block.extent,
+                truncated=outcome.truncated, range=block.range, extent=block.extent, block_number=block.number,
+                original_output=outcome.original_output,
             )
 
         def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:
@@ -215,8 +222,10 @@ class Sandbox:
             f"{container_scripts.BLOCKS_DIR}/{prepared.relative_path}" if prepared.generated else prepared.relative_path
         )
         command = [interpreter_for(prepared.language), in_container]
+        places = self._places(index, block, prepared.relative_path, prepared.generated)
         for attempt in (1, 2):
             attached = await self._container.ensure(config, progress)
+            interruptions = self._container.interruptions
             try:
                 if attached.sync is not None:  # copy mode: the block's file and what changed go in first
                     if prepared.generated:
@@ -225,7 +234,9 @@ class Sandbox:
                         await attached.sync.push()
                     else:
                         await attached.sync.push(extra=[prepared.relative_path])
-                outcome = await run.run_command(attached, command, timeout, config.output_limit, cancelled, on_output)
+                outcome = await run.run_command(
+                    attached, command, timeout, config.output_limit, cancelled, on_output, places
+                )
                 break
             except (ContainerGone, RunnerLost) as lost:
                 # The block never started: the container went away or the
@@ -237,9 +248,30 @@ class Sandbox:
         if attached.sync is not None:
             outcome = await run.copy_back(attached.sync, outcome, on_output)
         status = run.status_of(outcome)
-        if status is None:
+        if self._container.interruptions != interruptions and run.killed(outcome):
+            # The user restarted or stopped the sandbox under the block: say
+            # so, where they read the output, rather than "exit 137".
+            note = run.interrupted_note(self._container.last_interruption)
+            on_output("stderr", note)
+            outcome, status = outcome.with_note(note), Status.INTERRUPTED
+        elif status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
         return result(outcome, str(path), status)
+
+    def _places(self, index: int, block: BlockToRun, relative_path: str, generated: bool) -> BlockPlaces:
+        """How the block's output names its file: as the document and its
+        lines, when it comes from one; else as `<block N>`, its place in the
+        request. A file the user named for a block given as text is a real
+        file with the block's lines: its name stays."""
+        if generated:
+            spellings: tuple[str, ...] = (f"{container_scripts.BLOCKS_DIR}/{relative_path}",)
+        else:
+            spellings = (f"{container_scripts.WORKSPACE_DIR}/{relative_path}", relative_path)
+        if block.document is None or block.range is None:
+            return BlockPlaces(spellings if generated else (), f"<block {index + 1}>")
+        document = block.document
+        shown = str(document.relative_to(self.workspace)) if self.workspace in document.parents else str(document)
+        return BlockPlaces(spellings, shown, line_offset=block.range.start.line)
 
 
 def _ms_since(started: float) -> float:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -37,6 +38,12 @@ class BlockToRun:
     """Where its code is in its document, when it comes from one."""
     extent: Range | None = None
     """The whole block in its document, fence lines or cell marker included."""
+    number: int | None = None
+    """Its number among its document's runnable blocks, from 1; None for a
+    block given as text or a selection."""
+    document: Path | None = None
+    """The document it comes from, when it comes from one: its output names
+    the document and its lines instead of the file the sandbox ran."""
 
 
 class RunListener:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -23,6 +24,7 @@ from cellbox.sandbox.exec_path import ExecPath
 from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.prepare import VCS_FOLDERS, PreparedBlock
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerLost
+from cellbox.sandbox.tracebacks import BlockPlaces, PlaceRewriter
 from cellbox.sandbox.workspace_sync import WorkspaceSync
 from cellbox.vocabulary import (
     CANCELLED_EXIT_CODE,
@@ -59,6 +61,13 @@ class RunOutcome:
     """The container stopped or restarted under it."""
     oom_kills: int | None = None
     """Processes the memory limit killed during the run; None when unknown."""
+    original_output: str | None = None
+    """The output as the block wrote it, when `output` names its places otherwise (tracebacks.py)."""
+
+    def with_note(self, note: str) -> RunOutcome:
+        """The outcome with `note` at the end of its output."""
+        original = None if self.original_output is None else self.original_output + note
+        return attrs.evolve(self, output=self.output + note, original_output=original)
 
 
 class BlockNotSaved(Exception):
@@ -83,32 +92,38 @@ async def save_block(prepared: PreparedBlock, folder: Path, owner: tuple[int, in
 
 
 async def run_command(
-    attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event, on_output: OnOutput
+    attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event, on_output: OnOutput,
+    places: BlockPlaces,
 ) -> RunOutcome:
-    """Run one command until it ends, the timeout, or `cancelled`; keep at most `limit` bytes of output."""
+    """Run one command until it ends, the timeout, or `cancelled`; keep at most
+    `limit` bytes of output, where the block's file is named as `places` says."""
     run_id = uuid.uuid4().hex
-    collector = OutputCollector(limit, on_output)
+    rewriter = PlaceRewriter(places, on_output)
+    collector = OutputCollector(limit, rewriter.feed)
     runner = attached.block_runner
     started_at = time.time()
     execution = asyncio.ensure_future(runner.run(run_id, command, collector, limit))
     cancel_wait = asyncio.ensure_future(cancelled.wait())
+
+    def outcome(exit_code: int, **how: Any) -> RunOutcome:
+        output, original = rewriter.finish(collector.text())
+        return RunOutcome(exit_code, output, collector.truncated, started_at, original_output=original, **how)
+
     try:
         done, _ = await asyncio.wait({execution, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if execution in done:
             end: RunEnd = execution.result()
-            return RunOutcome(end.code, collector.text(), collector.truncated, started_at, oom_kills=end.oom_kills)
+            return outcome(end.code, oom_kills=end.oom_kills)
         await _kill(attached, runner, run_id, execution)
         if cancel_wait in done:
-            output = collector.text() + "\n" + CANCELLED_MESSAGE
-            return RunOutcome(CANCELLED_EXIT_CODE, output, collector.truncated, started_at, cancelled=True)
-        output = collector.text() + "\n" + TIMEOUT_MESSAGE
-        return RunOutcome(TIMEOUT_EXIT_CODE, output, collector.truncated, started_at, timed_out=True)
+            return outcome(CANCELLED_EXIT_CODE, cancelled=True).with_note("\n" + CANCELLED_MESSAGE)
+        return outcome(TIMEOUT_EXIT_CODE, timed_out=True).with_note("\n" + TIMEOUT_MESSAGE)
     except RunnerLost as lost:
         if not lost.started:
             raise
         # The runner went away mid-run: make sure nothing of the run is left.
         await attached.exec_path.kill(run_id)
-        return RunOutcome(KILLED_EXIT_CODE, collector.text(), collector.truncated, started_at, interrupted=True)
+        return outcome(KILLED_EXIT_CODE, interrupted=True)
     except asyncio.CancelledError:
         # The request's task was cancelled (the daemon is shutting down):
         # the block must not keep running in the container.
@@ -154,6 +169,19 @@ def status_of(outcome: RunOutcome) -> Status | None:
     return Status.ERROR
 
 
+def killed(outcome: RunOutcome) -> bool:
+    """Whether something outside the block ended it: a signal, or its runner
+    going away; not the block's own exit, its timeout or a cancel."""
+    if outcome.timed_out or outcome.cancelled:
+        return False
+    return outcome.interrupted or outcome.exit_code > 128
+
+
+def interrupted_note(what: str) -> str:
+    """The line that ends the output of a block the sandbox's restart or stop ended."""
+    return f"\ncellbox: the sandbox was {what} while this block ran, which ended it\n"
+
+
 async def status_from_engine(engine: Engine, container_id: str, outcome: RunOutcome) -> Status:
     """Killed, not by us: the memory limit is the usual killer. The engine's
     event can trail the exit under load: wait a little for it."""
@@ -177,7 +205,7 @@ async def copy_back(sync: WorkspaceSync, outcome: RunOutcome, on_output: OnOutpu
     if not note:
         return outcome
     on_output("stderr", note)
-    return attrs.evolve(outcome, output=outcome.output + note)
+    return outcome.with_note(note)
 
 
 def one_file_tar(name: str, data: bytes) -> bytes:

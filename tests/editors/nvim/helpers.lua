@@ -187,7 +187,7 @@ function H.wait_for_outcome(bufnr, row, timeout_ms)
     if not text or text:find("running…", 1, true) then
       return nil
     end
-    for _, icon in ipairs({ "✓", "✗", "⏱", "⊘" }) do
+    for _, icon in pairs(require("cellbox.vocabulary").glyphs) do
       if text:find(icon, 1, true) then
         return text
       end

@@ -30,6 +30,7 @@ M.statuses = {
   OOM = "oom",
   OUTPUT_LIMIT = "output_limit",
   NOT_EXECUTED = "not_executed",
+  INTERRUPTED = "interrupted",
 }
 
 --- The glyph of each status, as everywhere cellbox shows one.
@@ -41,6 +42,7 @@ M.glyphs = {
   oom = "✗",
   output_limit = "✗",
   not_executed = "•",
+  interrupted = "↻",
 }
 
 return M
