@@ -35,7 +35,8 @@ from cellbox.sandbox.runner_client import RunnerClient, RunnerListener
 from cellbox.sandbox.runner_start import ViewNotShown, WorkspaceNotShown, connect_runner, write_mount_probe
 from cellbox.sandbox.workspace_sync import WorkspaceSync
 from cellbox.settings.schema import SandboxConfig
-from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE
+from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE, ContainerState
+from cellbox.wire import SandboxInfo
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,18 @@ class Attacher:
             name = specs.container_name(self.workspace, config)
             self._interrupt("stopped")
             await self._engine.stop_container(name, removed=config.auto_remove, label=self.label)
+
+    async def info(self, config: SandboxConfig) -> SandboxInfo:
+        """The container's state as the engine has it (or absent, or foreign)."""
+        name = specs.container_name(self.workspace, config)
+        found = await self._engine.find_container(name)
+        if found is None:
+            state_name: str = ContainerState.ABSENT
+        elif not specs.is_ours(found, self.workspace):
+            state_name = ContainerState.FOREIGN  # a container of that name that is not this workspace's
+        else:
+            state_name = found.state
+        return SandboxInfo(str(self.workspace), name, state_name, found.image if found else config.image)
 
     async def recover(self, attached: Attached, wedged: bool) -> None:
         """Drop a broken attachment; kill a wedged runner so that the

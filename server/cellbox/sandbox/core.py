@@ -21,19 +21,18 @@ from typing import Any
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
 from cellbox.errors import SandboxFailed
-from cellbox.languages import normalize_language
 from cellbox.sandbox import run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
+from cellbox.sandbox.places import block_places
 from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
 from cellbox.sandbox.runner_client import RunnerLost
-from cellbox.sandbox.tracebacks import BlockPlaces
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
-from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState, SkippedBlock
+from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +116,7 @@ class Sandbox:
             config = await self.config()
         except Exception:
             config = self.last_config or SandboxConfig()
-        name = specs.container_name(self.workspace, config)
-        found = await self._engine.find_container(name)
-        if found is None:
-            state_name: str = ContainerState.ABSENT
-        elif not specs.is_ours(found, self.workspace):
-            state_name = ContainerState.FOREIGN  # a container of that name that is not this workspace's
-        else:
-            state_name = found.state
-        return SandboxInfo(str(self.workspace), name, state_name, found.image if found else config.image)
+        return await self._container.info(config)
 
     # -------------------------------------------------------------- runs
 
@@ -171,10 +162,7 @@ class Sandbox:
             workspace=str(self.workspace),
             container=specs.container_name(self.workspace, config),
             blocks=results,
-            skipped=[
-                SkippedBlock(index, block.number, normalize_language(block.language), block.range, block.extent)
-                for index, block in enumerate(blocks) if index >= len(results)
-            ],
+            skipped=run.skipped_blocks(blocks, len(results)),
             status=results[-1].status,
             truncated=any(r.truncated for r in results),
             run_id=run_id,
@@ -222,7 +210,7 @@ class Sandbox:
             f"{container_scripts.BLOCKS_DIR}/{prepared.relative_path}" if prepared.generated else prepared.relative_path
         )
         command = [interpreter_for(prepared.language), in_container]
-        places = self._places(index, block, prepared.relative_path, prepared.generated)
+        places = block_places(self.workspace, index, block, prepared.relative_path, prepared.generated)
         for attempt in (1, 2):
             attached = await self._container.ensure(config, progress)
             interruptions = self._container.interruptions
@@ -257,21 +245,6 @@ class Sandbox:
         elif status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
         return result(outcome, str(path), status)
-
-    def _places(self, index: int, block: BlockToRun, relative_path: str, generated: bool) -> BlockPlaces:
-        """How the block's output names its file: as the document and its
-        lines, when it comes from one; else as `<block N>`, its place in the
-        request. A file the user named for a block given as text is a real
-        file with the block's lines: its name stays."""
-        if generated:
-            spellings: tuple[str, ...] = (f"{container_scripts.BLOCKS_DIR}/{relative_path}",)
-        else:
-            spellings = (f"{container_scripts.WORKSPACE_DIR}/{relative_path}", relative_path)
-        if block.document is None or block.range is None:
-            return BlockPlaces(spellings if generated else (), f"<block {index + 1}>")
-        document = block.document
-        shown = str(document.relative_to(self.workspace)) if self.workspace in document.parents else str(document)
-        return BlockPlaces(spellings, shown, line_offset=block.range.start.line)
 
 
 def _ms_since(started: float) -> float:

@@ -10,7 +10,7 @@ import logging
 import tarfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ import attrs
 from cellbox import safe_files
 from cellbox.engine.protocol import Engine
 from cellbox.errors import SandboxFailed
+from cellbox.languages import normalize_language
 from cellbox.sandbox.attach import Attached
 from cellbox.sandbox.exec_path import ExecPath
 from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.prepare import VCS_FOLDERS, PreparedBlock
+from cellbox.sandbox.request import BlockToRun
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerLost
 from cellbox.sandbox.tracebacks import BlockPlaces, PlaceRewriter
 from cellbox.sandbox.workspace_sync import WorkspaceSync
@@ -33,6 +35,7 @@ from cellbox.vocabulary import (
     TIMEOUT_EXIT_CODE,
     Status,
 )
+from cellbox.wire import SkippedBlock
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +219,11 @@ def one_file_tar(name: str, data: bytes) -> bytes:
         info.size, info.mode, info.mtime = len(data), 0o644, time.time()
         tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def skipped_blocks(blocks: Sequence[BlockToRun], ran: int) -> list[SkippedBlock]:
+    """The blocks of a request that never started: a failure stopped the run before them."""
+    return [
+        SkippedBlock(index, block.number, normalize_language(block.language), block.range, block.extent)
+        for index, block in enumerate(blocks) if index >= ran
+    ]
