@@ -112,6 +112,15 @@ async def test_every_fence_form_is_found_and_runs(workspace, start_daemon, clien
     assert [b["range"]["start"]["line"] for b in result["blocks"]] == [3, 7, 11, 17, 29]
 
 
+async def test_a_run_lens_spans_its_block_so_clients_need_not_find_blocks(workspace, start_daemon):
+    text = "# Notes\n\n```python\nprint(1)\nprint(2)\n```\n\nprose\n"
+    daemon = await start_daemon(workspace)
+    uri = await open_document(daemon, workspace / "span.md", text, "markdown")
+    (run,) = [lens for lens in await lenses(daemon, uri) if lens.command.title == "▶ Run"]
+    # From the opening fence (line 2) to the line after the closing fence (line 5), end exclusive.
+    assert (run.range.start.line, run.range.end.line, run.range.end.character) == (2, 6, 0)
+
+
 async def test_run_the_block_under_the_cursor(workspace, start_daemon, client_name):
     daemon = await start_daemon(workspace, capabilities=client_name)
     uri = await open_document(daemon, workspace / "notes.md", MARKDOWN, "markdown")

@@ -71,7 +71,7 @@ export function registerCommands(
         const editor = vscode.window.activeTextEditor;
         const inBlock =
             editor !== undefined &&
-            blockAt(blocksOf(editor.document, clients.lensesOf(editor.document.uri)), editor.selection.active.line) !== undefined;
+            blockAt(blocksOf(clients.lensesOf(editor.document.uri)), editor.selection.active.line) !== undefined;
         const pythonTakesShiftEnter = PYTHON_EXTENSIONS.some((id) => vscode.extensions.getExtension(id) !== undefined);
         void vscode.commands.executeCommand('setContext', 'cellbox.inBlock', inBlock);
         void vscode.commands.executeCommand('setContext', 'cellbox.pythonTakesShiftEnter', pythonTakesShiftEnter);
@@ -99,7 +99,7 @@ export function registerCommands(
                 return undefined;
             }
             const run = runHere(editor);
-            const blocks = blocksOf(editor.document, clients.lensesOf(editor.document.uri));
+            const blocks = blocksOf(clients.lensesOf(editor.document.uri));
             const here = blockAt(blocks, editor.selection.end.line);
             const next = here && blocks.find((block) => block.header > here.last);
             if (next !== undefined) {

@@ -1,10 +1,8 @@
 // Owns one question for the keys: is the cursor in a block, and which block
-// comes next. The blocks are the server's "▶ Run" lenses (it finds them, and
-// puts each lens on the block's first line with the block's first line of
-// code as its argument). A lens says where a block begins, not where it ends:
-// a Markdown block ends at the fence that closes the lens's opening fence, a
-// `# %%` cell where the next one begins. That is all this module reads of the
-// text; it decides nothing about what runs.
+// comes next. The blocks are the server's "▶ Run" lenses: each spans its
+// block (fence lines or cell marker included, the end exclusive) and carries
+// the block's first line of code as its argument. This module reads no text
+// of the document: the server finds the blocks.
 import * as vscode from 'vscode';
 import { ExecuteArgument } from './protocol';
 
@@ -18,19 +16,18 @@ export interface BlockHere {
 }
 
 const RUN_TITLE = '▶ Run';
-const FENCE = /^ {0,3}(`{3,}|~{3,})/;
 
 /** The blocks the server's lenses name, in the document's order. */
-export function blocksOf(document: vscode.TextDocument, lenses: readonly vscode.CodeLens[]): BlockHere[] {
-    const starts = lenses
+export function blocksOf(lenses: readonly vscode.CodeLens[]): BlockHere[] {
+    return lenses
         .filter((lens) => lens.command?.title === RUN_TITLE)
-        .map((lens) => ({ header: lens.range.start.line, code: (lens.command?.arguments?.[0] as ExecuteArgument | undefined)?.position?.line }))
-        .filter((start): start is { header: number; code: number } => start.code !== undefined)
+        .map((lens) => ({
+            header: lens.range.start.line,
+            code: (lens.command?.arguments?.[0] as ExecuteArgument | undefined)?.position?.line,
+            last: lastLineOf(lens.range),
+        }))
+        .filter((block): block is BlockHere => block.code !== undefined)
         .sort((a, b) => a.header - b.header);
-    return starts.map((start, index) => {
-        const next = index + 1 < starts.length ? starts[index + 1].header : document.lineCount;
-        return { ...start, last: lastLine(document, start.header, next) };
-    });
 }
 
 /** The block the cursor's line is in, if any. */
@@ -38,18 +35,8 @@ export function blockAt(blocks: BlockHere[], line: number): BlockHere | undefine
     return blocks.find((block) => block.header <= line && line <= block.last);
 }
 
-function lastLine(document: vscode.TextDocument, header: number, next: number): number {
-    const opening = FENCE.exec(document.lineAt(header).text);
-    if (opening === null) {
-        // A cell: up to the next cell's marker.
-        return next - 1;
-    }
-    const fence = opening[1];
-    for (let line = header + 1; line < next; line++) {
-        const text = document.lineAt(line).text.trim();
-        if (text.startsWith(fence[0].repeat(fence.length)) && /^([`~])\1*$/.test(text)) {
-            return line;
-        }
-    }
-    return next - 1;
+/** A range's last line: its end is exclusive at the start of a line (the server's rule, vocabulary.py). */
+function lastLineOf(range: vscode.Range): number {
+    const endsAtLineStart = range.end.character === 0 && range.end.line > range.start.line;
+    return endsAtLineStart ? range.end.line - 1 : range.end.line;
 }

@@ -187,7 +187,9 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
         policies = await ls.execution_policies(document.uri) if blocks else {}
         for block in blocks:
             argument = {"uri": document.uri, "position": {"line": block.start_line, "character": 0}}
-            lenses.append(_lens(block.header_line, "▶ Run", argument))
+            # The Run lens spans the whole block (its end exclusive), so that a
+            # client knows where each block is without finding blocks itself.
+            lenses.append(_lens(block.header_line, "▶ Run", argument, end_line=block.extent_end_line))
             if not policies.get(block.language, False):
                 # The Run lens only saves such a block: say so where it is clicked.
                 lenses.append(_lens(block.header_line, f"{block.language}: saved only, not run (execution_policies)", argument))
@@ -251,9 +253,9 @@ def _block_extent(block: DocumentBlock) -> Range:
     return Range(Position(block.header_line, 0), Position(block.extent_end_line, 0))
 
 
-def _lens(line: int, title: str, argument: dict[str, Any]) -> types.CodeLens:
+def _lens(line: int, title: str, argument: dict[str, Any], end_line: int | None = None) -> types.CodeLens:
     return types.CodeLens(
-        range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+        range=types.Range(types.Position(line, 0), types.Position(line if end_line is None else end_line, 0)),
         command=types.Command(title=title, command=EXECUTE, arguments=[argument]),
     )
 
