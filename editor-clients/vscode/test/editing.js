@@ -81,10 +81,10 @@ exports.run = () => runScenario(async (facts) => {
         const failing = await withTimeout(runAt(lineOf('print(undefined_name)')), LONG, 'the failing run');
         const line = lineOf('print(undefined_name)');
         facts.failure = { status: failing && failing.status, decoration: api.decorations(doc)[line] };
-        facts.failure.beside = await waitFor('the output beside the code to show the traceback', async () => {
-            const text = api.besideText && api.besideText(doc);
-            return text && text.includes('NameError') && text;
-        }, 10_000).catch(() => api.besideText && api.besideText(doc));
+        // Until its heading says how the block ended: the traceback itself
+        // streams in while the heading still says running (the view redraws
+        // at most every UPDATE_MS).
+        facts.failure.beside = await besideWith(/lines 16-17 · ✗ exit 1[^\n]*\n[\s\S]*NameError/);
         assert.match(facts.failure.decoration || '', /^✗ exit 1 · \d+\.\d+ s · NameError: name 'undefined_name' is not defined/);
         const beside = facts.failure.beside || '';
         assert.match(beside, /── (block 3 · )?lines 16-17 · ✗ exit 1 · \d+\.\d+ s\nTraceback \(most recent call last\):\n[\s\S]*NameError: name 'undefined_name' is not defined\n/);
