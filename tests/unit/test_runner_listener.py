@@ -58,3 +58,26 @@ async def test_a_second_listener_on_the_same_folder_steps_aside(listener: Runner
 async def test_an_endless_first_line_is_not_buffered(listener: RunnerListener, tmp_path: Path) -> None:
     listener.expect((os.getuid(), os.getgid()))
     assert await hello(tmp_path, b"x" * 100_000) == b""
+
+
+async def test_a_runner_that_arrived_before_it_was_asked_for_is_not_lost(listener: RunnerListener, tmp_path: Path) -> None:
+    # A restart expects the new runner, which connects before the next run
+    # expects one again and asks for it: that run must get it, not wait for a
+    # second runner that never comes.
+    owner = (os.getuid(), os.getgid())
+    listener.expect(owner)
+    token = (tmp_path / "token").read_bytes()
+    reader, writer = await asyncio.open_unix_connection(str(tmp_path / "runner.sock"))
+    writer.write(b"hello " + token + b" 42\n")
+    await writer.drain()
+    for _ in range(100):
+        if not (tmp_path / "token").exists():
+            break
+        await asyncio.sleep(0.01)
+    listener.expect(owner)  # the next run's attach
+    runner = await listener.runner(2)
+    assert runner.pid == 42
+    listener.expect(owner)  # handed out: the next one gets a fresh token
+    assert (tmp_path / "token").exists() and (tmp_path / "token").read_bytes() != token
+    runner.close()
+    writer.close()

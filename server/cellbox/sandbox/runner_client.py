@@ -93,6 +93,8 @@ class RunnerListener:
         self._server: asyncio.base_events.Server | None = None
         self._token: bytes | None = None
         self._arrived: asyncio.Future[RunnerClient] | None = None
+        self._taken = False
+        """Whether runner() has handed the arrived runner out."""
         self._pending_hellos = 0
 
     @property
@@ -127,11 +129,18 @@ class RunnerListener:
         return True
 
     def expect(self, owner: tuple[int, int]) -> None:
-        """Write a fresh token for the next runner to connect with (unless one is still awaited)."""
+        """Write a fresh token for the next runner to connect with, unless one
+        is still awaited, or has arrived and not been handed out yet: a restart
+        expects the new runner, which may connect before the next run asks
+        for it; a second token then would leave it connected and unheard, and
+        that run waiting for one that never comes."""
         if self._arrived is not None and not self._arrived.done():
+            return
+        if self._arrived is not None and not self._taken and self._still_there(self._arrived):
             return
         self._token = secrets.token_hex(32).encode()
         self._arrived = asyncio.get_running_loop().create_future()
+        self._taken = False
         temporary = self._dir / f".token-{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
@@ -147,7 +156,13 @@ class RunnerListener:
     async def runner(self, timeout: float) -> RunnerClient:
         """The runner that connects with the expected token; TimeoutError if none does in time."""
         assert self._arrived is not None, "expect() first"
-        return await asyncio.wait_for(asyncio.shield(self._arrived), timeout)
+        runner = await asyncio.wait_for(asyncio.shield(self._arrived), timeout)
+        self._taken = True
+        return runner
+
+    @staticmethod
+    def _still_there(arrived: asyncio.Future[RunnerClient]) -> bool:
+        return not arrived.cancelled() and arrived.exception() is None and arrived.result().alive
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._token is None or self._pending_hellos >= MOST_PENDING_HELLOS:
