@@ -41,10 +41,15 @@ sweep() {
     round=$((round+1))
   done
 }
-# Every process but init, the main process (the oldest but init) and this
-# shell: runs are serial, so anything else is a leftover, even one that
-# cleared its environment (and so its marker). Frozen, then killed, again
-# until none is left.
+# Every process but init, the main process and this shell: runs are serial,
+# so anything else is a leftover, even one that cleared its environment (and
+# so its marker). Frozen, then killed, again until none is left.
+# The main process is init's oldest child. An exec'd process (this shell, the
+# block) has no parent in the container, so it is never taken for main, even
+# when it starts in the same clock tick as main does (start times count 10 ms
+# ticks), which is what happens to a block sent the moment a container starts;
+# taking it for main killed the real main process, and the container with it.
+# In a tie, the lower PID started first (the glob lists them as text: 15 < 7).
 strays() {
   main=; oldest=
   for d in /proc/[0-9]*; do
@@ -52,7 +57,10 @@ strays() {
     [ "$p" = 1 ] && continue
     read -r line < "$d/stat" 2>/dev/null || continue
     set -- ${line##*) }
-    if [ -z "$oldest" ] || [ "${20}" -lt "$oldest" ]; then oldest=${20}; main=$p; fi
+    [ "$2" = 1 ] || continue
+    if [ -z "$oldest" ] || [ "${20}" -lt "$oldest" ] || { [ "${20}" = "$oldest" ] && [ "$p" -lt "$main" ]; }; then
+      oldest=${20}; main=$p
+    fi
   done
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
