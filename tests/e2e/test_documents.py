@@ -283,6 +283,25 @@ async def test_diagnostics_clear_when_the_block_changes_or_runs_again(workspace,
     await wait_for_diagnostics(daemon, uri, 0)
 
 
+async def test_a_diagnostic_lands_where_the_block_is_when_its_run_ends(workspace, start_daemon, client_name):
+    # Lines typed above a block while it runs move the block: its diagnostic
+    # goes where the block is when the run ends, not where it was when asked.
+    daemon = await start_daemon(workspace, capabilities=client_name)
+    text = "# %%\nimport time\ntime.sleep(1.5)\nraise KeyError('late')\n"
+    uri = await open_document(daemon, workspace / "late.py", text, "python")
+    running = asyncio.ensure_future(daemon.command("cellbox.execute", {"uri": uri, "all": True}))
+    await asyncio.sleep(0.5)
+    daemon.client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="# one\n# two\n# three\n")],
+    ))
+    assert (await asyncio.wait_for(running, 30))["blocks"][0]["status"] == "error"
+    (diagnostic,) = await wait_for_diagnostics(daemon, uri, 1)
+    assert diagnostic.message == "KeyError: 'late'"
+    assert diagnostic.range.start.line == 6  # the raise, three lines lower than when the run began
+
+
 async def test_diagnostics_clear_when_the_block_runs_again_and_passes(workspace, start_daemon, client_name):
     daemon = await start_daemon(workspace, capabilities=client_name)
     uri = await open_document(daemon, workspace / "flag.py", "print(open('flag.txt').read())\n", "python")

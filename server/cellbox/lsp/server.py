@@ -22,7 +22,7 @@ from pygls.workspace import TextDocument
 
 from cellbox import __version__, safe_files
 from cellbox.documents.diagnostics import block_error
-from cellbox.documents.finder import DocumentBlock, MistypedFence, mistyped_fences
+from cellbox.documents.finder import DocumentBlock, MistypedFence, find_blocks, mistyped_fences
 from cellbox.documents.results import DocumentResults, outcome_label
 from cellbox.errors import CellboxError, InvalidParams
 from cellbox.languages import DEFAULT_EXECUTION_POLICIES
@@ -100,6 +100,10 @@ class CellboxServer(LanguageServer):
         for index, (block, outcome) in enumerate(zip(chosen, result.blocks, strict=False)):
             error = block_error(block, outcome, listener.stderr(index), workspace)
             self.results.record(uri, block, outcome_label(outcome.status, outcome.exit_code, outcome.duration_ms), error)
+        if (document := self.workspace.text_documents.get(uri)) is not None:
+            # The marks were made where the blocks were when the run was
+            # asked; lines typed above them meanwhile moved them.
+            self.results.reanchor(uri, find_blocks(uri, document.source, document.language_id))
         self.publish_errors(uri)
         workspace_capabilities = self.client_capabilities.workspace
         lens = workspace_capabilities.code_lens if workspace_capabilities is not None else None
