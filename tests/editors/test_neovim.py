@@ -483,6 +483,13 @@ def test_output_below_the_window_shows_in_a_float_at_its_bottom(make_workspace, 
     (scrolled,) = facts["scrolled"]
     assert scrolled["row"] + scrolled["height"] == scrolled["over_height"]
     assert scrolled["lines"][-1].startswith("│ ✓ exit 0")
+    # The block low in the window and the cursor in the prose above it: the
+    # float covers neither the block's own lines nor the cursor's line.
+    view, (low,) = facts["low_view"], facts["low"]
+    assert view["last"] == low["over_height"] - 3
+    covered = set(range(low["row"], low["row"] + low["height"]))
+    assert not covered & set(range(view["first"], view["last"] + 1)), (view, low)
+    assert view["cursor"] not in covered
 
 
 BACK_TO_BACK = textwrap.dedent(

@@ -35,4 +35,22 @@ H.run(function()
   vim.cmd("normal! zz")
   vim.cmd("doautocmd CursorMoved")
   H.note("scrolled", H.floats())
+
+  -- Run again with the block low in the window, two lines of room below it,
+  -- and the cursor up in the prose: the float covers neither the block's
+  -- lines nor the cursor's.
+  local height = vim.api.nvim_win_get_height(0)
+  vim.fn.winrestview({ topline = 43 - (height - 3), lnum = 42, col = 0 })
+  vim.cmd("CellboxRun")
+  vim.api.nvim_win_set_cursor(0, { vim.fn.line("w0") + 2, 0 })
+  vim.cmd("doautocmd CursorMoved")
+  local function screen_line(lnum)
+    return vim.fn.screenpos(0, lnum, 1).row - vim.fn.win_screenpos(0)[1]
+  end
+  H.note("low_view", { first = screen_line(41), last = screen_line(43), cursor = screen_line(vim.fn.line(".")) })
+  H.note("low", H.wait_for("a float while the block runs low in the window", 5000, bufnr, function()
+    local floats = H.floats()
+    local text = floats[1] and table.concat(floats[1].lines, "\n")
+    return text and text:find("line 6", 1, true) and floats
+  end))
 end)

@@ -75,6 +75,13 @@ local function fill(buf, lines)
   end
 end
 
+--- Buffer line `line` (0-based)'s first screen line in `win`, counted from the
+--- window's top; nil when it is not in view.
+local function screen_line(win, line)
+  local at = vim.fn.screenpos(win, line + 1, 1).row
+  return at > 0 and at - vim.fn.win_screenpos(win)[1] or nil
+end
+
 --- The cursor's screen line in `win`, counted from the window's top.
 local function cursor_line(win)
   local cursor = api.nvim_win_get_cursor(win)
@@ -82,17 +89,39 @@ local function cursor_line(win)
   return at > 0 and at - vim.fn.win_screenpos(win)[1] or nil
 end
 
-local function show(result, win, room, lines)
+--- Where the float goes: its first screen line in `win` and its height. Never
+--- over the block's own lines (first..anchor) nor the cursor's line, where
+--- the window has room for that: below the block, over the place of the
+--- inline lines it stands for, when that holds as many lines as above it;
+--- else at the window's top, over at most its upper half.
+local function place(win, room, first, count)
   local height = api.nvim_win_get_height(win)
-  -- Over the inline lines' place when it holds enough of them; else over
-  -- the window's lower half at most.
-  local rows = math.min(#lines, math.max(room, math.floor(height / 2)), height)
-  local row = height - rows
-  -- Not over the line being edited: then at the window's top instead.
+  local half = math.floor(height / 2)
+  local below = { size = room }
+  local above = { size = math.min(screen_line(win, first) or 0, half) }
   local cursor = cursor_line(win)
-  if cursor and cursor >= row and cursor >= rows then
-    row = 0
+  local function holds_cursor(region, rows)
+    local top = region == below and height - rows or 0
+    return cursor ~= nil and cursor >= top and cursor < top + rows
   end
+  local order = room >= math.min(count, above.size) and { below, above } or { above, below }
+  for _, region in ipairs(order) do
+    local rows = math.min(count, region.size)
+    if rows > 0 and not holds_cursor(region, rows) then
+      return (region == below and height - rows or 0), rows
+    end
+  end
+  -- The block fills the window: over its lower half, or its top when the
+  -- cursor is down there.
+  local rows = math.min(count, math.max(half, 1), height)
+  if cursor and cursor >= height - rows and cursor >= rows then
+    return 0, rows
+  end
+  return height - rows, rows
+end
+
+local function show(result, win, room, first, lines)
+  local row, rows = place(win, room, first, #lines)
   local textoff = (vim.fn.getwininfo(win)[1] or {}).textoff or 0
   local config = {
     relative = "win",
@@ -132,7 +161,7 @@ function M.update(result, first, anchor, lines)
     M.close(result)
     return
   end
-  show(result, win, room, lines)
+  show(result, win, room, first, lines)
 end
 
 --- The view changed (scrolled, cursor moved, resized, other window):
