@@ -70,6 +70,18 @@ async def test_restart_restarts_the_container_and_keeps_workspace_files(workspac
     assert after["output"] == "kept\n"
 
 
+async def test_a_run_asked_a_moment_after_a_restart_runs_at_once(workspace, start_daemon):
+    # The restarted container's runner connects before the next run asks for
+    # it. That run used to drop it, and then waited 30 s for "runner did not
+    # connect" unless the dropped connection happened to be freed and closed.
+    daemon = await start_daemon(workspace)
+    await daemon.execute(("sh", "true"))
+    await daemon.command("cellbox.restart", {})
+    await asyncio.sleep(1)  # the new runner is connected by now
+    after = await asyncio.wait_for(daemon.execute(("python", "print('after the restart')")), 10)
+    assert after["output"] == "after the restart\n"
+
+
 async def test_restart_kills_a_running_block(workspace, start_daemon):
     daemon = await start_daemon(workspace)
     running = asyncio.ensure_future(daemon.execute(("python", "import time\ntime.sleep(60)"), timeout=120))
