@@ -273,6 +273,34 @@ async def test_what_a_run_leaves_behind_is_killed_when_it_ends(runner: Sandbox) 
     assert await runner.processes() == {1, runner.client.pid}
 
 
+async def test_a_kept_run_outlives_other_runs_sweeps_but_what_it_started_does_not(runner: Sandbox) -> None:
+    """A session's kernel is a kept run: the sweep after another run, and a
+    tidy, spare its own process; what it started goes."""
+    assert runner.client is not None
+    sink = Sink()
+    # Starts a child on each line it reads from a FIFO, as a kernel runs blocks.
+    kernel = "mkfifo blocks; echo up; while read -r line < blocks; do sleep 60 & echo child; done"
+    kept = asyncio.ensure_future(runner.client.run("kernel", ["sh", "-c", kernel], sink, 1 << 20, keep=True))
+    await sink.shows(b"up\n")
+    before = await runner.processes()
+    kernel_pids = before - {1, runner.client.pid}
+    assert len(kernel_pids) == 1
+    (runner.workdir / "blocks").write_text("go\n")
+    await sink.shows(b"child\n")
+    # Seen while the listing runs; its end's sweep then takes the child, not the kernel.
+    assert len(await runner.processes()) == len(before) + 1
+    assert await runner.processes() == before
+    # A tidy (after a block ran in the kernel) sweeps the same way, and says when it is done.
+    (runner.workdir / "blocks").write_text("go\n")
+    await sink.shows(b"child\nchild\n")
+    await runner.client.tidy()
+    assert await runner.processes() == before
+    # An interrupt goes to the kernel's process alone; SIGTERM here ends it.
+    runner.client.signal("kernel", 15)
+    assert (await asyncio.wait_for(kept, 5)).code == 143
+    assert await runner.processes() == {1, runner.client.pid}
+
+
 async def test_no_run_can_make_a_setuid_file(runner: Sandbox) -> None:
     end, sink = await runner.run("sh", "-c", "touch f && chmod 755 f && chmod 4755 f")
     assert end.code != 0 and b"Operation not permitted" in sink.output["stderr"]

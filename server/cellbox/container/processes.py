@@ -133,11 +133,12 @@ def freeze_and_kill(find):
         time.sleep(0.001)
 
 
-def kill_leftovers():
-    """Kill every process below the runner. Runs are serial, so when one has
-    ended whatever is still below us is its leftover (processes the daemon
-    runs with docker exec are not below us, and are left alone)."""
-    freeze_and_kill(lambda: descendants(os.getpid()))
+def kill_leftovers(spared=frozenset()):
+    """Kill every process below the runner but the `spared` ones (session
+    kernels; not what they started). Runs are serial, so when one has ended
+    whatever is still below us is its leftover (processes the daemon runs
+    with docker exec are not below us, and are left alone)."""
+    freeze_and_kill(lambda: [pid for pid in descendants(os.getpid()) if pid not in spared])
 
 
 def kill_orphans():

@@ -23,9 +23,15 @@ runner kills what it was running and waits for the next token.
 
 Protocol: one line per message, fields separated by single spaces; ids are
 plain words, bytes travel as base64. Requests:
-    run ID ARGV LIMIT  start ARGV (base64 of the NUL-joined arguments) as a new
-                       process, forwarding at most LIMIT bytes of its output
+    run ID ARGV LIMIT [keep]
+                       start ARGV (base64 of the NUL-joined arguments) as a new
+                       process, forwarding at most LIMIT bytes of its output;
+                       with `keep`, a session's kernel: it outlives other runs
+                       and their leftover sweeps (what it starts does not)
     kill ID            kill that run and all it started
+    signal ID N        send signal N to that run's process only (a kernel's interrupt)
+    tidy ID            kill every leftover but kept runs' own processes (after a
+                       block ran in a kernel); answered with: tidied ID
     ping ID            answered with: pong ID PID
 Events:
     started ID         the run's process exists
@@ -74,9 +80,10 @@ class Client:
 
 
 class Run:
-    def __init__(self, run_id, pid, client, stdout, stderr, limit):
+    def __init__(self, run_id, pid, client, stdout, stderr, limit, keep=False):
         self.id = run_id
         self.pid = pid
+        self.keep = keep
         self.client = client
         self.streams = {stdout: b"1", stderr: b"2"}
         self.code = None
@@ -202,17 +209,31 @@ class Runner:
 
     def handle(self, client, fields):
         op, run_id = fields[0], fields[1]
-        if op == b"run" and len(fields) == 4:
+        if op == b"run" and len(fields) in (4, 5):
             argv = binascii.a2b_base64(fields[2]).decode("utf-8", "surrogateescape").split("\0")
-            self.start(client, run_id, argv, int(fields[3]))
+            self.start(client, run_id, argv, int(fields[3]), keep=fields[4:] == [b"keep"])
         elif op == b"kill":
             run = self.runs.get(run_id)
             if run is not None:
                 kill_run(run.id, run.pid)
+        elif op == b"signal" and len(fields) == 3:
+            run = self.runs.get(run_id)
+            if run is not None and run.code is None:
+                try:
+                    os.kill(run.pid, int(fields[2]))
+                except OSError:
+                    pass
+        elif op == b"tidy":
+            kill_leftovers(self.kept())
+            self.send(client, b"tidied", run_id)
         elif op == b"ping":
             self.send(client, b"pong", run_id, str(os.getpid()).encode())
 
-    def start(self, client, run_id, argv, limit):
+    def kept(self):
+        """The processes of live kept runs (kernels), which leftover sweeps spare."""
+        return {run.pid for run in self.runs.values() if run.keep and run.code is None}
+
+    def start(self, client, run_id, argv, limit, keep=False):
         env = dict(os.environ)
         env[MARKER] = run_id.decode()
         out_r, out_w = os.pipe()
@@ -243,7 +264,7 @@ class Runner:
             return
         os.close(out_w)
         os.close(err_w)
-        run = Run(run_id, pid, client, out_r, err_r, limit)
+        run = Run(run_id, pid, client, out_r, err_r, limit, keep)
         self.runs[run_id] = client.runs[run_id] = run
         self.send(client, b"started", run_id)
         self.watch(out_r, "output", run)
@@ -288,7 +309,7 @@ class Runner:
             # Whatever the block left behind goes now; that also closes any
             # copy of its stdout a leftover was holding.
             kill_run(run.id, run.pid)
-            kill_leftovers()
+            kill_leftovers(self.kept())
             after = oom_kills()
             run.oom = -1 if after < 0 or run.oom_before < 0 else after - run.oom_before
             self.finish_if_done(run)
