@@ -43,6 +43,8 @@ class Notification(enum.StrEnum):
     """A block begins; sent before any of its output."""
     OUTPUT = "cellbox/output"
     """A piece of a running block's output."""
+    DISPLAY = "cellbox/display"
+    """A rich output of a running block (a plot, a table): a MIME bundle."""
 
 
 class Status(enum.StrEnum):

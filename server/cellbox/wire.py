@@ -77,6 +77,9 @@ class ExecuteParams:
     """Seconds each block may run (>= 1); defaults to the workspace's configured timeout."""
     run_id: str | None = None
     """A name the client chooses for this run, to cancel it with ``cellbox.cancel``."""
+    session: str | None = None
+    """Run Python blocks in this named session (a kernel that keeps state), whatever
+    the configured ``mode``; in session mode it defaults to one session per document."""
 
 
 @attrs.define
@@ -100,6 +103,9 @@ class WorkspaceParams:
 
     workspace: str | None = None
     """Workspace folder as a ``file://`` URI or a path; defaults to the first workspace."""
+    session: str | None = None
+    """``cellbox.restart`` only: restart this session's kernel alone (its state is
+    lost), not the sandbox. A document's session is named by its path."""
 
 
 @attrs.define
@@ -108,6 +114,40 @@ class StatusParams:
 
 
 # ------------------------------------------------------------------ results
+
+
+@attrs.define
+class DisplayOutput:
+    """One rich output: the MIME bundle a Jupyter kernel sent (``display_data``
+    or ``execute_result``), and each type saved as a file for clients that
+    cannot render it."""
+
+    data: dict[str, Any]
+    """MIME type to content: text for text types, base64 for ``image/png`` and
+    ``image/jpeg``, an object for ``application/json``."""
+    files: dict[str, str]
+    """MIME type to the path of a file holding it, on the daemon's side."""
+
+
+@attrs.define
+class DisplayNotification:
+    """``cellbox/display``: a rich output of a running block, sent as it comes, before the response."""
+
+    run_id: str
+    block_index: int
+    display: DisplayOutput
+
+
+@attrs.define
+class SessionInfo:
+    """One session in ``cellbox.status``."""
+
+    name: str
+    state: str
+    """``idle``, ``busy`` or ``dead``."""
+    blocks_run: int
+    memory_bytes: int | None = None
+    """The kernel's resident memory, when the sandbox can tell."""
 
 
 @attrs.define
@@ -148,6 +188,14 @@ class BlockResult:
     "/cellbox/blocks/tmp_code_….py", line 3``) name the document and its
     line instead (``File "notes.md", line 27``), or ``<block N>`` for a block
     given as text. Null when nothing was renamed."""
+    state_lost: bool = False
+    """Session mode: whether the session's state was lost during this block (its
+    kernel was killed at the timeout, ignored an interrupt, or died); the next
+    block starts a new kernel. Always false in script mode."""
+    displays: list[DisplayOutput] = attrs.field(factory=list)
+    """Rich outputs the block showed (plots, tables), in order, as MIME bundles."""
+    session: str | None = None
+    """The session the block ran in; null in script mode."""
 
 
 @attrs.define
@@ -243,6 +291,8 @@ class SandboxInfo:
     state: str
     """The engine's state (``running``, ``exited``, ...), or ``absent`` when no container exists yet."""
     image: str
+    sessions: list[SessionInfo] = attrs.field(factory=list)
+    """Its session kernels (session mode), as this daemon knows them."""
 
 
 @attrs.define

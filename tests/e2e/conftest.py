@@ -60,6 +60,12 @@ async def start_daemon():
         def on_output(params) -> None:
             client.cellbox_output.append(params)
 
+        client.cellbox_displays = []  # every cellbox/display notification
+
+        @client.feature("cellbox/display")
+        def on_display(params) -> None:
+            client.cellbox_displays.append(params)
+
         @client.feature("cellbox/blockStarted")
         def on_block_started(params) -> None:
             client.cellbox_output.append(params)  # in the same list, to check their order

@@ -104,7 +104,7 @@ def _block(**changes: Any) -> BlockResult:
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent", "blockNumber", "originalOutput",
+    "extent", "blockNumber", "originalOutput", "stateLost", "displays", "session",
 }
 
 
@@ -125,6 +125,9 @@ def test_block_result_keeps_falsy_fields() -> None:
         "extent": None,
         "blockNumber": None,
         "originalOutput": None,
+        "stateLost": False,
+        "displays": [],
+        "session": None,
     }
 
 

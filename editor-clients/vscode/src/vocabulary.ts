@@ -18,6 +18,7 @@ export const Command = {
 export const Notification = {
     BLOCK_STARTED: 'cellbox/blockStarted',
     OUTPUT: 'cellbox/output',
+    DISPLAY: 'cellbox/display',
 } as const;
 
 /** Why a block ended: the `status` of a block in a result. */

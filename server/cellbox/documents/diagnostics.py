@@ -47,6 +47,27 @@ def python_error(output: str, block_file: str, block_start_line: int, block_line
     return BlockError(block_start_line + frame_line - 1, message.strip())
 
 
+_CELL_FRAME = re.compile(r"^Cell In ?\[\d+\], line (?P<line>\d+)")
+
+
+def session_error(output: str, block_start_line: int, block_end_line: int) -> BlockError | None:
+    """The line of the block that raised, from a session kernel's traceback,
+    whose cells name the document's own lines ("Cell In [3], line 12"): the
+    deepest frame inside the block; the last line is the exception."""
+    lines = output.splitlines()
+    frame_line = None
+    for line in lines:
+        match = _CELL_FRAME.match(line)
+        if match and block_start_line < int(match.group("line")) <= block_end_line:
+            frame_line = int(match.group("line")) - 1
+    if frame_line is None:
+        return None
+    message = next(
+        (line for line in reversed(lines) if line.strip() and not line.startswith((" ", "cellbox:"))), "error"
+    )
+    return BlockError(frame_line, message.strip())
+
+
 def shell_error(stderr: str, exit_code: int, block_start_line: int) -> BlockError:
     """A failed shell block: its first line, with the last lines of stderr."""
     tail = [line for line in stderr.splitlines() if line.strip()][-SHELL_TAIL_LINES:]
@@ -63,7 +84,11 @@ def _same_file(traceback_file: str, block_file: str) -> bool:
 def block_error(block: DocumentBlock, result: BlockResult, stderr: str, workspace: Path) -> BlockError | None:
     """The diagnostic to show for a document's block after it ran: only a
     failure (not a timeout, a cancel or a refusal) whose file was saved."""
-    if result.status != Status.ERROR or result.code_file is None:
+    if result.status != Status.ERROR:
+        return None
+    if result.session is not None and block.language == "python":
+        return session_error(result.output, block.start_line, block.end_line)
+    if result.code_file is None:
         return None
     if block.language != "python":
         return shell_error(stderr, result.exit_code, block.start_line)

@@ -83,6 +83,8 @@ def _workspace_mounts(spec: ContainerSpec) -> dict[str, Any]:
     binds = {spec.bind_source: {"bind": "/workspace", "mode": "rw"}}
     for source, target in spec.read_only_binds:
         binds[source] = {"bind": target, "mode": "ro"}
+    for source, target in spec.writable_binds:
+        binds[source] = {"bind": target, "mode": "rw"}
     return {"volumes": binds}
 
 

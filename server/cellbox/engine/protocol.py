@@ -53,6 +53,9 @@ class ContainerSpec:
     cap_add: tuple[str, ...]
     no_new_privileges: bool
     runtime: str | None
+    writable_binds: tuple[tuple[str, str], ...] = ()
+    """(host path, container path) mounted read-write besides /workspace: the
+    daemon's folder for session kernels' sockets (bind mode only)."""
 
 
 @attrs.frozen

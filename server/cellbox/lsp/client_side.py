@@ -13,7 +13,7 @@ from lsprotocol import types
 
 from cellbox.sandbox.request import BlockToRun, RunListener, SettingsGate
 from cellbox.vocabulary import Notification
-from cellbox.wire import BlockStartedNotification, OutputNotification, to_json
+from cellbox.wire import BlockStartedNotification, DisplayNotification, DisplayOutput, OutputNotification, to_json
 
 if TYPE_CHECKING:
     from cellbox.lsp.server import CellboxServer
@@ -93,6 +93,9 @@ class StreamingListener(RunListener):
         if stream == "stderr":
             self._stderr.setdefault(index, []).append(text)
         self.ls.protocol.notify(Notification.OUTPUT, to_json(OutputNotification(self.run_id, index, stream, text)))
+
+    def display(self, index: int, output: DisplayOutput) -> None:
+        self.ls.protocol.notify(Notification.DISPLAY, to_json(DisplayNotification(self.run_id, index, output)))
 
     def stderr(self, index: int) -> str:
         return "".join(self._stderr.get(index, []))

@@ -143,7 +143,8 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
                 ls.cancel_with_request(cancelled)
                 async with ls.run_progress(listener, cancelled):
                     result = await sandbox.execute(
-                        to_run, params.timeout, ls.step_progress, cancelled, listener, run_id, gate=ls.gate, place=place
+                        to_run, params.timeout, ls.step_progress, cancelled, listener, run_id, gate=ls.gate, place=place,
+                        session=params.session,
                     )
         finally:
             place.leave()
@@ -202,7 +203,7 @@ def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | 
     @command_handler
     async def restart(ls: CellboxServer, *args: Any) -> Any:
         params = parse(_one_argument(RESTART, args), WorkspaceParams, RESTART)
-        return await ls.sandboxes.sandbox(params.workspace).restart(ls.step_progress, gate=ls.gate)
+        return await ls.sandboxes.sandbox(params.workspace).restart(ls.step_progress, gate=ls.gate, session=params.session)
 
     @server.command(STOP)
     @command_handler

@@ -141,6 +141,11 @@ class Attacher:
             self._attached = await self._attach(config, spec, progress)
             return self._attached
 
+    @property
+    def current(self) -> Attached | None:
+        """The attachment as it is now, if any (alive or not)."""
+        return self._attached
+
     def _current(self, spec: ContainerSpec) -> Attached | None:
         """The attachment, if it is alive and made for this very spec."""
         attached = self._attached

@@ -14,13 +14,14 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
-from cellbox.errors import SandboxFailed
+from cellbox.errors import InvalidParams, SandboxFailed
+from cellbox.languages import normalize_language
 from cellbox.sandbox import run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
@@ -28,11 +29,12 @@ from cellbox.sandbox.places import block_places
 from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
 from cellbox.sandbox.runner_client import RunnerLost
+from cellbox.sandbox.sessions import Sessions, SessionUnavailable
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
-from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
+from cellbox.wire import BlockResult, DisplayOutput, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Sandbox:
         """Settings the client read from the workspace (e.g. .vscode/settings.json): untrusted."""
         self._run_lock = asyncio.Lock()
         self._container = Attacher(workspace, backend)
+        self._sessions = Sessions()
         self.last_resolved: ResolvedConfig | None = None
 
     @property
@@ -99,15 +102,26 @@ class Sandbox:
 
     # --------------------------------------------------------- lifecycle
 
-    async def restart(self, progress: ProgressFactory = no_progress, gate: SettingsGate | None = None) -> SandboxState:
-        """Restart the container (files in the workspace stay); create it if there is none."""
+    async def restart(
+        self, progress: ProgressFactory = no_progress, gate: SettingsGate | None = None, session: str | None = None
+    ) -> SandboxState:
+        """Restart the container (files in the workspace stay); create it if
+        there is none. With `session`, restart only that session's kernel."""
         config = await self.config(gate)
         await self.state()
-        await self._container.restart(config, progress)
+        if session is not None:
+            attached = self._container.current
+            if not await self._sessions.restart(session, attached.runner if attached is not None else None):
+                known = ", ".join(self._sessions.names()) or "none yet"
+                raise InvalidParams(f"session: there is no session named {session!r} in this sandbox (sessions: {known})")
+        else:
+            self._sessions.close_all()
+            await self._container.restart(config, progress)
         return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), ContainerState.RUNNING)
 
     async def stop(self, gate: SettingsGate | None = None) -> SandboxState:
         config = await self.config(gate)
+        self._sessions.close_all()
         await self._container.stop(config)
         return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), ContainerState.STOPPED)
 
@@ -116,7 +130,9 @@ class Sandbox:
             config = await self.config()
         except Exception:
             config = self.last_config or SandboxConfig()
-        return await self._container.info(config)
+        found = await self._container.info(config)
+        found.sessions = self._sessions.infos()
+        return found
 
     # -------------------------------------------------------------- runs
 
@@ -130,6 +146,7 @@ class Sandbox:
         run_id: str = "",
         gate: SettingsGate | None = None,
         place: Place | None = None,
+        session: str | None = None,
     ) -> ExecuteResult:
         """Save and run `blocks` in order, stopping at the first non-zero exit,
         or when `cancelled` is set (the block running then is killed). The
@@ -146,7 +163,13 @@ class Sandbox:
             for index, block in enumerate(blocks):
                 listener.block_started(index, block)
                 on_output = functools.partial(listener.output, index)
-                result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
+                if session_name := self._session_for(block, config, session):
+                    on_display = functools.partial(listener.display, index)
+                    result = await self._execute_in_session(
+                        session_name, block, config, timeout, progress, cancelled, on_output, on_display
+                    )
+                else:
+                    result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
                 results.append(result)
                 if result.exit_code != 0:
                     break
@@ -245,6 +268,59 @@ class Sandbox:
         elif status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
         return result(outcome, str(path), status)
+
+    # ----------------------------------------------------------- sessions
+
+    def _session_for(self, block: BlockToRun, config: SandboxConfig, session: str | None) -> str:
+        """The session a block runs in ("" to run it as a script): Python blocks
+        in session mode, or when the request names a session. A document's
+        blocks share one session, named by the document's path."""
+        if session is None and config.mode != "session":
+            return ""
+        if normalize_language(block.language) != "python" or not config.execution_policies.get("python", False):
+            return ""
+        return session or (str(block.document) if block.document is not None else "default")
+
+    async def _execute_in_session(
+        self, name: str, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
+        cancelled: asyncio.Event, on_output: run.OnOutput, on_display: Callable[[DisplayOutput], None],
+    ) -> BlockResult:
+        started = time.perf_counter()
+        if cancelled.is_set():
+            return BlockResult(
+                "python", CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, None, executed=False, timed_out=False,
+                duration_ms=0.0, status=Status.CANCELLED, truncated=False, range=block.range, extent=block.extent,
+                block_number=block.number, original_output=None, session=name,
+            )
+        workspace_state = await self.state()
+        attached = await self._container.ensure(config, progress)
+        if attached.runner is None:
+            raise SessionUnavailable(
+                "Session mode needs the sandbox's warm runner, which this sandbox has not: its image has no "
+                'Python, or the workspace reaches it by copy (a remote engine). Use mode = "script" here.'
+            )
+        interruptions = self._container.interruptions
+        owner = specs.owner_for(self.workspace, config)
+        session = await self._sessions.ready(
+            name, attached.runner, workspace_state.kernels, owner, workspace_state.root / "outputs", progress
+        )
+        # A traceback's "Cell In [3], line 12" names the document's line 12.
+        first_line = block.range.start.line if block.range is not None else 0
+        outcome = await session.execute(
+            block.code, first_line, timeout, config.output_limit, cancelled, on_output, on_display
+        )
+        status = outcome.status
+        output = outcome.output
+        if self._container.interruptions != interruptions and outcome.state_lost:
+            note = run.interrupted_note(self._container.last_interruption)
+            on_output("stderr", note)
+            output, status = output + note, Status.INTERRUPTED
+        return BlockResult(
+            "python", outcome.exit_code, output, None, executed=True, timed_out=outcome.timed_out,
+            duration_ms=_ms_since(started), status=status, truncated=outcome.truncated, range=block.range,
+            extent=block.extent, block_number=block.number, original_output=None, state_lost=outcome.state_lost,
+            displays=outcome.displays, session=name,
+        )
 
 
 def _ms_since(started: float) -> float:

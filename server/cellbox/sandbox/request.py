@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from cellbox.wire import Range
+from cellbox.wire import DisplayOutput, Range
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class RunListener:
 
     def output(self, index: int, stream: str, text: str) -> None:
         pass
+
+    def display(self, index: int, output: DisplayOutput) -> None:
+        """A rich output (a plot, a table) of the block at `index`, as it comes."""
 
 
 class Place:

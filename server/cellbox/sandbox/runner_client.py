@@ -261,6 +261,11 @@ class RunnerClient:
             if future is not None and not future.done():
                 future.set_result(self.pid)
             return
+        if kind == b"tidied":
+            future = self._pings.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(0)
+            return
         run = self._runs.get(key)
         if run is None:
             return
@@ -308,12 +313,28 @@ class RunnerClient:
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
-    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> RunEnd:
-        """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; how it ended."""
+    async def tidy(self) -> None:
+        """Have the runner kill every leftover but the kernels themselves; done when it has."""
+        tidy_id = uuid.uuid4().hex
+        answer = self._pings[tidy_id] = asyncio.get_running_loop().create_future()
+        self._send("tidy", tidy_id)
+        try:
+            await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
+
+    def signal(self, run_id: str, signum: int) -> None:
+        """Send `signum` to the run's own process (not what it started)."""
+        with contextlib.suppress(RunnerLost):
+            self._send("signal", run_id, str(signum))
+
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int, keep: bool = False) -> RunEnd:
+        """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; how it ended.
+        With `keep`, the process (a kernel) outlives other runs' leftover sweeps."""
         state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), sink)
         try:
             packed = base64.b64encode("\0".join(argv).encode("utf-8", "surrogateescape")).decode()
-            self._send("run", run_id, packed, str(limit))
+            self._send("run", run_id, packed, str(limit), *(["keep"] if keep else []))
             try:
                 await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:

@@ -73,6 +73,7 @@ def build_spec(
         workspace_mount="copy" if copy else "bind",
         bind_source="" if copy else bind_source,
         read_only_binds=read_only,
+        writable_binds=() if copy else ((str(workspace_state.kernels), container_scripts.KERNELS_DIR),),
         volumes=(container_scripts.BLOCKS_DIR,) if copy else (),
         network=config.network,
         auto_remove=config.auto_remove,

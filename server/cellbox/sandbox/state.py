@@ -7,6 +7,9 @@ depends on lives there:
         blocks/   the blocks the user did not name; read-only at /cellbox/blocks
         run/      the runner's socket and one-shot token; read-only at /cellbox/run
         view/     where the workspace is bind-mounted nosuid,nodev for the engine
+        kernels/  one folder per session kernel, for its sockets (the kernel binds
+                  them); read-write at /cellbox/kernels. The daemon opens
+                  nothing there by name: see sandbox/sessions.py
 
 If the state folder itself lies inside the workspace (a workspace that is the
 home folder), the user's private runtime folder is used instead.
@@ -52,6 +55,7 @@ class WorkspaceState:
     blocks: Path
     run: Path
     view: Path
+    kernels: Path
 
     @classmethod
     def of(cls, workspace: Path) -> WorkspaceState:
@@ -62,7 +66,7 @@ class WorkspaceState:
         digest = hashlib.sha256(os.fsencode(workspace)).hexdigest()[:16]
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", workspace.name)[:24] or "root"
         root = base / "workspaces" / f"{name}-{digest}"
-        state = cls(root, root / "blocks", root / "run", root / "view")
+        state = cls(root, root / "blocks", root / "run", root / "view", root / "kernels")
         state._make()
         return state
 
@@ -74,7 +78,7 @@ class WorkspaceState:
         os.chmod(self.root, 0o700)
         # The container's user must read blocks and reach the socket; the
         # 0700 folder above keeps other users of this machine out.
-        for folder in (self.blocks, self.run, self.view):
+        for folder in (self.blocks, self.run, self.view, self.kernels):
             folder.mkdir(mode=0o755, exist_ok=True)
 
 

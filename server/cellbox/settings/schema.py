@@ -33,6 +33,10 @@ class SandboxConfig:
     """Image of the sandbox container."""
     timeout: float = 60.0
     """Seconds a block may run before it is killed (>= 1)."""
+    mode: str = "script"
+    """"script": each block runs in a fresh process (the default); "session": Python
+    blocks run in a Jupyter kernel per document (or per named session) that keeps
+    their state between blocks."""
     network: str = "none"
     """Engine network for the container: "none" (default), "bridge", or a named network."""
     bind_dir: str | None = None
@@ -160,6 +164,12 @@ def _check(key: str, value: Any) -> Any:
             raise ValueError("must be a non-empty string")
         if key == "container_name" and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", value):
             raise ValueError("must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (Docker's container name rule)")
+        return value
+    if key == "mode":
+        if value not in ("script", "session"):
+            raise ValueError(
+                'must be "script" (a fresh process per block) or "session" (a kernel per document that keeps state)'
+            )
         return value
     if key == "timeout":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

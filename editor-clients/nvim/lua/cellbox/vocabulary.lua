@@ -19,6 +19,7 @@ M.commands = {
 M.notifications = {
   BLOCK_STARTED = "cellbox/blockStarted",
   OUTPUT = "cellbox/output",
+  DISPLAY = "cellbox/display",
 }
 
 --- Why a block ended: the `status` of a block in a result.
