@@ -35,7 +35,8 @@ echo never reached
 """
 
 BLOCK_FIELDS = {"language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs",
-                "status", "truncated", "range", "extent", "blockNumber", "originalOutput"}
+                "status", "truncated", "range", "extent", "blockNumber", "originalOutput", "stateLost", "displays",
+                "session"}
 RESULT_FIELDS = {"exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container",
                  "blocks", "skipped", "status", "truncated", "runId"}
 
@@ -240,3 +241,22 @@ def test_a_restart_during_a_run_says_it_ended_the_block(workspace, runtime_dir):
     assert "cellbox: the sandbox was restarted while this block ran, which ended it\n" in stderr
     assert stderr.splitlines()[-1].startswith("↻ block 1 (lines 1-2) · interrupted · exit 137 · ")
     assert run.returncode == 137
+
+
+def test_a_named_session_keeps_state_across_commands_through_the_daemon(workspace, runtime_dir):
+    assert cellbox("daemon", "start", str(workspace)).returncode == 0
+    assert cellbox("exec", "-L", "python", "--session", "nb", "-c", "x = 41", cwd=workspace).returncode == 0
+    kept = cellbox("exec", "-L", "python", "--session", "nb", "-c", "print(x + 1)", cwd=workspace)
+    assert (kept.returncode, kept.stdout) == (0, "42\n")
+    plot = cellbox(
+        "exec", "-L", "python", "-s", "nb", "-c", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+        cwd=workspace,
+    )
+    assert plot.returncode == 0
+    (saved,) = [line.split(": ", 1)[1] for line in plot.stderr.splitlines() if "↳ image/png: " in line]
+    assert saved.endswith(".png") and open(saved, "rb").read(4) == b"\x89PNG"
+    status = cellbox("status", cwd=workspace).stdout
+    assert "session nb  idle  3 blocks" in status
+    assert cellbox("restart", "--session", "nb", cwd=workspace).returncode == 0
+    lost = cellbox("exec", "-L", "python", "-s", "nb", "-c", "print(x)", cwd=workspace)
+    assert lost.returncode == 1 and "NameError" in lost.stdout + lost.stderr

@@ -56,6 +56,8 @@ async def test_two_documents_get_two_sessions(session_workspace, start_daemon):
     (sandbox,) = [s for s in status["sandboxes"] if s["workspace"] == str(session_workspace)]
     names = {s["name"]: s["state"] for s in sandbox["sessions"]}
     assert names == {str(session_workspace / "one.py"): "idle", str(session_workspace / "two.py"): "idle"}
+    assert all(10 << 20 < s["memoryBytes"] < 1 << 30 for s in sandbox["sessions"])  # a kernel's resident memory
+    assert {s["blocksRun"] for s in sandbox["sessions"]} == {1, 2}
 
 
 async def test_a_named_session_in_script_mode(make_workspace, start_daemon):

@@ -142,10 +142,11 @@ def _daemon_call(fn, *args):
 @click.option("--line", "-l", type=click.IntRange(min=1), help="Run the block holding line L (from 1).")
 @click.option("--all", "-a", "run_all", is_flag=True, help="Run every block in order (the default).")
 @click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds each block may run.")
+@click.option("--session", "-s", help="Run Python blocks in this named session (a kernel that keeps state).")
 @_workspace_option
 @_json_option
 def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout: float | None,
-        workspace: Path | None, as_json: bool) -> None:
+        session: str | None, workspace: Path | None, as_json: bool) -> None:
     """Run blocks of a Markdown file or a `# %%` script, streaming their output.
 
     Exits with the first failing block's exit code, 0 when all pass."""
@@ -161,6 +162,8 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
         argument["all"] = True
     if timeout is not None:
         argument["timeout"] = timeout
+    if session is not None:
+        argument["session"] = session
     sys.exit(_run_blocks(_project(workspace, path), argument, as_json))
 
 
@@ -169,9 +172,10 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
 @click.option("--lang", "-L", "language", help="The language (python, bash, sh, ...); default: from FILE's name.")
 @click.option("-c", "--code", help="The code to run, instead of FILE.")
 @click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds the block may run.")
+@click.option("--session", "-s", help="Run Python blocks in this named session (a kernel that keeps state).")
 @_workspace_option
 @_json_option
-def exec_command(file, language: str | None, code: str | None, timeout: float | None,
+def exec_command(file, language: str | None, code: str | None, timeout: float | None, session: str | None,
                  workspace: Path | None, as_json: bool) -> None:
     """Run one snippet: `-c CODE`, a FILE, or `-` for stdin, as one block."""
     from cellbox.languages import SCRIPT_LANGUAGES
@@ -187,6 +191,8 @@ def exec_command(file, language: str | None, code: str | None, timeout: float | 
     argument: dict[str, Any] = {"blocks": [{"language": language, "code": code}]}
     if timeout is not None:
         argument["timeout"] = timeout
+    if session is not None:
+        argument["session"] = session
     folder = _project(workspace)
     argument["workspace"] = str(folder)
     sys.exit(_run_blocks(folder, argument, as_json))
@@ -268,11 +274,12 @@ WARNING_SEVERITY = 2
 
 
 @main.command()
+@click.option("--session", "-s", help="Restart only this session's kernel (its state is lost), not the sandbox.")
 @_workspace_option
 @_json_option
-def restart(workspace: Path | None, as_json: bool) -> None:
+def restart(session: str | None, workspace: Path | None, as_json: bool) -> None:
     """Restart the project's sandbox container (files stay; processes go)."""
-    _sandbox_command(Command.RESTART, workspace, as_json)
+    _sandbox_command(Command.RESTART, workspace, as_json, {"session": session} if session is not None else {})
 
 
 @main.command()
@@ -291,7 +298,7 @@ def status(workspace: Path | None, as_json: bool) -> None:
     _sandbox_command(Command.STATUS, workspace, as_json)
 
 
-def _sandbox_command(name: Command, workspace: Path | None, as_json: bool) -> None:
+def _sandbox_command(name: Command, workspace: Path | None, as_json: bool, extra: dict | None = None) -> None:
     from cellbox.cli.console import json_text, status_lines
     from cellbox.cli.rpc_client import Session
 
@@ -299,7 +306,7 @@ def _sandbox_command(name: Command, workspace: Path | None, as_json: bool) -> No
 
     def go() -> int:
         with Session(folder, lambda *_: None) as session:
-            argument = {} if name == Command.STATUS else {"workspace": str(folder)}
+            argument = {} if name == Command.STATUS else {"workspace": str(folder), **(extra or {})}
             result = session.command(name, argument)
         if as_json:
             click.echo(json_text(result))

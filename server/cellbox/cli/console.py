@@ -93,6 +93,8 @@ class RunDisplay:
         self._block = None
         for index, block in enumerate(result["blocks"]):
             self._note(summary_line(index, block))
+            for line in display_lines(block):
+                self._note(line)
         if result.get("skipped") and result["blocks"]:
             self._note(skipped_line(len(result["blocks"]) - 1, result["blocks"][-1], result["skipped"]))
 
@@ -128,7 +130,26 @@ def summary_line(index: int, block: dict) -> str:
         detail = f"{status} · exit {block['exitCode']} · {seconds:.2f} s"
     if block["truncated"]:
         detail += " · output truncated"
+    if block.get("stateLost"):
+        detail += " · session state lost"
     return f"{mark} {name} · {detail}"
+
+
+RICH_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "text/html", "text/markdown", "application/json")
+"""What a terminal cannot show: each is named with the file it was saved to."""
+
+
+def display_lines(block: dict) -> list[str]:
+    """A line per rich output of a block (a plot, a table): its type and the
+    file it was saved to, for a terminal that cannot show it."""
+    lines = []
+    for display in block.get("displays", []):
+        files = display.get("files", {})
+        for mime in RICH_TYPES:
+            if mime in files:
+                lines.append(f"  ↳ {mime}: {files[mime]}")
+                break
+    return lines
 
 
 def skipped_line(stop_index: int, stopped_at: dict, skipped: list[dict]) -> str:
@@ -145,7 +166,13 @@ def status_lines(result: dict) -> list[str]:
     rows = result["sandboxes"]
     if not rows:
         return ["no sandbox"]
-    return [f"{row['workspace']}  {row['state']}  {row['container']}  {row['image']}" for row in rows]
+    lines = []
+    for row in rows:
+        lines.append(f"{row['workspace']}  {row['state']}  {row['container']}  {row['image']}")
+        for session in row.get("sessions", []):
+            memory = f"  {session['memoryBytes'] / (1 << 20):.0f} MiB" if session.get("memoryBytes") else ""
+            lines.append(f"  session {session['name']}  {session['state']}  {session['blocksRun']} blocks{memory}")
+    return lines
 
 
 def json_text(value: Any) -> str:

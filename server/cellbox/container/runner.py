@@ -32,6 +32,8 @@ plain words, bytes travel as base64. Requests:
     signal ID N        send signal N to that run's process only (a kernel's interrupt)
     tidy ID            kill every leftover but kept runs' own processes (after a
                        block ran in a kernel); answered with: tidied ID
+    memory ID RUN      answered with: memory ID BYTES, the resident memory of RUN's
+                       process (-1 when gone)
     ping ID            answered with: pong ID PID
 Events:
     started ID         the run's process exists
@@ -223,6 +225,9 @@ class Runner:
                     os.kill(run.pid, int(fields[2]))
                 except OSError:
                     pass
+        elif op == b"memory" and len(fields) == 3:
+            run = self.runs.get(fields[2])
+            self.send(client, b"memory", run_id, str(resident_bytes(run.pid) if run else -1).encode())
         elif op == b"tidy":
             kill_leftovers(self.kept())
             self.send(client, b"tidied", run_id)
@@ -323,6 +328,18 @@ class Runner:
             del self.runs[run.id]
             run.client.runs.pop(run.id, None)
             self.send(run.client, b"exit", run.id, str(run.code).encode(), str(run.oom).encode())
+
+
+def resident_bytes(pid):
+    """A process's resident memory (VmRSS), -1 when it cannot be read."""
+    try:
+        with open("/proc/%d/status" % pid, "rb") as f:
+            for line in f.read().split(b"\n"):
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
 
 
 def main(run_dir):

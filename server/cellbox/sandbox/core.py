@@ -131,7 +131,7 @@ class Sandbox:
         except Exception:
             config = self.last_config or SandboxConfig()
         found = await self._container.info(config)
-        found.sessions = self._sessions.infos()
+        found.sessions = await self._sessions.infos()
         return found
 
     # -------------------------------------------------------------- runs

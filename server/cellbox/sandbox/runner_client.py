@@ -261,10 +261,10 @@ class RunnerClient:
             if future is not None and not future.done():
                 future.set_result(self.pid)
             return
-        if kind == b"tidied":
+        if kind in (b"tidied", b"memory"):
             future = self._pings.pop(key, None)
             if future is not None and not future.done():
-                future.set_result(0)
+                future.set_result(int(fields[2]) if kind == b"memory" and len(fields) > 2 else 0)
             return
         run = self._runs.get(key)
         if run is None:
@@ -322,6 +322,17 @@ class RunnerClient:
             await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
+
+    async def memory(self, run_id: str) -> int | None:
+        """The resident memory of a run's process, in bytes; None when it is gone."""
+        request = uuid.uuid4().hex
+        answer = self._pings[request] = asyncio.get_running_loop().create_future()
+        self._send("memory", request, run_id)
+        try:
+            found = await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return None
+        return found if found >= 0 else None
 
     def signal(self, run_id: str, signum: int) -> None:
         """Send `signum` to the run's own process (not what it started)."""

@@ -190,6 +190,15 @@ class KernelSession:
         # daemon reads the line that raised from them.
         await self._quiet("get_ipython().colors = 'NoColor'")
 
+    async def memory(self) -> int | None:
+        """The kernel's resident memory in bytes, when it is alive and the runner can tell."""
+        if self._runner is None or self.state == "dead":
+            return None
+        try:
+            return await self._runner.memory(self._run_id)
+        except RunnerLost:
+            return None
+
     def _sockets_bound(self) -> bool:
         assert self._folder_fd is not None
         for port in CHANNEL_PORTS.values():
@@ -502,8 +511,11 @@ class Sessions:
     def names(self) -> list[str]:
         return list(self._by_name)
 
-    def infos(self) -> list[SessionInfo]:
-        return [SessionInfo(name, session.state, session.blocks_run) for name, session in self._by_name.items()]
+    async def infos(self) -> list[SessionInfo]:
+        found = []
+        for name, session in self._by_name.items():
+            found.append(SessionInfo(name, session.state, session.blocks_run, await session.memory()))
+        return found
 
     def close_all(self) -> None:
         """The sandbox was restarted or stopped: every kernel died with its runner."""
