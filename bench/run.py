@@ -111,6 +111,51 @@ def floor_inside(container, runs: int) -> dict[str, list[float]]:
     return json.loads(result.output)
 
 
+KERNEL_FLOOR_SCRIPT = r"""
+import json, sys, time
+from jupyter_client.manager import start_new_kernel
+runs, starts = int(sys.argv[1]), int(sys.argv[2])
+start_ms, roundtrip_ms = [], []
+for n in range(starts):
+    t = time.perf_counter()
+    km, kc = start_new_kernel(kernel_name="python3")
+    start_ms.append((time.perf_counter() - t) * 1000)
+    if n == 0:
+        for i in range(runs):
+            t = time.perf_counter()
+            reply = kc.execute_interactive("x = %d + 1" % i, output_hook=lambda message: None, timeout=30)
+            assert reply["content"]["status"] == "ok"
+            roundtrip_ms.append((time.perf_counter() - t) * 1000)
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print(json.dumps({"start": start_ms, "roundtrip": roundtrip_ms}))
+"""
+"""The kernel's own floor, in the same container and image: jupyter_client
+driving an ipykernel there directly (tcp on the container's loopback),
+without cellbox: its start-up, and a round trip of a block that prints nothing."""
+
+
+def kernel_floor(container, runs: int, starts: int) -> dict[str, list[float]]:
+    result = container.exec_run(
+        ["python3", "-c", KERNEL_FLOOR_SCRIPT, str(runs), str(starts)],
+        environment={"HOME": "/tmp", "JUPYTER_RUNTIME_DIR": "/tmp/bench-jupyter"}, demux=True,
+    )
+    out, err = result.output
+    assert result.exit_code == 0, (err or b"").decode(errors="replace")[-2000:]
+    return json.loads(out.decode())
+
+
+async def session_blocks(daemon: Daemon, workspace: Path, runs: int) -> list[float]:
+    samples = []
+    for i in range(runs):
+        elapsed, result = await daemon.command("cellbox.execute", {
+            "workspace": str(workspace), "session": "bench", "blocks": [{"language": "python", "code": f"x = {i} + 1"}],
+        })
+        assert result["exitCode"] == 0 and result["blocks"][0]["session"] == "bench", result
+        samples.append(elapsed)
+    return samples
+
+
 def reference_exec(container, workspace: Path, language: str, code: str, runs: int) -> list[float]:
     """The seed's method: write the block to a file, then one `docker exec` running it."""
     samples = []
@@ -261,6 +306,25 @@ async def main(runs: int, json_path: Path) -> int:
         for key, values in samples.items():
             figures[key] = summary(values)
 
+        # Sessions: a warm block in a kernel the daemon drives, against
+        # jupyter_client driving the same image's ipykernel directly; and a
+        # session's start (cellbox.restart of the session: kill, then start)
+        # against the kernel's own start-up.
+        session_starts = 5
+        await session_blocks(daemon, workspace, 3)  # starts the "bench" session
+        session_samples: list[float] = []
+        for start in range(0, runs, per_round):
+            session_samples += await session_blocks(daemon, workspace, min(per_round, runs - start))
+        figures["warm_session_block"] = summary(session_samples)
+        floor = kernel_floor(container, runs, session_starts)
+        figures["floor_kernel_roundtrip"] = summary(floor["roundtrip"])
+        figures["floor_kernel_start"] = summary(floor["start"])
+        session_restarts = []
+        for _ in range(session_starts):
+            elapsed, _ = await daemon.command("cellbox.restart", {"session": "bench"})
+            session_restarts.append(elapsed)
+        figures["session_start"] = summary(session_restarts)
+
         cold_runs = max(5, runs // 3)
         cold = []
         for i in range(cold_runs):
@@ -308,6 +372,8 @@ async def main(runs: int, json_path: Path) -> int:
         "cold_over_bare_create_start": med["cold_first_execute"] / med["bare_create_start"],
         "cli_exec_over_python_process": med["cli_exec_via_daemon"] / med["floor_python_process"],
         "cli_exec_over_docker_cli_exec": med["cli_exec_via_daemon"] / med["docker_cli_exec"],
+        "warm_session_over_kernel_roundtrip": med["warm_session_block"] / med["floor_kernel_roundtrip"],
+        "session_start_over_kernel_start": med["session_start"] / med["floor_kernel_start"],
     }
     conc = figures["concurrency"]
     targets = {
@@ -319,6 +385,9 @@ async def main(runs: int, json_path: Path) -> int:
         "stop < 0.5 s": med["stop"] < 500,
         "20x10 concurrent blocks all correct": conc["blocks_correct"] == conc["blocks_total"],
         "daemon RSS < 150 MB under that load": conc["daemon_peak_rss_mb"] < 150,
+        "warm session block <= 3 ms": med["warm_session_block"] <= 3,
+        "warm session block <= 1.5x kernel round trip": ratios["warm_session_over_kernel_roundtrip"] <= 1.5,
+        "session start <= 1.3x kernel start-up": ratios["session_start_over_kernel_start"] <= 1.3,
     }
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

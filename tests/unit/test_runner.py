@@ -279,7 +279,9 @@ async def test_a_kept_run_outlives_other_runs_sweeps_but_what_it_started_does_no
     assert runner.client is not None
     sink = Sink()
     # Starts a child on each line it reads from a FIFO, as a kernel runs blocks.
-    kernel = "mkfifo blocks; echo up; while read -r line < blocks; do sleep 60 & echo child; done"
+    # A read that opens the FIFO while the last writer is still closing sees
+    # its end at once: that must not end the loop.
+    kernel = "mkfifo blocks; echo up; while :; do if read -r line < blocks; then sleep 60 & echo child; fi; done"
     kept = asyncio.ensure_future(runner.client.run("kernel", ["sh", "-c", kernel], sink, 1 << 20, keep=True))
     await sink.shows(b"up\n")
     before = await runner.processes()

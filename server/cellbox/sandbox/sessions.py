@@ -383,10 +383,21 @@ class KernelSession:
         return re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[-40:] or "session"
 
     async def _tidy(self) -> None:
-        """What the block started from the kernel goes, as a script's leftovers do."""
+        """What the block started from the kernel goes, as a script's leftovers
+        do, before its result is given: then nothing of it is left."""
         assert self._runner is not None
         with contextlib.suppress(RunnerLost):
             await self._runner.tidy()
+        await self._drain_replies()
+
+    async def _drain_replies(self) -> None:
+        """The kernel's replies on the shell channel, which nothing reads (the
+        block's end is its idle status), so that they do not pile up."""
+        for _ in range(1000):
+            try:
+                await self._client.get_shell_msg(timeout=0)
+            except Exception:  # queue.Empty: none left
+                return
 
     # ------------------------------------------------------------ end
 
