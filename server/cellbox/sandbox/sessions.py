@@ -62,6 +62,8 @@ FILE_SUFFIXES = {
     "image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg", "text/html": ".html",
     "text/markdown": ".md", "application/json": ".json", "text/plain": ".txt", "text/latex": ".tex",
 }
+MOST_SAVED_OUTPUTS = 500
+"""Files kept in the daemon's output folder for a workspace; the oldest go first."""
 BINARY_TYPES = {"image/png", "image/jpeg"}
 """Sent base64-encoded by the kernel; saved decoded."""
 
@@ -376,6 +378,7 @@ class KernelSession:
                 log.info("cannot save a display output: %s", exc)
                 continue
             files[mime] = str(self._outputs / (stem + suffix))
+        _prune(self._outputs, MOST_SAVED_OUTPUTS)
         return files
 
     @property
@@ -425,6 +428,15 @@ class KernelSession:
         if self._folder_name:
             _remove_kernel_folder(self._kernels, self._folder_name)
             self._folder_name = ""
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Remove the oldest files of the daemon's output folder past `keep` (the folder is the daemon's own)."""
+    with contextlib.suppress(OSError):
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns)
+        for entry in entries[: max(0, len(entries) - keep)]:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def _client_class() -> Any:
