@@ -97,7 +97,8 @@ class Sandbox:
         return self._container
 
     def close(self) -> None:
-        """Let go of the container (it keeps running)."""
+        """Let go of the container (it keeps running; its session kernels end with this daemon's runner)."""
+        self._sessions.close_all()
         self._container.close()
 
     # --------------------------------------------------------- lifecycle

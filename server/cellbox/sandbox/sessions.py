@@ -491,6 +491,12 @@ def _open_socket(folder: int, name: str) -> int:
     return fd
 
 
+def _remove_kernel_folders(kernels: Path) -> None:
+    with contextlib.suppress(OSError):
+        for name in os.listdir(kernels):
+            _remove_kernel_folder(kernels, name)
+
+
 def _remove_kernel_folder(kernels: Path, name: str) -> None:
     # rmtree works through descriptors (it never follows a link a block put there).
     with contextlib.suppress(OSError):
@@ -502,12 +508,19 @@ class Sessions:
 
     def __init__(self) -> None:
         self._by_name: dict[str, KernelSession] = {}
+        self._swept = False
 
     async def ready(
         self, name: str, runner: RunnerClient, kernels: Path, owner: tuple[int, int], outputs: Path,
         progress: Callable[[str], Any],
     ) -> KernelSession:
         """The named session with its kernel up in the sandbox `runner` serves; started if it is not."""
+        if not self._swept:
+            # Kernel folders a daemon killed before it could clean up left
+            # behind. Only the daemon that holds the sandbox's runner runs
+            # kernels there, and this is it.
+            self._swept = True
+            await asyncio.to_thread(_remove_kernel_folders, kernels)
         session = self._by_name.get(name)
         if session is None:
             session = self._by_name[name] = KernelSession(name, kernels, owner, outputs)
