@@ -10,7 +10,7 @@ import base64
 import pytest
 
 from tests.conftest import TEST_IMAGE
-from tests.e2e.test_execution import surviving
+from tests.e2e.test_execution import processes_in, surviving
 from tests.e2e.test_documents import open_document, wait_for_diagnostics
 
 SESSION_CONFIG = f'image = "{TEST_IMAGE}"\nmode = "session"\n'
@@ -211,3 +211,27 @@ async def test_an_image_without_ipykernel_says_what_to_install(make_workspace, s
     assert 'mode = "script"' in str(refused.value)
     # The daemon keeps serving, and shell blocks still run as scripts.
     assert (await daemon.execute(("sh", "echo still here")))["output"] == "still here\n"
+
+
+async def test_a_fork_bomb_in_a_session_is_contained_and_the_next_block_runs(session_workspace, start_daemon, engine):
+    daemon = await start_daemon(session_workspace)
+    bomb = await run_python(daemon, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", timeout=5)
+    assert bomb["status"] in ("timeout", "error") and bomb["stateLost"] is True
+    assert (await run_python(daemon, "print('alive')"))["output"] == "alive\n"
+    # One kernel (the new one) and none of the bomb's processes are left.
+    assert len([p for p in processes_in(engine, session_workspace) if "ipykernel" in p]) == 1
+    assert surviving(engine, session_workspace, "defunct") == []
+
+
+async def test_a_session_cannot_write_outside_the_workspace(session_workspace, start_daemon):
+    daemon = await start_daemon(session_workspace)
+    code = (
+        "import os\n"
+        "for d in ['/', '/etc', '/usr', '/root', '/cellbox/run', '/cellbox/blocks']:\n"
+        "    try:\n"
+        "        open(os.path.join(d, 'cellbox-x'), 'w')\n"
+        "    except OSError as exc:\n"
+        "        print(d, exc.strerror)\n"
+    )
+    lines = (await run_python(daemon, code))["output"].splitlines()
+    assert len(lines) == 6 and all("Read-only file system" in line or "Permission denied" in line for line in lines), lines
