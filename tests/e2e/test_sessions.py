@@ -235,3 +235,13 @@ async def test_a_session_cannot_write_outside_the_workspace(session_workspace, s
     )
     lines = (await run_python(daemon, code))["output"].splitlines()
     assert len(lines) == 6 and all("Read-only file system" in line or "Permission denied" in line for line in lines), lines
+
+
+async def test_a_block_that_names_its_file_writes_it_and_runs_in_the_session(session_workspace, start_daemon):
+    daemon = await start_daemon(session_workspace)
+    await run_python(daemon, "before = 1")
+    block = await run_python(daemon, "# filename: helper.py\nprint(before + 1)")
+    assert block["output"] == "2\n" and block["codeFile"] == str(session_workspace / "helper.py")
+    assert (session_workspace / "helper.py").read_text().startswith("# filename: helper.py")
+    refused = await run_python(daemon, "# filename: ../out.py\nprint(1)")
+    assert refused["status"] == "not_executed" and "not in the workspace" in refused["output"]

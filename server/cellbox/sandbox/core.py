@@ -167,7 +167,7 @@ class Sandbox:
                 if session_name := self._session_for(block, config, session):
                     on_display = functools.partial(listener.display, index)
                     result = await self._execute_in_session(
-                        session_name, block, config, timeout, progress, cancelled, on_output, on_display
+                        index, session_name, block, config, timeout, progress, cancelled, on_output, on_display
                     )
                 else:
                     result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
@@ -283,10 +283,15 @@ class Sandbox:
         return session or (str(block.document) if block.document is not None else "default")
 
     async def _execute_in_session(
-        self, name: str, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
-        cancelled: asyncio.Event, on_output: run.OnOutput, on_display: Callable[[DisplayOutput], None],
+        self, index: int, name: str, block: BlockToRun, config: SandboxConfig, timeout: float,
+        progress: ProgressFactory, cancelled: asyncio.Event, on_output: run.OnOutput,
+        on_display: Callable[[DisplayOutput], None],
     ) -> BlockResult:
         started = time.perf_counter()
+        prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
+        if prepared.relative_path is None or not prepared.runs:
+            # Refused (a name outside the workspace...): said as a script would say it.
+            return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
         if cancelled.is_set():
             return BlockResult(
                 "python", CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, None, executed=False, timed_out=False,
@@ -294,6 +299,14 @@ class Sandbox:
                 block_number=block.number, original_output=None, session=name,
             )
         workspace_state = await self.state()
+        code_file = None
+        if not prepared.generated:
+            # A block that names its file (`# filename: app.py`) still writes it, as in script mode.
+            try:
+                path, _ = await run.save_block(prepared, self.workspace, specs.owner_for(self.workspace, config))
+            except run.BlockNotSaved:  # said as a script would say it
+                return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
+            code_file = str(path)
         attached = await self._container.ensure(config, progress)
         if attached.runner is None:
             raise SessionUnavailable(
@@ -308,7 +321,7 @@ class Sandbox:
         # A traceback's "Cell In [3], line 12" names the document's line 12.
         first_line = block.range.start.line if block.range is not None else 0
         outcome = await session.execute(
-            block.code, first_line, timeout, config.output_limit, cancelled, on_output, on_display
+            prepared.code, first_line, timeout, config.output_limit, cancelled, on_output, on_display
         )
         status = outcome.status
         output = outcome.output
@@ -317,7 +330,7 @@ class Sandbox:
             on_output("stderr", note)
             output, status = output + note, Status.INTERRUPTED
         return BlockResult(
-            "python", outcome.exit_code, output, None, executed=True, timed_out=outcome.timed_out,
+            "python", outcome.exit_code, output, code_file, executed=True, timed_out=outcome.timed_out,
             duration_ms=_ms_since(started), status=status, truncated=outcome.truncated, range=block.range,
             extent=block.extent, block_number=block.number, original_output=None, state_lost=outcome.state_lost,
             displays=outcome.displays, session=name,
