@@ -245,3 +245,29 @@ async def test_a_block_that_names_its_file_writes_it_and_runs_in_the_session(ses
     assert (session_workspace / "helper.py").read_text().startswith("# filename: helper.py")
     refused = await run_python(daemon, "# filename: ../out.py\nprint(1)")
     assert refused["status"] == "not_executed" and "not in the workspace" in refused["output"]
+
+
+async def test_a_figure_shown_by_a_script_arrives_as_png(make_workspace, start_daemon):
+    # Script mode (the default): a fresh process per block, and plt.show()
+    # hands its figures to the daemon instead of warning that Agg cannot show.
+    daemon = await start_daemon(make_workspace("script-figures"))
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "plt.plot([1, 3, 2])\nplt.show()\n"
+        "plt.bar([1, 2], [3, 4])\nplt.show()\n"
+        "print('done')\n"
+    )
+    block = await run_python(daemon, code)
+    assert (block["status"], block["output"], block["session"]) == ("ok", "done\n", None)
+    assert [sorted(d["data"]) for d in block["displays"]] == [["image/png", "text/plain"]] * 2
+    for shown in block["displays"]:
+        with open(shown["files"]["image/png"], "rb") as saved:
+            assert saved.read(4) == b"\x89PNG"
+    assert len(daemon.client.cellbox_displays) == 2  # streamed as they came
+
+
+async def test_a_backend_the_settings_name_is_left_alone(make_workspace, start_daemon):
+    workspace = make_workspace("agg", f'image = "{TEST_IMAGE}"\n[env]\nMPLBACKEND = "Agg"\n')
+    daemon = await start_daemon(workspace)
+    block = await run_python(daemon, "import matplotlib\nprint(matplotlib.get_backend())")
+    assert (block["output"].lower(), block["displays"]) == ("agg\n", [])

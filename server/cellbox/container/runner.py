@@ -39,6 +39,8 @@ Events:
     started ID         the run's process exists
     out ID 1|2 DATA    a chunk of its stdout (1) or stderr (2), base64
     cut ID             output went past LIMIT: the rest is read and dropped
+    display ID DATA    a rich output the run showed (a matplotlib figure, through
+                       cellbox_figures): a JSON MIME bundle, base64; all before its exit
     exit ID CODE OOM   after all of the run's output; CODE is 128+N when killed
                        by signal N; OOM the kills the memory limit made
                        meanwhile (from the cgroup's counter), or -1 if unknown
@@ -65,6 +67,9 @@ from cellbox.container.processes import MARKER, become_subreaper, kill_leftovers
 from cellbox.container.seccomp import forbid_setid_files
 
 CHUNK = 65536
+MOST_DISPLAY_BYTES = (16 << 20) + 1024
+"""Longest display line a run may send; a longer one is dropped with its connection."""
+MOST_DISPLAY_CONNECTIONS = 16
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGXFSZ, signal.SIGCHLD)
 """Signals a block gets with their default action, whatever the runner does with them."""
 
@@ -108,6 +113,16 @@ class Runner:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.set_wakeup_fd(self.wake_w)
         self.watch(self.wake_r, "child", None)
+        # Script runs hand their matplotlib figures here (container/figures.py):
+        # an abstract socket, in the container's own network namespace, so
+        # there is no file to plant and no descriptor a block inherits.
+        self.display_name = "cellbox-display-%d-%s" % (os.getpid(), binascii.hexlify(os.urandom(6)).decode())
+        self.display_listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.display_listener.bind("\0" + self.display_name)
+        self.display_listener.listen(MOST_DISPLAY_CONNECTIONS)
+        self.display_listener.setblocking(False)
+        self.displays = {}  # fd -> [socket, pending bytes]
+        self.watch(self.display_listener.fileno(), "display-listen", None)
 
     def connect(self):
         """Wait for a token from the daemon, connect with it; the connected Client."""
@@ -173,8 +188,61 @@ class Runner:
         elif kind == "child":
             os.read(self.wake_r, 4096)
             self.reap()
+        elif kind == "display-listen":
+            self.accept_display()
+        elif kind == "display":
+            self.read_display(fd)
         else:
             self.read_output(fd, owner)
+
+    def accept_display(self):
+        try:
+            # _socket's own accept, which gives a descriptor (`socket` costs start-up time).
+            fd, _ = self.display_listener._accept()  # type: ignore[attr-defined]
+        except OSError:
+            return
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fd)
+        if len(self.displays) >= MOST_DISPLAY_CONNECTIONS:
+            sock.close()  # a flood of connections: none is worth the descriptors
+            return
+        sock.setblocking(False)
+        self.displays[sock.fileno()] = [sock, b""]
+        self.watch(sock.fileno(), "display", None)
+
+    def read_display(self, fd):
+        """Forward each whole line (RUN_ID JSON) to the daemon, for a live run of its."""
+        sock, pending = self.displays[fd]
+        while True:
+            try:
+                data = sock.recv(CHUNK)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.close_display(fd)
+                return
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                run_id, _, bundle = line.partition(b" ")
+                run = self.runs.get(run_id)
+                if run is not None and not run.keep:
+                    self.send(run.client, b"display", run.id, b64(bundle))
+            if len(pending) > MOST_DISPLAY_BYTES:
+                self.close_display(fd)
+                return
+        self.displays[fd][1] = pending
+
+    def close_display(self, fd):
+        sock, _ = self.displays.pop(fd)
+        self.unwatch(fd)
+        sock.close()
+
+    def drain_displays(self):
+        """What runs sent before they ended is read before their exit is told."""
+        for fd in list(self.displays):
+            self.read_display(fd)
 
     def send(self, client, *fields):
         if client.closed:
@@ -241,6 +309,13 @@ class Runner:
     def start(self, client, run_id, argv, limit, keep=False):
         env = dict(os.environ)
         env[MARKER] = run_id.decode()
+        if not keep:
+            # matplotlib's plt.show() hands figures to us (container/figures.py),
+            # unless the block's environment chose a backend of its own.
+            env["CELLBOX_DISPLAY"] = "%s:%s" % (self.display_name, run_id.decode())
+            env.setdefault("MPLBACKEND", "module://cellbox_figures")
+            figures = self.run_dir + "/python"
+            env["PYTHONPATH"] = figures + ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else figures
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -325,6 +400,7 @@ class Runner:
 
     def finish_if_done(self, run):
         if run.code is not None and not run.streams:
+            self.drain_displays()
             del self.runs[run.id]
             run.client.runs.pop(run.id, None)
             self.send(run.client, b"exit", run.id, str(run.code).encode(), str(run.oom).encode())

@@ -50,3 +50,12 @@ def runner_program() -> str:
         source = package.joinpath(f"{name}.py").read_text(encoding="utf-8")
         calls.append(f"ship({f'{__package__}.{name}'!r}, {source!r})\n")
     return _BOOTSTRAP + "".join(calls) + _START
+
+
+FIGURES_MODULE = "cellbox_figures"
+"""The matplotlib backend's module name in the sandbox (container/figures.py)."""
+
+
+def figures_source() -> str:
+    """container/figures.py, which the daemon writes as cellbox_figures.py into RUN_DIR/python."""
+    return resources.files(__package__).joinpath("figures.py").read_text(encoding="utf-8")

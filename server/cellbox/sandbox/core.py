@@ -164,13 +164,15 @@ class Sandbox:
             for index, block in enumerate(blocks):
                 listener.block_started(index, block)
                 on_output = functools.partial(listener.output, index)
+                on_display = functools.partial(listener.display, index)
                 if session_name := self._session_for(block, config, session):
-                    on_display = functools.partial(listener.display, index)
                     result = await self._execute_in_session(
                         index, session_name, block, config, timeout, progress, cancelled, on_output, on_display
                     )
                 else:
-                    result = await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
+                    result = await self._execute_block(
+                        index, block, config, timeout, progress, cancelled, on_output, on_display
+                    )
                 results.append(result)
                 if result.exit_code != 0:
                     break
@@ -194,7 +196,7 @@ class Sandbox:
 
     async def _execute_block(
         self, index: int, block: BlockToRun, config: SandboxConfig, timeout: float, progress: ProgressFactory,
-        cancelled: asyncio.Event, on_output: run.OnOutput,
+        cancelled: asyncio.Event, on_output: run.OnOutput, on_display: run.OnDisplay = lambda shown: None,
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
@@ -205,7 +207,7 @@ class Sandbox:
                 prepared.language, outcome.exit_code, outcome.output, code_file, executed=executed,
                 timed_out=outcome.timed_out, duration_ms=_ms_since(started), status=status,
                 truncated=outcome.truncated, range=block.range, extent=block.extent, block_number=block.number,
-                original_output=outcome.original_output,
+                original_output=outcome.original_output, displays=list(outcome.displays),
             )
 
         def not_run(exit_code: int, output: str, code_file: str | None = None, status: str = Status.NOT_EXECUTED) -> BlockResult:
@@ -247,7 +249,8 @@ class Sandbox:
                     else:
                         await attached.sync.push(extra=[prepared.relative_path])
                 outcome = await run.run_command(
-                    attached, command, timeout, config.output_limit, cancelled, on_output, places
+                    attached, command, timeout, config.output_limit, cancelled, on_output, places,
+                    workspace_state.root / "outputs", on_display,
                 )
                 break
             except (ContainerGone, RunnerLost) as lost:

@@ -21,6 +21,7 @@ from cellbox.engine.protocol import Engine
 from cellbox.errors import SandboxFailed
 from cellbox.languages import normalize_language
 from cellbox.sandbox.attach import Attached
+from cellbox.sandbox.displays import bundle_from_json, keep_display
 from cellbox.sandbox.exec_path import ExecPath
 from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.prepare import VCS_FOLDERS, PreparedBlock
@@ -35,7 +36,7 @@ from cellbox.vocabulary import (
     TIMEOUT_EXIT_CODE,
     Status,
 )
-from cellbox.wire import SkippedBlock
+from cellbox.wire import DisplayOutput, SkippedBlock
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ OOM_EVENT_WAIT_SECONDS = 2.0
 event may take to show after a SIGKILL: under load it trails the exit."""
 
 OnOutput = Callable[[str, str], None]
+OnDisplay = Callable[[DisplayOutput], None]
 
 
 @attrs.frozen
@@ -66,6 +68,8 @@ class RunOutcome:
     """Processes the memory limit killed during the run; None when unknown."""
     original_output: str | None = None
     """The output as the block wrote it, when `output` names its places otherwise (tracebacks.py)."""
+    displays: tuple[DisplayOutput, ...] = ()
+    """Rich outputs it showed (matplotlib figures), in order."""
 
     def with_note(self, note: str) -> RunOutcome:
         """The outcome with `note` at the end of its output."""
@@ -94,23 +98,50 @@ async def save_block(prepared: PreparedBlock, folder: Path, owner: tuple[int, in
     return folder / prepared.relative_path, data
 
 
+class _Sink:
+    """Where a run's output goes: its text to the collector, its rich outputs
+    (matplotlib figures, from the runner) kept and heard as they come."""
+
+    def __init__(self, collector: OutputCollector, outputs: Path | None, name: str, on_display: OnDisplay) -> None:
+        self.collector = collector
+        self.feed = collector.feed
+        self.cut = collector.cut
+        self._outputs = outputs
+        self._name = name
+        self._on_display = on_display
+        self.displays: list[DisplayOutput] = []
+
+    def display(self, line: bytes) -> None:
+        bundle = bundle_from_json(line)
+        if bundle is None or self._outputs is None:
+            return
+        shown = keep_display(self._outputs, f"{self._name}-{len(self.displays)}", bundle)
+        self.displays.append(shown)
+        self._on_display(shown)
+
+
 async def run_command(
     attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event, on_output: OnOutput,
-    places: BlockPlaces,
+    places: BlockPlaces, outputs: Path | None = None, on_display: OnDisplay = lambda shown: None,
 ) -> RunOutcome:
     """Run one command until it ends, the timeout, or `cancelled`; keep at most
-    `limit` bytes of output, where the block's file is named as `places` says."""
+    `limit` bytes of output, where the block's file is named as `places` says.
+    Its rich outputs are saved under `outputs` and heard by `on_display`."""
     run_id = uuid.uuid4().hex
     rewriter = PlaceRewriter(places, on_output)
     collector = OutputCollector(limit, rewriter.feed)
+    sink = _Sink(collector, outputs, f"script-{run_id[:8]}", on_display)
     runner = attached.block_runner
     started_at = time.time()
-    execution = asyncio.ensure_future(runner.run(run_id, command, collector, limit))
+    execution = asyncio.ensure_future(runner.run(run_id, command, sink, limit))
     cancel_wait = asyncio.ensure_future(cancelled.wait())
 
     def outcome(exit_code: int, **how: Any) -> RunOutcome:
         output, original = rewriter.finish(collector.text())
-        return RunOutcome(exit_code, output, collector.truncated, started_at, original_output=original, **how)
+        return RunOutcome(
+            exit_code, output, collector.truncated, started_at, original_output=original,
+            displays=tuple(sink.displays), **how,
+        )
 
     try:
         done, _ = await asyncio.wait({execution, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

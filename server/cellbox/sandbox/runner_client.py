@@ -271,6 +271,10 @@ class RunnerClient:
             return
         if kind == b"out":
             run.sink.feed(STREAMS[fields[2]], base64.b64decode(fields[3]))
+        elif kind == b"display" and len(fields) > 2:
+            shown = getattr(run.sink, "display", None)
+            if shown is not None:
+                shown(base64.b64decode(fields[2]))
         elif kind == b"cut":
             run.sink.cut()
         elif kind == b"started" and not run.started.done():

@@ -18,7 +18,6 @@ socket for a link to some socket of the host's sends the daemon nowhere.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -39,6 +38,7 @@ import attrs
 from cellbox import safe_files
 from cellbox.container import scripts as container_scripts
 from cellbox.errors import SandboxFailed
+from cellbox.sandbox.displays import keep_display
 from cellbox.sandbox.output import OutputCollector
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerLost
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, KILLED_EXIT_CODE, TIMEOUT_EXIT_CODE, Status
@@ -58,15 +58,6 @@ _CELL_FRAME = re.compile(r"^(Cell In ?\[(\d+)\], line )(\d+)")
 """IPython's frame header for code run as a cell: "Cell In [3], line 2" (8.5) or "Cell In[3], line 2"."""
 _GUTTER = re.compile(r"^(\s*(?:-*>)?\s*)(\d+)(?=\s|$)")
 """A numbered line of a frame's code context: "----> 2 print(x)", "      1 x = 1"."""
-FILE_SUFFIXES = {
-    "image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg", "text/html": ".html",
-    "text/markdown": ".md", "application/json": ".json", "text/plain": ".txt", "text/latex": ".tex",
-}
-MOST_SAVED_OUTPUTS = 500
-"""Files kept in the daemon's output folder for a workspace; the oldest go first."""
-BINARY_TYPES = {"image/png", "image/jpeg"}
-"""Sent base64-encoded by the kernel; saved decoded."""
-
 OnOutput = Callable[[str, str], None]
 OnDisplay = Callable[[DisplayOutput], None]
 
@@ -340,7 +331,7 @@ class KernelSession:
                 collector.feed(content.get("name", "stdout"), str(content.get("text", "")).encode())
             elif kind in ("display_data", "execute_result"):
                 data = {mime: value for mime, value in content.get("data", {}).items() if isinstance(mime, str)}
-                shown = DisplayOutput(data=data, files=self._save(data, len(displays)))
+                shown = keep_display(self._outputs, f"{self.name_slug}-{self.blocks_run}-{len(displays)}", data)
                 displays.append(shown)
                 on_display(shown)
                 text = data.get("text/plain")
@@ -353,33 +344,6 @@ class KernelSession:
                 collector.feed("stderr", (trace + "\n").encode())
             elif kind == "status" and content.get("execution_state") == "idle":
                 return
-
-    def _save(self, data: dict[str, Any], index: int) -> dict[str, str]:
-        """Each MIME type of a display as a file in the daemon's output folder, for clients that cannot render it."""
-        files = {}
-        stem = f"{self.name_slug}-{self.blocks_run}-{index}-{uuid.uuid4().hex[:8]}"
-        for mime, value in data.items():
-            suffix = FILE_SUFFIXES.get(mime)
-            if suffix is None:
-                continue
-            if mime in BINARY_TYPES and isinstance(value, str):
-                try:
-                    content = base64.b64decode(value)
-                except ValueError:
-                    continue
-            elif isinstance(value, str):
-                content = value.encode()
-            else:
-                content = json.dumps(value).encode()
-            try:
-                self._outputs.mkdir(mode=0o700, exist_ok=True)
-                safe_files.write_regular(self._outputs, stem + suffix, content)
-            except (OSError, safe_files.RefusedFile) as exc:
-                log.info("cannot save a display output: %s", exc)
-                continue
-            files[mime] = str(self._outputs / (stem + suffix))
-        _prune(self._outputs, MOST_SAVED_OUTPUTS)
-        return files
 
     @property
     def name_slug(self) -> str:
@@ -428,15 +392,6 @@ class KernelSession:
         if self._folder_name:
             _remove_kernel_folder(self._kernels, self._folder_name)
             self._folder_name = ""
-
-
-def _prune(folder: Path, keep: int) -> None:
-    """Remove the oldest files of the daemon's output folder past `keep` (the folder is the daemon's own)."""
-    with contextlib.suppress(OSError):
-        entries = sorted(os.scandir(folder), key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns)
-        for entry in entries[: max(0, len(entries) - keep)]:
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
 
 
 def _client_class() -> Any:

@@ -5,7 +5,8 @@ depends on lives there:
 
     $XDG_STATE_HOME/cellbox/workspaces/<name>-<hash>/   (0700, the daemon's)
         blocks/   the blocks the user did not name; read-only at /cellbox/blocks
-        run/      the runner's socket and one-shot token; read-only at /cellbox/run
+        run/      the runner's socket and one-shot token, and python/cellbox_figures.py
+                  (script runs' matplotlib backend); read-only at /cellbox/run
         view/     where the workspace is bind-mounted nosuid,nodev for the engine
         kernels/  one folder per session kernel, for its sockets (the kernel binds
                   them); read-write at /cellbox/kernels. The daemon opens
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import attrs
 
-from cellbox import project
+from cellbox import project, safe_files
+from cellbox.container import ship
 from cellbox.sandbox.prepare import VCS_FOLDERS
 from cellbox.settings import trust
 
@@ -80,6 +82,9 @@ class WorkspaceState:
         # 0700 folder above keeps other users of this machine out.
         for folder in (self.blocks, self.run, self.view, self.kernels):
             folder.mkdir(mode=0o755, exist_ok=True)
+        # Script runs' matplotlib backend (container/figures.py): the runner
+        # puts run/python on their PYTHONPATH.
+        safe_files.write_regular(self.run, f"python/{ship.FIGURES_MODULE}.py", ship.figures_source().encode())
 
 
 def can_mount() -> bool:
