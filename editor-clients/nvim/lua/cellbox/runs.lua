@@ -7,6 +7,7 @@ local compat = require("cellbox.compat")
 local display = require("cellbox.display")
 local lenses = require("cellbox.lenses")
 local results = require("cellbox.results")
+local sessions = require("cellbox.sessions")
 local vocabulary = require("cellbox.vocabulary")
 
 local M = {}
@@ -68,6 +69,8 @@ function M.on_block_started(params)
   display.keep_ticking(result)
   -- The block's last outcome ("⊘ cancelled") is not this run's: take it off its lens.
   lenses.refresh(run.bufnr)
+  -- A session's state ("busy") for the status line.
+  sessions.refresh(run.bufnr)
 end
 
 function M.on_output(params)
@@ -75,6 +78,16 @@ function M.on_output(params)
   local result = run and run.blocks[params.blockIndex]
   if result then
     result.output:append(params.stream, params.text)
+    display.schedule_draw(result)
+  end
+end
+
+--- A rich output of a running block (session mode): an image, a table...
+function M.on_display(params)
+  local run = runs_by_id[params.runId]
+  local result = run and run.blocks[params.blockIndex]
+  if result and type(params.display) == "table" then
+    table.insert(result.displays, params.display)
     display.schedule_draw(result)
   end
 end
@@ -113,10 +126,18 @@ function M.finish(run, err, answer)
     end
     if result then
       result.output:catch_up(block.output)
+      -- The answer's displays are all of them, those no notification brought included.
+      if type(block.displays) == "table" and #block.displays >= #result.displays then
+        result.displays = block.displays
+      end
       result.status = block
       display.draw(result)
     end
+    if type(block.session) == "string" then
+      sessions.remember(run.bufnr, block.session)
+    end
   end
+  sessions.refresh(run.bufnr)
 end
 
 --- Cancel the latest run of `bufnr`, if it still goes.
