@@ -583,6 +583,10 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     opened = facts["open_figure"]
     assert (opened["path"], opened["mime"]) == (shown_png, "image/png")
     assert opened["png"] is True
+    # :CellboxOutput lists it last; <CR> on its line opens it too.
+    full = facts["full_output"]
+    assert full["lines"][-1] == image_line.removeprefix("│ ")
+    assert full["opened"] == {"path": shown_png, "mime": "image/png"}
     # image.nvim (a recorder here) was asked to draw it under the block.
     assert [(p["path"], p["y"], p["rendered"]) for p in facts["pictures"]] == [(shown_png, 15, True)]
 

@@ -97,6 +97,16 @@ H.run(function()
   H.note("open_none", open_at(8))
   H.note("pictures", pictures)
 
+  -- :CellboxOutput of the figure's block ends with its line; <CR> there opens it.
+  vim.api.nvim_win_set_cursor(0, { 13, 0 })
+  vim.cmd("CellboxOutput")
+  local scratch = vim.api.nvim_get_current_buf()
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(scratch), 0 })
+  local before = #opened
+  vim.cmd([[execute "normal \<CR>"]])
+  H.note("full_output", { lines = H.lines(scratch), opened = opened[before + 1] or vim.NIL })
+  vim.cmd("close")
+
   vim.api.nvim_win_set_cursor(0, { 8, 0 })
   vim.cmd("CellboxRestartSession")
   H.note("restart_message", H.wait_for("the restart's message", 60000, bufnr, message_containing("restarted")))
