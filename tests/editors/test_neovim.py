@@ -548,6 +548,12 @@ SESSION_DOCUMENT = textwrap.dedent(
     import pandas as pd
     pd.DataFrame({"city": ["Oslo", "Lima"], "n": [1, 2]})
     ```
+
+    ```python
+    import time
+    print("napping", flush=True)
+    time.sleep(4)
+    ```
     """
 )
 
@@ -565,7 +571,7 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     assert facts["statusline_before"] == ""  # no block has run in a session yet
     assert facts["open_mapping"] == "<Cmd>CellboxOpen<CR>"
     results = facts["results"]
-    assert [r["row"] for r in results] == [4, 8, 14, 19]
+    assert [r["row"] for r in results] == [4, 8, 14, 19, 25]
     assert texts(result_at(results, 4)) == [texts(result_at(results, 4))[0]]
     assert texts(result_at(results, 4))[0].startswith("│ ✓ exit 0")
     # State kept: the second block saw the first's x.
@@ -603,7 +609,7 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     assert any(m["message"] == "cellbox: this block has no image or other output to open" for m in outcome["messages"])
 
     # The status line: the session's state, from cellbox.status.
-    assert facts["statusline"] == "cellbox: session idle · 4 blocks"
+    assert facts["statusline"] == "cellbox: session idle · 5 blocks"
     assert facts["statusline_drawn"] == facts["statusline"]
 
     # :CellboxRestartSession: a new kernel, the state gone.
@@ -612,3 +618,6 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     assert "NameError: name 'x' is not defined" in after
     assert after.splitlines()[-1].startswith("│ ✗ exit 1")
     assert facts["statusline_after"].startswith("cellbox: session idle")
+    # While a block runs, the status line says the session is busy.
+    assert facts["statusline_busy"].startswith("cellbox: session busy")
+    assert facts["statusline_done"].startswith("cellbox: session idle")

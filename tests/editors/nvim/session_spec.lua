@@ -78,8 +78,8 @@ H.run(function()
   H.note("open_mapping", vim.fn.maparg("<localleader>v", "n"))
 
   vim.cmd("CellboxRunAll")
-  -- Blocks end on rows 4, 8, 14 and 19 (their closing fences).
-  for _, row in ipairs({ 4, 8, 14, 19 }) do
+  -- Blocks end on rows 4, 8, 14, 19 and 25 (their closing fences).
+  for _, row in ipairs({ 4, 8, 14, 19, 25 }) do
     H.wait_for_outcome(bufnr, row, 180000)
   end
   H.wait_for_idle(bufnr)
@@ -119,6 +119,20 @@ H.run(function()
   end)
   H.note("after_restart", H.text_at(bufnr, 8))
   H.note("statusline_after", H.wait_for("the status line after the restart", 30000, bufnr, function()
+    local text = require("cellbox").statusline()
+    return text:find("session idle", 1, true) and text
+  end))
+
+  -- The last block naps: meanwhile the session is busy.
+  vim.api.nvim_win_set_cursor(0, { 23, 0 })
+  vim.cmd("CellboxRun")
+  H.wait_for_running_text(bufnr, 25, "napping", 60000)
+  H.note("statusline_busy", H.wait_for("a busy session in the status line", 10000, bufnr, function()
+    local text = require("cellbox").statusline()
+    return text:find("session busy", 1, true) and text
+  end))
+  H.wait_for_outcome(bufnr, 25)
+  H.note("statusline_done", H.wait_for("an idle session after the nap", 30000, bufnr, function()
     local text = require("cellbox").statusline()
     return text:find("session idle", 1, true) and text
   end))

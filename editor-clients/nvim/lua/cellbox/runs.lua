@@ -32,6 +32,20 @@ local function drop_waiting(run)
   end
 end
 
+-- How often a run in a session asks the server for its session's state
+-- (the status line's "busy"), while the run goes.
+local SESSION_POLL_MS = 1000
+
+local function poll_session(run)
+  if run.done then
+    return
+  end
+  sessions.refresh(run.bufnr) -- nothing until a block of the buffer ran in a session
+  vim.defer_fn(function()
+    poll_session(run)
+  end, SESSION_POLL_MS)
+end
+
 --- Ask the server to run `target` of `bufnr`: { position = ... }, { range = ... }
 --- or { all = true }, as cellbox.execute takes them. `waiting.row` is where
 --- to show "running…" until the first block starts.
@@ -44,6 +58,9 @@ function M.start(bufnr, target, waiting)
   run.client_id = clients.command(bufnr, vocabulary.commands.EXECUTE, argument, function(err, result)
     M.finish(run, err, result)
   end)
+  vim.defer_fn(function()
+    poll_session(run)
+  end, SESSION_POLL_MS)
   return run
 end
 
