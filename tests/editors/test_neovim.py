@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import containers_of
+from tests.conftest import TEST_IMAGE, containers_of
 
 ROOT = Path(__file__).resolve().parents[2]
 # CELLBOX_NVIM_PLUGIN_DIR: another copy of the plugin (e.g. an older commit's, to see a test fail on it).
@@ -524,3 +524,100 @@ def test_a_run_right_after_another_shows_its_output(make_workspace, tmp_path, en
         assert seen["first"].splitlines()[-1].startswith("│ ✓ exit 0")
         assert seen["second"] is not None, facts["rounds"]  # within 20 s
         assert seen["again"] is not None and seen["again"] != seen["first"], facts["rounds"]
+
+
+SESSION_DOCUMENT = textwrap.dedent(
+    """\
+    # Session
+
+    ```python
+    x = 41
+    ```
+
+    ```python
+    print(x + 1)
+    ```
+
+    ```python
+    import matplotlib.pyplot as plt
+    plt.plot([1, 3, 2])
+    plt.show()
+    ```
+
+    ```python
+    import pandas as pd
+    pd.DataFrame({"city": ["Oslo", "Lima"], "n": [1, 2]})
+    ```
+
+    ```python
+    import time
+    print("napping", flush=True)
+    time.sleep(4)
+    ```
+    """
+)
+
+
+def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tmp_path, engine):
+    """Session mode (issue 14): the blocks share a kernel; a figure and a
+    DataFrame each get a line naming their file, which :CellboxOpen opens;
+    the status line shows the session's state; :CellboxRestartSession loses it."""
+    workspace = make_workspace("session", f'image = "{TEST_IMAGE}"\nmode = "session"\n')
+    (workspace / "session.md").write_text(SESSION_DOCUMENT)
+
+    outcome = run_spec("session", workspace, tmp_path, engine)
+    facts = outcome["facts"]
+
+    assert facts["statusline_before"] == ""  # no block has run in a session yet
+    assert facts["open_mapping"] == "<Cmd>CellboxOpen<CR>"
+    results = facts["results"]
+    assert [r["row"] for r in results] == [4, 8, 14, 19, 25]
+    assert texts(result_at(results, 4)) == [texts(result_at(results, 4))[0]]
+    assert texts(result_at(results, 4))[0].startswith("│ ✓ exit 0")
+    # State kept: the second block saw the first's x.
+    assert texts(result_at(results, 8))[0] == "│ 42"
+
+    # The figure: one line naming its PNG, in its own highlight, then the outcome.
+    figure = texts(result_at(results, 14))
+    (image_line,) = [t for t in figure if "image/png" in t]
+    assert image_line.startswith("│ ▣ image/png · :CellboxOpen · ")
+    shown_png = os.path.expanduser(image_line.split(" · ", 2)[2])
+    assert shown_png.endswith(".png")
+    assert groups_of(result_at(results, 14), "image/png") == {"CellboxDisplay"}
+    assert figure[-1].startswith("│ ✓ exit 0")
+    # :CellboxOpen on the block gave the opener that file, which is a PNG.
+    opened = facts["open_figure"]
+    assert (opened["path"], opened["mime"]) == (shown_png, "image/png")
+    assert opened["png"] is True
+    # :CellboxOutput lists it last; <CR> on its line opens it too.
+    full = facts["full_output"]
+    assert full["lines"][-1] == image_line.removeprefix("│ ")
+    assert full["opened"] == {"path": shown_png, "mime": "image/png"}
+    # image.nvim (a recorder here) was asked to draw it under the block.
+    assert [(p["path"], p["y"], p["rendered"]) for p in facts["pictures"]] == [(shown_png, 15, True)]
+
+    # The DataFrame: its text inline, as before, and a line for its HTML table.
+    frame = texts(result_at(results, 19))
+    assert any("Oslo" in t for t in frame)
+    (table_line,) = [t for t in frame if "text/html" in t]
+    assert table_line.startswith("│ ▦ table (text/html) · :CellboxOpen · ")
+    shown_html = os.path.expanduser(table_line.split(" · ", 2)[2])
+    assert facts["open_table"]["path"] == shown_html and shown_html.endswith(".html")
+    assert facts["open_table"]["mime"] == "text/html" and facts["open_table"]["table"] is True
+    # A block with nothing to open opens nothing.
+    assert facts["open_none"] == {"nothing": True}
+    assert any(m["message"] == "cellbox: this block has no image or other output to open" for m in outcome["messages"])
+
+    # The status line: the session's state, from cellbox.status.
+    assert facts["statusline"] == "cellbox: session idle · 5 blocks"
+    assert facts["statusline_drawn"] == facts["statusline"]
+
+    # :CellboxRestartSession: a new kernel, the state gone.
+    assert facts["restart_message"] == "cellbox: session session.md restarted: its state is gone"
+    after = facts["after_restart"]
+    assert "NameError: name 'x' is not defined" in after
+    assert after.splitlines()[-1].startswith("│ ✗ exit 1")
+    assert facts["statusline_after"].startswith("cellbox: session idle")
+    # While a block runs, the status line says the session is busy.
+    assert facts["statusline_busy"].startswith("cellbox: session busy")
+    assert facts["statusline_done"].startswith("cellbox: session idle")

@@ -1,7 +1,7 @@
 --- One `cellbox serve` per workspace root, and the buffers attached to it.
 --- Finds a buffer's root, starts the root's server on first need, sends
 --- cellbox commands once the server has answered `initialize`, and routes
---- the server's own notifications (output, block started) to runs.lua.
+--- the server's own notifications (output, displays, block started) to runs.lua.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
 local vocabulary = require("cellbox.vocabulary")
@@ -71,6 +71,9 @@ local function handlers()
     end,
     [vocabulary.notifications.BLOCK_STARTED] = function(_, params)
       runs().on_block_started(params)
+    end,
+    [vocabulary.notifications.DISPLAY] = function(_, params)
+      runs().on_display(params)
     end,
   }
   if not compat.native_lenses() then
@@ -194,6 +197,16 @@ function M.of_buffer(bufnr)
     return nil, message
   end
   return client_id, root_of_client[client_id]
+end
+
+--- The client id of the server `bufnr` is attached to, else nil (without attaching it).
+function M.attached(bufnr)
+  for client_id, buffers in pairs(buffers_of_client) do
+    if buffers[bufnr] then
+      return client_id
+    end
+  end
+  return nil
 end
 
 --- Call `callback(client)` once the client has been initialized.

@@ -31,6 +31,24 @@ local COMMANDS = {
   },
   CellboxClear = { function() cellbox().clear() end, { desc = "cellbox: remove the buffer's results" } },
   CellboxOutput = { function() cellbox().output() end, { desc = "cellbox: open a block's whole output" } },
+  CellboxOpen = {
+    function(opts)
+      local number = nil
+      if opts.args ~= "" then
+        number = tonumber(opts.args)
+        if not number then
+          vim.notify("cellbox: :CellboxOpen takes the number of an output, e.g. :CellboxOpen 2", vim.log.levels.ERROR)
+          return
+        end
+      end
+      cellbox().open(number)
+    end,
+    { nargs = "?", desc = "cellbox: open an image or HTML output of the block under the cursor" },
+  },
+  CellboxRestartSession = {
+    function() cellbox().restart_session() end,
+    { desc = "cellbox: restart the buffer's session (its kernel; its state is lost)" },
+  },
 }
 
 function M.define()
@@ -46,6 +64,7 @@ local MAPPINGS = {
   cancel = { { n = "<cmd>CellboxCancel<CR>" }, "cellbox: cancel the run" },
   output = { { n = "<cmd>CellboxOutput<CR>" }, "cellbox: whole output" },
   clear = { { n = "<cmd>CellboxClear<CR>" }, "cellbox: clear results" },
+  open = { { n = "<cmd>CellboxOpen<CR>" }, "cellbox: open an image or HTML output" },
 }
 
 --- Give `bufnr` the configured mappings (once).

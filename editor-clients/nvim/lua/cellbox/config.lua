@@ -20,6 +20,7 @@ M.defaults = {
     cancel = "<localleader>c",
     output = "<localleader>o",
     clear = "<localleader>x",
+    open = "<localleader>v", -- an image or HTML output of the block under the cursor
   },
   display = {
     -- Output lines shown under a block; the rest is behind :CellboxOutput.
@@ -28,19 +29,28 @@ M.defaults = {
     prefix = "│ ",
     -- How often the "running… 1.2s" line is redrawn.
     tick_ms = 100,
+    -- Draw PNG outputs in the buffer with image.nvim, when it is installed.
+    images = true,
   },
+  -- How :CellboxOpen opens an output's file: nil for the system's opener
+  -- (vim.ui.open where Neovim has it, else xdg-open, or open on macOS), a
+  -- command as a list (the path is added at its end), or a function(path, mime).
+  open = nil,
 }
 
 M.options = vim.deepcopy(M.defaults)
 
 -- Lists a user gives replace the defaults' instead of being merged by index.
-local LISTS = { "cmd", "filetypes", "root_markers" }
+local LISTS = { "cmd", "filetypes", "root_markers", "open" }
 
 function M.set(user)
   user = user or {}
   -- (vim.validate's table form is deprecated in current releases and its
   -- new form does not exist on 0.7: check by hand.)
   local kinds = { cmd = "table", filetypes = "table", root_markers = "table", display = "table" }
+  if user.open ~= nil and type(user.open) ~= "table" and type(user.open) ~= "function" then
+    error(("cellbox.setup: open must be a list or a function, got %s"):format(type(user.open)), 3)
+  end
   for key, kind in pairs(kinds) do
     if user[key] ~= nil and type(user[key]) ~= kind then
       error(("cellbox.setup: %s must be a %s, got %s"):format(key, kind, type(user[key])), 3)

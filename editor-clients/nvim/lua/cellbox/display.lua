@@ -5,6 +5,7 @@
 --- results' clocks moving. What a result holds is results.lua's business.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
+local displays = require("cellbox.displays")
 local overflow = require("cellbox.overflow")
 local vocabulary = require("cellbox.vocabulary")
 
@@ -26,6 +27,7 @@ local LINKS = {
   CellboxWarn = "DiagnosticWarn",
   CellboxInfo = "DiagnosticInfo",
   CellboxMore = "Comment",
+  CellboxDisplay = "Special",
 }
 
 function M.define_highlights()
@@ -71,6 +73,9 @@ function M.outcome(block)
   if block.truncated then
     table.insert(details, "output truncated")
   end
+  if block.stateLost then
+    table.insert(details, "session state lost")
+  end
   if #parts == 1 then
     return words .. " " .. table.concat(details, " · "), known[2]
   end
@@ -105,6 +110,11 @@ function M.lines(result)
       end
       table.insert(lines, line)
     end
+  end
+  -- One line for each output that text cannot show (an image, a table...).
+  local openable = displays.openable(result.displays)
+  for number, entry in ipairs(openable) do
+    table.insert(lines, { prefix, { displays.label(entry, number, #openable), "CellboxDisplay" } })
   end
   if result.failure then
     table.insert(lines, { prefix, { "✗ " .. result.failure, "CellboxError" } })
@@ -169,11 +179,15 @@ function M.draw(result)
   })
   local start = api.nvim_buf_get_extmark_by_id(result.bufnr, M.span_namespace, result.start_mark, {})
   overflow.update(result, start[1] or at[1], at[1], lines)
+  if result.displays and #result.displays > 0 then
+    displays.draw_images(result, at[1])
+  end
 end
 
 function M.erase(result)
   result.erased = true
   overflow.close(result)
+  displays.clear_images(result)
   if api.nvim_buf_is_valid(result.bufnr) then
     pcall(api.nvim_buf_del_extmark, result.bufnr, M.namespace, result.mark)
     pcall(api.nvim_buf_del_extmark, result.bufnr, M.span_namespace, result.start_mark)

@@ -10,6 +10,7 @@ local config = require("cellbox.config")
 local display = require("cellbox.display")
 local results = require("cellbox.results")
 local runs = require("cellbox.runs")
+local sessions = require("cellbox.sessions")
 local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
@@ -47,6 +48,7 @@ function M.setup(options)
     group = buffers,
     callback = function(event)
       results.forget(event.buf)
+      sessions.forget(event.buf)
     end,
   })
   -- :e!, or a file changed on disk and read again: results follow their blocks.
@@ -125,16 +127,42 @@ local function sandbox_command(command, done_message)
   end)
 end
 
---- Restart the workspace's sandbox (what runs in it is killed; files stay).
+--- Restart the workspace's sandbox (what runs in it is killed, sessions
+--- included; files stay).
 function M.restart()
+  local bufnr = current_buffer()
   sandbox_command(vocabulary.commands.RESTART, function(answer)
+    sessions.refresh(bufnr)
     return ("sandbox %s restarted: %s"):format(answer.container, answer.state)
+  end)
+end
+
+--- Restart the current buffer's session (session mode): its kernel is
+--- killed and a new one started; its variables are gone. Other documents'
+--- sessions and the sandbox stay.
+function M.restart_session()
+  local bufnr = current_buffer()
+  local client_id, root = clients.of_buffer(bufnr)
+  if not client_id then
+    notify(root, vim.log.levels.ERROR)
+    return
+  end
+  local name = sessions.name_of(bufnr)
+  clients.command(bufnr, vocabulary.commands.RESTART, { workspace = root, session = name }, function(err)
+    if err then
+      notify(err.message or tostring(err), vim.log.levels.ERROR)
+      return
+    end
+    sessions.refresh(bufnr)
+    notify(("session %s restarted: its state is gone"):format(vim.fn.fnamemodify(name, ":~:.")))
   end)
 end
 
 --- Stop the workspace's sandbox.
 function M.stop()
+  local bufnr = current_buffer()
   sandbox_command(vocabulary.commands.STOP, function(answer)
+    sessions.refresh(bufnr)
     return ("sandbox %s %s"):format(answer.container, answer.state)
   end)
 end
@@ -165,11 +193,59 @@ function M.status()
     local lines = {}
     for _, sandbox in ipairs(answer.sandboxes or {}) do
       table.insert(lines, ("%s  %s  %s  (%s)"):format(sandbox.state, sandbox.workspace, sandbox.container, sandbox.image))
+      for _, session in ipairs(sandbox.sessions or {}) do
+        table.insert(lines, ("  session %s  %s  %d block%s run"):format(
+          session.state, session.name, session.blocksRun or 0, session.blocksRun == 1 and "" or "s"
+        ))
+      end
     end
     if #lines == 0 then
       lines = { "no sandbox" }
     end
     notify(table.concat(lines, "\n"))
+  end)
+end
+
+--- The status line's words for the current buffer's session, e.g.
+--- "cellbox: session idle · 2 blocks"; "" when none of its blocks ran in a
+--- session. For 'statusline': %{v:lua.require'cellbox'.statusline()}
+function M.statusline()
+  return sessions.statusline(current_buffer())
+end
+
+--- Open an output of the block under the cursor (else of the last block
+--- that ran) that text cannot show (an image, a table...), with the
+--- configured opener: the `number`th, else the only one, else ask which.
+function M.open(number)
+  local displays = require("cellbox.displays")
+  local bufnr = current_buffer()
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  local result = results.at_row(bufnr, row) or results.latest(bufnr)
+  local openable = displays.openable(result and result.displays)
+  if #openable == 0 then
+    notify(result and "this block has no image or other output to open" or "no output in this buffer yet")
+    return
+  end
+  if number then
+    local entry = openable[number]
+    if not entry then
+      notify(("this block has %d output%s to open, not %d"):format(#openable, #openable == 1 and "" or "s", number), vim.log.levels.ERROR)
+      return
+    end
+    return displays.open(entry.path, entry.mime)
+  end
+  if #openable == 1 then
+    return displays.open(openable[1].path, openable[1].mime)
+  end
+  vim.ui.select(openable, {
+    prompt = "cellbox: open which output?",
+    format_item = function(entry)
+      return entry.mime .. "  " .. vim.fn.fnamemodify(entry.path, ":~")
+    end,
+  }, function(entry)
+    if entry then
+      displays.open(entry.path, entry.mime)
+    end
   end)
 end
 

@@ -79,6 +79,7 @@ function M.open(bufnr, range, extent, run_id, block_index)
     run_id = run_id,
     block_index = block_index,
     output = Output.new(),
+    displays = {}, -- rich outputs (session mode), as the server sends them
     status = nil, -- the server's result block, once it has ended
     failure = nil, -- a message, when the run failed without a result
     started = compat.uv.hrtime(),

@@ -7,6 +7,7 @@ local compat = require("cellbox.compat")
 local display = require("cellbox.display")
 local lenses = require("cellbox.lenses")
 local results = require("cellbox.results")
+local sessions = require("cellbox.sessions")
 local vocabulary = require("cellbox.vocabulary")
 
 local M = {}
@@ -31,6 +32,20 @@ local function drop_waiting(run)
   end
 end
 
+-- How often a run in a session asks the server for its session's state
+-- (the status line's "busy"), while the run goes.
+local SESSION_POLL_MS = 1000
+
+local function poll_session(run)
+  if run.done then
+    return
+  end
+  sessions.refresh(run.bufnr) -- nothing until a block of the buffer ran in a session
+  vim.defer_fn(function()
+    poll_session(run)
+  end, SESSION_POLL_MS)
+end
+
 --- Ask the server to run `target` of `bufnr`: { position = ... }, { range = ... }
 --- or { all = true }, as cellbox.execute takes them. `waiting.row` is where
 --- to show "running…" until the first block starts.
@@ -43,6 +58,9 @@ function M.start(bufnr, target, waiting)
   run.client_id = clients.command(bufnr, vocabulary.commands.EXECUTE, argument, function(err, result)
     M.finish(run, err, result)
   end)
+  vim.defer_fn(function()
+    poll_session(run)
+  end, SESSION_POLL_MS)
   return run
 end
 
@@ -68,6 +86,8 @@ function M.on_block_started(params)
   display.keep_ticking(result)
   -- The block's last outcome ("⊘ cancelled") is not this run's: take it off its lens.
   lenses.refresh(run.bufnr)
+  -- A session's state ("busy") for the status line.
+  sessions.refresh(run.bufnr)
 end
 
 function M.on_output(params)
@@ -75,6 +95,16 @@ function M.on_output(params)
   local result = run and run.blocks[params.blockIndex]
   if result then
     result.output:append(params.stream, params.text)
+    display.schedule_draw(result)
+  end
+end
+
+--- A rich output of a running block (session mode): an image, a table...
+function M.on_display(params)
+  local run = runs_by_id[params.runId]
+  local result = run and run.blocks[params.blockIndex]
+  if result and type(params.display) == "table" then
+    table.insert(result.displays, params.display)
     display.schedule_draw(result)
   end
 end
@@ -113,10 +143,18 @@ function M.finish(run, err, answer)
     end
     if result then
       result.output:catch_up(block.output)
+      -- The answer's displays are all of them, those no notification brought included.
+      if type(block.displays) == "table" and #block.displays >= #result.displays then
+        result.displays = block.displays
+      end
       result.status = block
       display.draw(result)
     end
+    if type(block.session) == "string" then
+      sessions.remember(run.bufnr, block.session)
+    end
   end
+  sessions.refresh(run.bufnr)
 end
 
 --- Cancel the latest run of `bufnr`, if it still goes.
