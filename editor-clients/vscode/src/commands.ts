@@ -95,7 +95,7 @@ export function registerCommands(
             const message = error instanceof Error ? error.message : String(error);
             // -32602: the server knows no such session (script mode, or nothing ran yet).
             const hint = error instanceof ResponseError && error.code === -32602
-                ? ` (${name} has no session yet: sessions are for Python blocks with mode = "session" in cellbox.toml)`
+                ? ` (${name} has no session yet: one starts with its first Python block run in session mode, mode = "session" in cellbox.toml)`
                 : '';
             void vscode.window.showErrorMessage(`cellbox: ${message}${hint}`);
             return undefined;

@@ -1,9 +1,9 @@
 // What a block's rich outputs (the MIME bundles a session's kernel sent:
 // plots, tables) are, for the views that show them: which of a bundle's types
 // to draw (the richest this extension can, as Jupyter picks one), and how to
-// name them in a line of text ("🖼 1 image, ▦ 1 table"). Plain text alone is
-// no rich output: the server already puts a bundle's text/plain in the
-// block's text output.
+// name them in a line of text ("▨ 1 image, ▦ 1 table": shapes every font
+// has, where an emoji would need one). Plain text alone is no rich output:
+// the server already puts a bundle's text/plain in the block's text output.
 import { DisplayOutput } from './protocol';
 
 /** The types drawn, best first. */
@@ -43,9 +43,9 @@ function kindOf(display: DisplayOutput): Kind | undefined {
     }
 }
 
-const ICONS: Record<Kind, string> = { image: '🖼', table: '▦', 'HTML output': '◇', 'Markdown output': '◇', 'JSON output': '◇' };
+const ICONS: Record<Kind, string> = { image: '▨', table: '▦', 'HTML output': '◇', 'Markdown output': '◇', 'JSON output': '◇' };
 
-/** "🖼 1 image", "🖼 2 images, ▦ 1 table"; empty when there is no rich display. */
+/** "▨ 1 image", "▨ 2 images, ▦ 1 table"; empty when there is no rich display. */
 export function describeDisplays(displays: readonly DisplayOutput[]): string {
     const counts = new Map<Kind, number>();
     for (const display of displays) {

@@ -6,7 +6,7 @@
 // the server sends, carried through the edits made since (tracking.ts): this
 // module never looks for blocks itself. A block's rich outputs (a session's
 // plots and tables) are kept with it for the view beside that draws them
-// (displayView.ts); its summary names them ("🖼 1 image").
+// (displayView.ts); its summary names them ("▨ 1 image").
 import * as vscode from 'vscode';
 import { describeDisplays } from './displays';
 import { BlockResult, DisplayOutput } from './protocol';
@@ -305,7 +305,7 @@ function outcome(result: BlockResult): string {
  * the outcome and the output's last line, which is where an error says what
  * it was (a traceback's first line says nothing); "(+N lines)" when there is
  * more beside the code. Rich outputs, drawn beside, are named after the
- * outcome: "✓ 0.61 s · 🖼 1 image · <Figure size 640x480 with 1 Axes>".
+ * outcome: "✓ 0.61 s · ▨ 1 image · <Figure size 640x480 with 1 Axes>".
  */
 export function summary(result: BlockResult): string {
     const lines = nonEmptyLines(result.output);
