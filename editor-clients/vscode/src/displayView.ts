@@ -7,7 +7,8 @@
 // (PNG, JPEG, SVG as <img>), HTML as it came, Markdown and JSON as text. The
 // webview runs no script and loads nothing: its content security policy
 // allows only inline styles and data: images, so what a block's HTML asks
-// for (scripts, remote images, forms) does not happen.
+// for (scripts, remote images, frames, forms) does not happen, and its
+// <meta> tags are shown as text (a refresh would navigate away).
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { bestType, describeDisplays, richDisplays } from './displays';
@@ -165,7 +166,8 @@ function drawn(display: DisplayOutput): string {
             inner = `<img alt="image/svg+xml" src="data:image/svg+xml;base64,${Buffer.from(String(value)).toString('base64')}">`;
             break;
         case 'text/html':
-            inner = String(value);
+            // As it came, but for <meta> (a refresh would navigate the page away; the CSP stops the rest).
+            inner = String(value).replace(/<meta\b/gi, '&lt;meta');
             break;
         case 'application/json':
             inner = `<pre>${escape(JSON.stringify(value, null, 2))}</pre>`;
