@@ -44,6 +44,11 @@ exports.run = () => runScenario(async (facts) => {
         editor.selection = new vscode.Selection(line, 0, line, 0);
         return withTimeout(vscode.commands.executeCommand('cellbox.runBlock'), LONG, `the block at "${text}"`);
     };
+    // The messages on screen once one matches `pattern` (a toast shows a moment after the command returns).
+    const messagesWith = (pattern) => waitFor(`a notification matching ${pattern}`, async () => {
+        const messages = (await notifications()).map((n) => n.message);
+        return messages.some((m) => pattern.test(m)) && messages;
+    }, 10_000).catch(async () => (await notifications()).map((n) => n.message));
     const statusWith = (pattern) => waitFor(`the status bar to match ${pattern}`, async () => pattern.test(api.statusBarText()) && api.statusBarText(), 15_000)
         .catch(() => api.statusBarText());
 
@@ -118,7 +123,7 @@ exports.run = () => runScenario(async (facts) => {
         editor = await vscode.window.showTextDocument(editor.document, { preserveFocus: false, viewColumn: vscode.ViewColumn.One });
         await vscode.commands.executeCommand('notifications.clearAll');
         const restarted = await withTimeout(vscode.commands.executeCommand('cellbox.restartSession'), LONG, 'the session restart');
-        facts.restart = { result: restarted, notifications: (await notifications()).map((n) => n.message) };
+        facts.restart = { result: restarted, notifications: await messagesWith(/restarted the session/) };
         const again = await runAt('print(greeting, n)');
         facts.restart.after = again && { status: again.status, output: again.blocks[0].output };
         facts.restart.status = await statusWith(/session idle/);
@@ -133,7 +138,7 @@ exports.run = () => runScenario(async (facts) => {
         const other = await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder, 'other.md')));
         await vscode.commands.executeCommand('notifications.clearAll');
         facts.noSession = { result: await withTimeout(vscode.commands.executeCommand('cellbox.restartSession'), LONG, 'the restart of no session') };
-        facts.noSession.notifications = (await notifications()).map((n) => n.message);
+        facts.noSession.notifications = await messagesWith(/no session named/);
         assert.strictEqual(facts.noSession.result, undefined);
         assert.ok(facts.noSession.notifications.some((m) => m.includes(`there is no session named '${other.document.uri.fsPath}'`) && m.includes('other.md has no session yet')),
             'no message said there is no such session');
