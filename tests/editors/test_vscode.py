@@ -453,6 +453,15 @@ import pandas as pd
 frame = pd.DataFrame({"city": ["Oslo", "Lima", "Quito"], "n": [1, 2, 3]})
 frame
 ```
+
+```python
+import time
+plt.figure(figsize=(3, 2))
+plt.bar(["a", "b"], [2, 1])
+plt.show()
+print("drawn, now waiting", flush=True)
+time.sleep(4)
+```
 """
 
 
@@ -460,7 +469,7 @@ def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_w
     """Issue 14's VS Code items (test/session.js): with mode = "session" a
     variable set by one block is there in the next; a matplotlib figure and a
     pandas DataFrame are drawn in the webview beside the code (as the browser
-    shows it); the status bar says the session's state; Restart Session
+    shows it), a figure while its block still runs; the status bar says the session's state; Restart Session
     empties it, and says so for a file that has no session. Takes
     vscode-session.png."""
     port, test_dir = code_server
@@ -475,5 +484,6 @@ def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_w
     page = facts["webviews"]  # the webview as the browser drew it
     assert page["images"][0]["src"].startswith("data:image/png;base64,")
     assert "Oslo" in page["tables"][0]
+    assert facts["live"]["whileRunning"]["images"] == 2 and facts["live"]["whileRunning"]["decoration"].startswith("⟳ running…")
     assert "NameError: name 'n' is not defined" in facts["restart"]["after"]["output"]
     keep_screenshots(tmp_path / "vscode-session.png")

@@ -2,7 +2,8 @@
 // against the real `cellbox serve` in a workspace with mode = "session": a
 // variable set by one block is there in the next (one request each), a
 // matplotlib figure and a pandas DataFrame are drawn beside the code (read
-// back from the webview in the browser), the status bar says the session's
+// back from the webview in the browser), a figure as soon as it comes, while
+// its block still runs; the status bar says the session's
 // state, and cellbox: Restart Session starts it afresh. Each check is recorded
 // in facts.json (a failed one does not stop the next), and the suite fails if
 // any did.
@@ -110,9 +111,23 @@ exports.run = () => runScenario(async (facts) => {
         await askDriver('screenshot-session');
     });
 
+    await check('a figure is drawn beside while its block still runs', async () => {
+        const running = runAt('time.sleep(4)');
+        const count = () => ((api.displays(doc) || { html: '' }).html.match(/<img /g) || []).length;
+        await waitFor('the second figure beside, before the block ends', async () => count() === 2, LONG);
+        facts.live = { whileRunning: { images: count(), decoration: api.decorations(doc)[lineOf('time.sleep(4)')] } };
+        const result = await withTimeout(running, LONG, 'the block that waits');
+        facts.live.after = { status: result && result.status, decoration: api.decorations(doc)[lineOf('time.sleep(4)')], images: count() };
+        assert.match(facts.live.whileRunning.decoration || '', /^⟳ running…/);
+        assert.strictEqual(facts.live.after.status, 'ok');
+        assert.match(plain(facts.live.after.decoration), /^✓ ▨ 1 image · drawn, now waiting/);
+        assert.strictEqual(facts.live.after.images, 2);
+    });
+
     await check('the text output beside says the blocks share a session, and where the figures are', async () => {
         await vscode.commands.executeCommand('cellbox.showBlockOutput');
-        const text = await waitFor('the output beside', async () => api.besideText(doc), 10_000).catch(() => '');
+        const text = await waitFor('the output beside, the last block ended', async () => /── block 5 [^\n]*✓/.test(api.besideText(doc) || '') && api.besideText(doc), 10_000)
+            .catch(() => api.besideText(doc) || '');
         facts.besideText = text;
         assert.match(text, /^cellbox output of analysis\.md \(Python blocks share the session of this file, which keeps their state/);
         assert.match(text, /\[▨ 1 image: drawn in analysis\.md · cellbox displays\]/);
