@@ -462,6 +462,12 @@ plt.show()
 print("drawn, now waiting", flush=True)
 time.sleep(4)
 ```
+
+```python
+from IPython.display import HTML
+HTML('''<b>bold from the kernel</b><script>document.title = "script ran"</script>
+<img src="http://127.0.0.1:9/remote.png" onerror="document.title = 'handler ran'">''')
+```
 """
 
 
@@ -469,7 +475,8 @@ def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_w
     """Issue 14's VS Code items (test/session.js): with mode = "session" a
     variable set by one block is there in the next; a matplotlib figure and a
     pandas DataFrame are drawn in the webview beside the code (as the browser
-    shows it), a figure while its block still runs; the status bar says the session's state; Restart Session
+    shows it), a figure while its block still runs, an HTML output without
+    running its script; the status bar says the session's state; Restart Session
     empties it, and says so for a file that has no session. Takes
     vscode-session.png."""
     port, test_dir = code_server
@@ -484,6 +491,7 @@ def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_w
     page = facts["webviews"]  # the webview as the browser drew it
     assert page["images"][0]["src"].startswith("data:image/png;base64,")
     assert "Oslo" in page["tables"][0]
+    assert facts["scripts"]["page"]["title"] == "analysis.md · cellbox displays"  # neither the script nor the handler ran
     assert facts["live"]["whileRunning"]["images"] == 2 and facts["live"]["whileRunning"]["decoration"].startswith("⟳ running…")
     assert "NameError: name 'n' is not defined" in facts["restart"]["after"]["output"]
     keep_screenshots(tmp_path / "vscode-session.png")

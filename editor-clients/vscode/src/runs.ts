@@ -33,6 +33,12 @@ export class Runs implements vscode.Disposable {
     private readonly history = new ChangeHistory();
     /** Per document URI, the session its last block in one ran in. */
     private readonly sessions = new Map<string, string>();
+    /**
+     * Per document URI, the text output beside being brought into sight (it
+     * opens in the group of the plots and tables, as another tab): a block's
+     * plots, which may come before it is in sight, are brought forward after.
+     */
+    private readonly besideShown = new Map<string, Promise<unknown>>();
     /** Fires when a run starts or ends. */
     readonly onDidChange = this.changed.event;
 
@@ -126,7 +132,8 @@ export class Runs implements vscode.Disposable {
         if (place !== undefined) {
             this.display.blockStarted(run.uri, key(params.runId, params.blockIndex), place, blockNumber);
             const shown = this.display.blocksOf(run.uri).find((b) => b.runKey === key(params.runId, params.blockIndex));
-            void this.beside.show(run.uri).then(() => shown && this.beside.revealBlock(run.uri, shown));
+            const opening = this.beside.show(run.uri).then(() => shown && this.beside.revealBlock(run.uri, shown), () => undefined);
+            this.besideShown.set(run.uri.toString(), opening);
         }
     }
 
@@ -135,7 +142,7 @@ export class Runs implements vscode.Disposable {
         const run = this.active.get(params.runId);
         this.display.displayed(key(params.runId, params.blockIndex), params.display);
         if (run !== undefined) {
-            this.displays.show(run.uri);
+            void (this.besideShown.get(run.uri.toString()) ?? Promise.resolve()).then(() => this.displays.show(run.uri));
         }
     }
 

@@ -94,6 +94,7 @@ async function serveRequests(page) {
                         images: [...body.querySelectorAll('img')].map((img) => ({ src: img.src.slice(0, 30), width: img.naturalWidth, height: img.naturalHeight })),
                         tables: [...body.querySelectorAll('table')].map((table) => table.innerText),
                         headings: [...body.querySelectorAll('h2')].map((h) => h.innerText),
+                        displays: [...body.querySelectorAll('.display')].map((d) => d.innerText),
                     };
                 }).catch(() => null);
                 if (seen) {

@@ -3,7 +3,7 @@
 // variable set by one block is there in the next (one request each), a
 // matplotlib figure and a pandas DataFrame are drawn beside the code (read
 // back from the webview in the browser), a figure as soon as it comes, while
-// its block still runs; the status bar says the session's
+// its block still runs, an HTML output with its script not run; the status bar says the session's
 // state, and cellbox: Restart Session starts it afresh. Each check is recorded
 // in facts.json (a failed one does not stop the next), and the suite fails if
 // any did.
@@ -122,6 +122,23 @@ exports.run = () => runScenario(async (facts) => {
         assert.strictEqual(facts.live.after.status, 'ok');
         assert.match(plain(facts.live.after.decoration), /^✓ ▨ 1 image · drawn, now waiting/);
         assert.strictEqual(facts.live.after.images, 2);
+    });
+
+    await check('an HTML output is drawn, its script and event handler do not run', async () => {
+        const result = await runAt('HTML(\'\'\'<b>bold from the kernel</b><script>document.title = "script ran"</script>');
+        facts.scripts = { status: result && result.status };
+        const found = await waitFor('the HTML drawn in the webview', async () => {
+            const pages = JSON.parse(await askDriver('read-webviews'));
+            return pages.find((page) => page.displays.some((text) => text.includes('bold from the kernel')));
+        }, 30_000).catch(() => undefined);
+        await sleep(1000);
+        const pages = JSON.parse(await askDriver('read-webviews'));
+        facts.scripts.page = pages.find((page) => page.displays.some((text) => text.includes('bold from the kernel'))) || found;
+        facts.scripts.pages = pages.map((page) => ({ title: page.title, displays: page.displays.map((text) => text.slice(0, 80)) }));
+        facts.scripts.html = ((api.displays(doc) || { html: '' }).html.match(/<section[^]*?<\/section>/g) || []).slice(-1)[0];
+        assert.strictEqual(facts.scripts.status, 'ok');
+        assert.ok(facts.scripts.page, 'the HTML output is not in the webview');
+        assert.strictEqual(facts.scripts.page.title, 'analysis.md · cellbox displays');
     });
 
     await check('the text output beside says the blocks share a session, and where the figures are', async () => {
