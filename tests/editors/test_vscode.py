@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_IMAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "editor-clients" / "vscode"
 CODE_SERVER_VERSION = "4.100.3"
@@ -424,3 +426,72 @@ def test_a_failed_server_start_is_tried_again(make_workspace, code_server, tmp_p
     (test_dir / "cellbox-to-install").write_text(f'#!/bin/sh\nexec {sys.executable} -m cellbox "$@"\n')
     facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "retry.js", tmp_path / "unused.png")
     assert facts["installed"]["status"] == "ok"
+
+
+SESSION = """\
+# Analysis in one session
+
+```python
+greeting = "kept"
+n = 41
+```
+
+```python
+n += 1
+print(greeting, n)
+```
+
+```python
+import matplotlib.pyplot as plt
+plt.figure(figsize=(5, 3))
+plt.plot([1, 3, 2])
+plt.show()
+```
+
+```python
+import pandas as pd
+frame = pd.DataFrame({"city": ["Oslo", "Lima", "Quito"], "n": [1, 2, 3]})
+frame
+```
+
+```python
+import time
+plt.figure(figsize=(3, 2))
+plt.bar(["a", "b"], [2, 1])
+plt.show()
+print("drawn, now waiting", flush=True)
+time.sleep(4)
+```
+
+```python
+from IPython.display import HTML
+HTML('''<b>bold from the kernel</b><script>document.title = "script ran"</script>
+<img src="http://127.0.0.1:9/remote.png" onerror="document.title = 'handler ran'">''')
+```
+"""
+
+
+def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_workspace, code_server, tmp_path):
+    """Issue 14's VS Code items (test/session.js): with mode = "session" a
+    variable set by one block is there in the next; a matplotlib figure and a
+    pandas DataFrame are drawn in the webview beside the code (as the browser
+    shows it), a figure while its block still runs, an HTML output without
+    running its script; the status bar says the session's state; Restart Session
+    empties it, and says so for a file that has no session. Takes
+    vscode-session.png."""
+    port, test_dir = code_server
+    workspace = make_workspace("ws", f'image = "{TEST_IMAGE}"\nmode = "session"\n')
+    (workspace / "analysis.md").write_text(SESSION)
+    (workspace / "other.md").write_text("```python\nprint('never run')\n```\n")
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "session.js", tmp_path / "unused.png")
+    assert facts["failed"] == []
+    assert facts["state"]["second"]["output"] == "kept 42\n"
+    assert facts["state"]["second"]["session"] == str(workspace / "analysis.md")
+    assert "cellbox: session idle" in facts["statusIdle"]
+    page = facts["webviews"]  # the webview as the browser drew it
+    assert page["images"][0]["src"].startswith("data:image/png;base64,")
+    assert "Oslo" in page["tables"][0]
+    assert facts["scripts"]["page"]["title"] == "analysis.md · cellbox displays"  # neither the script nor the handler ran
+    assert facts["live"]["whileRunning"]["images"] == 2 and facts["live"]["whileRunning"]["decoration"].startswith("⟳ running…")
+    assert "NameError: name 'n' is not defined" in facts["restart"]["after"]["output"]
+    keep_screenshots(tmp_path / "vscode-session.png")

@@ -3,7 +3,7 @@
 // the folder. Everything sent to a server goes through here.
 import * as vscode from 'vscode';
 import { DynamicFeature, ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature } from 'vscode-languageclient/node';
-import { BlockStartedNotification, OutputNotification } from './protocol';
+import { BlockStartedNotification, DisplayNotification, OutputNotification } from './protocol';
 import { Command, Notification } from './vocabulary';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
 import { workspaceVenvCellbox } from './serverCommand';
@@ -13,6 +13,7 @@ export const LANGUAGES = ['markdown', 'python', 'shellscript'];
 export interface ServerEvents {
     output(params: OutputNotification): void;
     blockStarted(params: BlockStartedNotification): void;
+    display(params: DisplayNotification): void;
 }
 
 class FolderClient extends LanguageClient {
@@ -212,6 +213,7 @@ export class Clients implements vscode.Disposable {
         );
         client.onNotification(Notification.OUTPUT, (params: OutputNotification) => this.events.output(params));
         client.onNotification(Notification.BLOCK_STARTED, (params: BlockStartedNotification) => this.events.blockStarted(params));
+        client.onNotification(Notification.DISPLAY, (params: DisplayNotification) => this.events.display(params));
         try {
             await client.start();
             return client;

@@ -1,7 +1,10 @@
 // Owns the palette commands and the context keys their keybindings use.
+import * as path from 'path';
 import * as vscode from 'vscode';
+import { ResponseError } from 'vscode-languageclient/node';
 import { Clients } from './clients';
 import { blockAt, blocksOf } from './cursorBlocks';
+import { DisplayView } from './displayView';
 import { InlineResults } from './inlineResults';
 import { OutputView } from './outputView';
 import { ExecuteArgument, TrustResult } from './protocol';
@@ -26,6 +29,7 @@ export function registerCommands(
     status: SandboxStatus,
     display: InlineResults,
     beside: OutputView,
+    displays: DisplayView,
 ): vscode.Disposable[] {
     const sandboxCommand = async (command: string, verb: string) => {
         const folder = activeFolder() ?? (await vscode.window.showWorkspaceFolderPick({ placeHolder: `Folder whose sandbox to ${verb}` }));
@@ -65,6 +69,38 @@ export function registerCommands(
         } catch (error) {
             void vscode.window.showErrorMessage(`cellbox: ${error instanceof Error ? error.message : String(error)}`);
             return undefined;
+        }
+    };
+    // Session mode: a new kernel for the document being edited, its state
+    // gone; the other documents' sessions and the sandbox go on.
+    const restartSession = async () => {
+        const editor = vscode.window.activeTextEditor;
+        const file = editor?.document.uri;
+        const folder = file && vscode.workspace.getWorkspaceFolder(file);
+        if (file === undefined || folder === undefined) {
+            void vscode.window.showErrorMessage('cellbox: open the file whose session to restart (a file of a workspace folder).');
+            return undefined;
+        }
+        const name = path.basename(file.fsPath);
+        try {
+            const result = await vscode.window.withProgress(
+                { location: vscode.ProgressLocation.Window, title: `cellbox: restarting the session of ${name}` },
+                () => clients.send(folder, Command.RESTART, { workspace: folder.uri.fsPath, session: runs.sessionOf(file) }),
+            );
+            if (result !== undefined) {
+                void vscode.window.showInformationMessage(`cellbox: restarted the session of ${name}: its variables are gone, the next block starts afresh.`);
+            }
+            return result;
+        } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            // -32602: the server knows no such session (script mode, or nothing ran yet).
+            const hint = error instanceof ResponseError && error.code === -32602
+                ? ` (${name} has no session yet: one starts with its first Python block run in session mode, mode = "session" in cellbox.toml)`
+                : '';
+            void vscode.window.showErrorMessage(`cellbox: ${message}${hint}`);
+            return undefined;
+        } finally {
+            await status.refresh(folder);
         }
     };
     const updateContext = () => {
@@ -119,6 +155,11 @@ export function registerCommands(
             const editor = vscode.window.activeTextEditor;
             return editor && beside.show(editor.document.uri, true);
         }),
+        vscode.commands.registerCommand('cellbox.showDisplays', () => {
+            const editor = vscode.window.activeTextEditor;
+            return editor && displays.show(editor.document.uri, true);
+        }),
+        vscode.commands.registerCommand('cellbox.restartSession', restartSession),
         vscode.commands.registerCommand('cellbox.runAll', () => {
             const editor = vscode.window.activeTextEditor;
             return editor && runs.execute({ uri: editor.document.uri.toString(), all: true }, 'all blocks');

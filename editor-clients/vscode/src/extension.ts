@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { Clients } from './clients';
 import { RUN_FROM_LENS, registerCommands } from './commands';
+import { DisplayView } from './displayView';
 import { InlineResults } from './inlineResults';
 import { OUTPUT_SCHEME, OutputView } from './outputView';
 import { RunLog } from './runLog';
@@ -19,6 +20,10 @@ export interface CellboxApi {
     outputText(): string;
     /** The output shown beside a document's code: its text, or undefined when it is not in sight. */
     besideText(uri: vscode.Uri): string | undefined;
+    /** The page of a document's rich outputs beside its code, and whether it is in sight; undefined when it has none open. */
+    displays(uri: vscode.Uri): { html: string; visible: boolean } | undefined;
+    /** The session a document's blocks run in (session mode). */
+    sessionOf(uri: vscode.Uri): string;
 }
 
 let clients: Clients | undefined;
@@ -28,17 +33,22 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
     const log = new RunLog();
     const display = new InlineResults();
     const beside = new OutputView(display);
+    const displays = new DisplayView(display);
     let runs: Runs | undefined;
     clients = new Clients(
         serverLog,
-        { output: (params) => runs?.output(params), blockStarted: (params) => runs?.blockStarted(params) },
+        {
+            output: (params) => runs?.output(params),
+            blockStarted: (params) => runs?.blockStarted(params),
+            display: (params) => runs?.displayed(params),
+        },
         RUN_FROM_LENS,
     );
-    const status = new SandboxStatus(clients);
-    runs = new Runs(clients, display, beside, log, status);
+    const status = new SandboxStatus(clients, (uri) => runs!.sessionOf(uri));
+    runs = new Runs(clients, display, beside, log, status, displays);
     context.subscriptions.push(
-        serverLog, log, display, beside, clients, status, runs,
-        ...registerCommands(clients, runs, log, status, display, beside),
+        serverLog, log, display, beside, displays, clients, status, runs,
+        ...registerCommands(clients, runs, log, status, display, beside, displays),
     );
     void status.refresh();
     return {
@@ -50,6 +60,8 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
             vscode.window.visibleTextEditors
                 .find((e) => e.document.uri.scheme === OUTPUT_SCHEME && e.document.uri.toString() === beside.uriOf(uri).toString())
                 ?.document.getText(),
+        displays: (uri) => displays.shown(uri),
+        sessionOf: (uri) => runs!.sessionOf(uri),
     };
 }
 

@@ -4,9 +4,12 @@
 // the last line of output) with the full output in its hover and in the
 // output beside the code (outputView.ts). Places come only from the ranges
 // the server sends, carried through the edits made since (tracking.ts): this
-// module never looks for blocks itself.
+// module never looks for blocks itself. A block's rich outputs (a session's
+// plots and tables) are kept with it for the view beside that draws them
+// (displayView.ts); its summary names them ("▨ 1 image").
 import * as vscode from 'vscode';
-import { BlockResult } from './protocol';
+import { describeDisplays } from './displays';
+import { BlockResult, DisplayOutput } from './protocol';
 import { Place, codeLines, movePlace, overlaps } from './tracking';
 import { BlockStatus, GLYPHS, Status } from './vocabulary';
 
@@ -24,6 +27,10 @@ export interface ShownBlock {
     outcome: string;
     /** The server's number of the block in its document, when it sends one. */
     blockNumber: number | null;
+    /** Its rich outputs (MIME bundles), as they came, or all of them. */
+    displays: DisplayOutput[];
+    /** The session it ran in; null in script mode (or while it runs). */
+    session: string | null;
     hover?: vscode.MarkdownString;
     /** While it runs: its run's key, and when it started. */
     runKey?: string;
@@ -76,6 +83,8 @@ export class InlineResults implements vscode.Disposable {
             output: '',
             outcome: '⟳ running…',
             blockNumber,
+            displays: [],
+            session: null,
             runKey,
             startedAt: Date.now(),
         });
@@ -89,6 +98,18 @@ export class InlineResults implements vscode.Disposable {
                 block.output += text;
                 block.text = runningText(block);
                 this.render(uri);
+                this.changed.fire(vscode.Uri.parse(uri));
+                return;
+            }
+        }
+    }
+
+    /** A rich output of the block running as `runKey`, as it came. */
+    displayed(runKey: string, display: DisplayOutput): void {
+        for (const [uri, blocks] of this.shown) {
+            const block = blocks.find((b) => b.runKey === runKey);
+            if (block !== undefined) {
+                block.displays.push(display);
                 this.changed.fire(vscode.Uri.parse(uri));
                 return;
             }
@@ -120,6 +141,8 @@ export class InlineResults implements vscode.Disposable {
             output: result.output,
             outcome: outcome(result),
             blockNumber,
+            displays: result.displays ?? [],
+            session: result.session ?? null,
             hover: fullOutput(result),
         });
     }
@@ -268,25 +291,28 @@ const WHY: Partial<Record<BlockStatus, (result: BlockResult) => string>> = {
     [Status.CANCELLED]: () => 'cancelled',
 };
 
-/** "✓ 0.21 s", "✗ exit 1 · 0.40 s": the mark, why, and how long. */
+/** "✓ 0.21 s", "✗ exit 1 · 0.40 s", "⏱ timeout · 30.00 s · state lost": the mark, why, how long, and whether its session's state went. */
 function outcome(result: BlockResult): string {
     const mark = GLYPHS[result.status] ?? '?';
     const why = WHY[result.status]?.(result);
     const seconds = `${(result.durationMs / 1000).toFixed(2)} s`;
-    return why ? `${mark} ${why} · ${seconds}` : `${mark} ${seconds}`;
+    const lost = result.stateLost ? ' · state lost' : '';
+    return `${why ? `${mark} ${why} · ${seconds}` : `${mark} ${seconds}`}${lost}`;
 }
 
 /**
  * "✓ 0.21 s · 42", "✗ exit 1 · 0.40 s · ZeroDivisionError: division by zero":
  * the outcome and the output's last line, which is where an error says what
  * it was (a traceback's first line says nothing); "(+N lines)" when there is
- * more beside the code.
+ * more beside the code. Rich outputs, drawn beside, are named after the
+ * outcome: "✓ 0.61 s · ▨ 1 image · <Figure size 640x480 with 1 Axes>".
  */
 export function summary(result: BlockResult): string {
     const lines = nonEmptyLines(result.output);
     const last = lines.length === 0 ? '' : ` · ${lines[lines.length - 1]}`;
     const more = lines.length > 1 ? ` (+${lines.length - 1} lines)` : '';
-    const text = `${outcome(result)}${last}`;
+    const rich = describeDisplays(result.displays ?? []);
+    const text = `${outcome(result)}${rich ? ` · ${rich}` : ''}${last}`;
     return text.length + more.length <= MAX_INLINE_CHARS ? `${text}${more}` : clip(text);
 }
 
@@ -294,7 +320,9 @@ function fullOutput(result: BlockResult): vscode.MarkdownString {
     const fence = '`'.repeat(Math.max(3, longestBacktickRun(result.output) + 1));
     const head = `**${GLYPHS[result.status] ?? '?'} ${result.status}** · exit ${result.exitCode} · ${(result.durationMs / 1000).toFixed(2)} s${result.truncated ? ' · output cut at the limit' : ''}`;
     const body = result.output === '' ? '*(no output)*' : `${fence}text\n${result.output.replace(/\n$/, '')}\n${fence}`;
-    return new vscode.MarkdownString(`${head}\n\n${body}`);
+    const rich = describeDisplays(result.displays ?? []);
+    const drawn = rich ? `\n\n${rich}: drawn beside, in **cellbox displays**` : '';
+    return new vscode.MarkdownString(`${head}\n\n${body}${drawn}`);
 }
 
 function longestBacktickRun(text: string): number {

@@ -7,6 +7,7 @@
 // shows one block at a time and goes when the mouse moves.
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { describeDisplays, richDisplays } from './displays';
 import { InlineResults, ShownBlock } from './inlineResults';
 import { linesText } from './tracking';
 
@@ -111,7 +112,11 @@ export class OutputView implements vscode.TextDocumentContentProvider, vscode.Di
 
 /** The output document's text, and the line of each block's heading. */
 function render(source: vscode.Uri, blocks: ShownBlock[]): { text: string; headings: number[] } {
-    const lines = [`cellbox output of ${vscode.workspace.asRelativePath(source)} (each block runs in a fresh process)`];
+    // The server says which blocks ran in a session (session mode): say what state they share.
+    const mode = blocks.some((block) => block.session !== null)
+        ? 'Python blocks share the session of this file, which keeps their state; other blocks run in a fresh process'
+        : 'each block runs in a fresh process';
+    const lines = [`cellbox output of ${vscode.workspace.asRelativePath(source)} (${mode})`];
     const headings: number[] = [];
     if (blocks.length === 0) {
         lines.push('', 'No results: run a block (Shift+Enter, or its ▶ Run lens).');
@@ -123,6 +128,10 @@ function render(source: vscode.Uri, blocks: ShownBlock[]): { text: string; headi
         lines.push(`── ${name}${linesText(block.place)} · ${block.outcome}`);
         const output = block.output.replace(/\n$/, '');
         lines.push(...(output === '' ? [block.look === 'running' ? '' : '(no output)'] : output.split('\n')));
+        const rich = describeDisplays(richDisplays(block.displays));
+        if (rich) {
+            lines.push(`[${rich}: drawn in ${path.basename(source.fsPath)} · cellbox displays]`);
+        }
     }
     return { text: `${lines.join('\n')}\n`, headings };
 }

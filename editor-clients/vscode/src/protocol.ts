@@ -36,6 +36,25 @@ export interface BlockResult {
     extent: Range | null;
     /** The block's number among its document's runnable blocks, from 1; absent from older servers. */
     blockNumber?: number | null;
+    /** Rich outputs the block showed (plots, tables), in order; absent from older servers. */
+    displays?: DisplayOutput[];
+    /** The session the block ran in (a document's is named by its path); null in script mode. */
+    session?: string | null;
+    /** Session mode: the session's kernel was killed or died during this block, its state is gone. */
+    stateLost?: boolean;
+}
+
+/** One rich output, a Jupyter MIME bundle: base64 for image/png and image/jpeg, an object for application/json, text otherwise. */
+export interface DisplayOutput {
+    data: Record<string, unknown>;
+    /** MIME type to the path of a file holding it, on the server's side. */
+    files: Record<string, string>;
+}
+
+export interface DisplayNotification {
+    runId: string;
+    blockIndex: number;
+    display: DisplayOutput;
 }
 
 export interface ExecuteResult {
@@ -68,6 +87,15 @@ export interface SandboxInfo {
     container: string;
     state: string;
     image: string;
+    /** Its session kernels (session mode); absent from older servers. */
+    sessions?: SessionInfo[];
+}
+
+export interface SessionInfo {
+    name: string;
+    state: 'idle' | 'busy' | 'dead' | string;
+    blocksRun: number;
+    memoryBytes?: number | null;
 }
 
 export interface StatusResult {

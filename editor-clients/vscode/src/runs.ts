@@ -1,13 +1,15 @@
 // Owns the runs in flight: each gets a runId of ours, so that Cancel can name
 // it and the server's notifications for it reach its document's display, and
 // remembers the document's version it was asked at, whose lines the server's
-// ranges count (tracking.ts carries them to where the block is now).
+// ranges count (tracking.ts carries them to where the block is now). It
+// remembers each document's session, as the server named it in its results.
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-languageclient/node';
 import { Clients } from './clients';
+import { DisplayView } from './displayView';
 import { InlineResults } from './inlineResults';
 import { OutputView } from './outputView';
-import { BlockStartedNotification, ExecuteArgument, ExecuteResult, OutputNotification } from './protocol';
+import { BlockStartedNotification, DisplayNotification, ExecuteArgument, ExecuteResult, OutputNotification } from './protocol';
 import { RunLog } from './runLog';
 import { SandboxStatus } from './sandboxStatus';
 import { ChangeHistory, Place, toPlace } from './tracking';
@@ -29,6 +31,14 @@ export class Runs implements vscode.Disposable {
     private count = 0;
     private readonly changed = new vscode.EventEmitter<void>();
     private readonly history = new ChangeHistory();
+    /** Per document URI, the session its last block in one ran in. */
+    private readonly sessions = new Map<string, string>();
+    /**
+     * Per document URI, the text output beside being brought into sight (it
+     * opens in the group of the plots and tables, as another tab): a block's
+     * plots, which may come before it is in sight, are brought forward after.
+     */
+    private readonly besideShown = new Map<string, Promise<unknown>>();
     /** Fires when a run starts or ends. */
     readonly onDidChange = this.changed.event;
 
@@ -38,7 +48,13 @@ export class Runs implements vscode.Disposable {
         private readonly beside: OutputView,
         private readonly log: RunLog,
         private readonly status: SandboxStatus,
+        private readonly displays: DisplayView,
     ) {}
+
+    /** The session of a document: the one its blocks last ran in, else the one the server names by its path. */
+    sessionOf(uri: vscode.Uri): string {
+        return this.sessions.get(uri.toString()) ?? uri.fsPath;
+    }
 
     /** Run blocks of a document; the result, or undefined when the run could not happen (the user is told why). */
     async execute(argument: ExecuteArgument, what: string): Promise<ExecuteResult | undefined> {
@@ -62,6 +78,9 @@ export class Runs implements vscode.Disposable {
                 return undefined;
             }
             result.blocks.forEach((block, index) => {
+                if (block.session) {
+                    this.sessions.set(uri.toString(), block.session);
+                }
                 const place = block.range === null ? undefined : this.history.since(uri, version, toPlace(block.range, block.extent));
                 this.display.blockFinished(uri, key(runId, index), place, block, block.blockNumber ?? null);
             });
@@ -113,7 +132,17 @@ export class Runs implements vscode.Disposable {
         if (place !== undefined) {
             this.display.blockStarted(run.uri, key(params.runId, params.blockIndex), place, blockNumber);
             const shown = this.display.blocksOf(run.uri).find((b) => b.runKey === key(params.runId, params.blockIndex));
-            void this.beside.show(run.uri).then(() => shown && this.beside.revealBlock(run.uri, shown));
+            const opening = this.beside.show(run.uri).then(() => shown && this.beside.revealBlock(run.uri, shown), () => undefined);
+            this.besideShown.set(run.uri.toString(), opening);
+        }
+    }
+
+    /** A rich output of a running block: kept with it, and drawn beside its document. */
+    displayed(params: DisplayNotification): void {
+        const run = this.active.get(params.runId);
+        this.display.displayed(key(params.runId, params.blockIndex), params.display);
+        if (run !== undefined) {
+            void (this.besideShown.get(run.uri.toString()) ?? Promise.resolve()).then(() => this.displays.show(run.uri));
         }
     }
 

@@ -1,11 +1,13 @@
 // Owns the status bar item: the state of the sandbox of the folder being
 // edited, in words that say what it can do now ("sandbox ready", "running
 // block 2 · 3.1 s", "sandbox stopped"), from the server's cellbox.status and
-// the blocks it says have started.
+// the blocks it says have started. In session mode, once the document being
+// edited has a session, its state instead: "session idle", "session busy",
+// "session dead (state lost)".
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { Clients } from './clients';
-import { StatusResult } from './protocol';
+import { SessionInfo, StatusResult } from './protocol';
 import { Place, linesText } from './tracking';
 import { Command, ContainerState } from './vocabulary';
 
@@ -18,6 +20,12 @@ const WORDS: Record<string, string> = {
     [ContainerState.FOREIGN]: 'sandbox name taken by another container',
 };
 const STOPPED_BY_USER = 'sandbox stopped';
+/** The server's session states in words; another is shown as "session STATE". */
+const SESSION_WORDS: Record<string, string> = {
+    idle: 'session idle',
+    busy: 'session busy',
+    dead: 'session dead (state lost)',
+};
 const TICK_MS = 100;
 
 interface RunningBlock {
@@ -36,12 +44,21 @@ export class SandboxStatus implements vscode.Disposable {
     /** Folders whose sandbox the user stopped (and that ran nothing since). */
     private readonly stopped = new Set<string>();
     private ticker: NodeJS.Timeout | undefined;
+    /** The file last edited: the webview and output beside are no text editors of a file. */
+    private lastFile: vscode.Uri | undefined;
 
-    constructor(private readonly clients: Clients) {
+    constructor(
+        private readonly clients: Clients,
+        /** The session a document's blocks run in. */
+        private readonly sessionOf: (uri: vscode.Uri) => string,
+    ) {
         this.item.name = 'cellbox sandbox';
         this.item.command = 'cellbox.showOutput';
         this.subscriptions.push(
-            vscode.window.onDidChangeActiveTextEditor(() => {
+            vscode.window.onDidChangeActiveTextEditor((editor) => {
+                if (editor?.document.uri.scheme === 'file') {
+                    this.lastFile = editor.document.uri;
+                }
                 // Looking at a file is no reason to start a server: show the state only where one runs.
                 const folder = activeFolder();
                 if (folder !== undefined && this.clients.has(folder)) {
@@ -97,6 +114,12 @@ export class SandboxStatus implements vscode.Disposable {
             const words = state === ContainerState.ABSENT && this.stopped.has(folder.uri.toString()) ? STOPPED_BY_USER : WORDS[state] ?? `sandbox ${state}`;
             text = `$(${state === ContainerState.RUNNING ? 'vm-running' : 'vm-outline'}) cellbox: ${words}`;
             tooltip = mine ? `${mine.container}\nimage ${mine.image}\n${mine.workspace}` : folder.uri.fsPath;
+            const file = this.file(folder);
+            const session = file && mine?.sessions?.find((s) => s.name === this.sessionOf(file));
+            if (file !== undefined && session !== undefined) {
+                text = `$(${session.state === 'dead' ? 'debug-disconnect' : 'vm-running'}) cellbox: ${SESSION_WORDS[session.state] ?? `session ${session.state}`}`;
+                tooltip = `${sessionTooltip(file, session)}\n\n${tooltip}`;
+            }
         } catch (error) {
             text = '$(vm-outline) cellbox: ?';
             tooltip = error instanceof Error ? error.message : String(error);
@@ -106,6 +129,16 @@ export class SandboxStatus implements vscode.Disposable {
             this.item.tooltip = tooltip;
             this.item.show();
         }
+    }
+
+    /** The file of `folder` being edited (or edited last, while the output beside has the focus). */
+    private file(folder: vscode.WorkspaceFolder): vscode.Uri | undefined {
+        const active = vscode.window.activeTextEditor?.document.uri;
+        if (active?.scheme === 'file') {
+            this.lastFile = active;
+        }
+        const file = this.lastFile;
+        return file && vscode.workspace.getWorkspaceFolder(file)?.uri.toString() === folder.uri.toString() ? file : undefined;
     }
 
     text(): string {
@@ -132,6 +165,13 @@ export class SandboxStatus implements vscode.Disposable {
         this.subscriptions.forEach((s) => s.dispose());
         this.item.dispose();
     }
+}
+
+function sessionTooltip(file: vscode.Uri, session: SessionInfo): string {
+    const memory = session.memoryBytes ? `, ${(session.memoryBytes / 2 ** 20).toFixed(0)} MiB` : '';
+    const runs = `${session.blocksRun} block${session.blocksRun === 1 ? '' : 's'} run`;
+    return `Session of ${path.basename(file.fsPath)} (Python blocks share its state): ${session.state}, ${runs}${memory}.\n` +
+        'cellbox: Restart Session starts it afresh.';
 }
 
 export function activeFolder(): vscode.WorkspaceFolder | undefined {

@@ -83,6 +83,25 @@ async function serveRequests(page) {
                 message: item.querySelector('.notification-list-item-message')?.innerText ?? '',
                 buttons: [...item.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((b) => b.innerText.trim()),
             }))));
+        } else if (action === 'read-webviews') {
+            // What cellbox's webviews show (each is a frame inside the workbench's own): images, tables, headings.
+            const found = [];
+            for (const frame of page.frames()) {
+                const seen = await frame.evaluate(() => {
+                    const body = document.querySelector('body.cellbox-displays');
+                    return body && {
+                        title: document.title,
+                        images: [...body.querySelectorAll('img')].map((img) => ({ src: img.src.slice(0, 30), width: img.naturalWidth, height: img.naturalHeight })),
+                        tables: [...body.querySelectorAll('table')].map((table) => table.innerText),
+                        headings: [...body.querySelectorAll('h2')].map((h) => h.innerText),
+                        displays: [...body.querySelectorAll('.display')].map((d) => d.innerText),
+                    };
+                }).catch(() => null);
+                if (seen) {
+                    found.push(seen);
+                }
+            }
+            answer = JSON.stringify(found);
         } else if (action.startsWith('click-')) {
             // A notification's button, by its title.
             const title = action.slice('click-'.length);
