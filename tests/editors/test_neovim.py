@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -609,7 +610,8 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     assert any(m["message"] == "cellbox: this block has no image or other output to open" for m in outcome["messages"])
 
     # The status line: the session's state, from cellbox.status.
-    assert facts["statusline"] == "cellbox: session idle · 5 blocks"
+    # ... and the kernel's resident memory.
+    assert re.fullmatch(r"cellbox: session idle · 5 blocks · \d+ MB", facts["statusline"]), facts["statusline"]
     assert facts["statusline_drawn"] == facts["statusline"]
 
     # :CellboxRestartSession: a new kernel, the state gone.

@@ -32,3 +32,17 @@ def test_the_diagnostic_is_the_deepest_frame_inside_the_block() -> None:
     # Block lines 20..24 (0-based, end exclusive): frames at lines 22 and 23 (1-based).
     assert session_error(output, 20, 24) == BlockError(22, "NameError: name 'missing' is not defined")
     assert session_error(output, 0, 5) is None
+
+
+def test_a_display_is_saved_decoded_even_when_its_base64_is_wrapped(tmp_path) -> None:
+    import base64
+
+    from cellbox.sandbox.displays import keep_display
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    wrapped = base64.encodebytes(png).decode()  # lines of 76 characters, as a kernel may send it
+    shown = keep_display(tmp_path, "nb-1-0", {"image/png": wrapped, "text/plain": "<Figure>", "x-unknown": "?"})
+    assert sorted(shown.files) == ["image/png", "text/plain"]
+    with open(shown.files["image/png"], "rb") as saved:
+        assert saved.read() == png
+    assert shown.data["image/png"] == wrapped  # the bundle as it came

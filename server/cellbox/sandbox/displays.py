@@ -51,7 +51,7 @@ def keep_display(outputs: Path, name: str, data: dict[str, Any]) -> DisplayOutpu
             continue
         if mime in BINARY_TYPES and isinstance(value, str):
             try:
-                content = base64.b64decode(value, validate=True)
+                content = base64.b64decode(value)  # a kernel may wrap it in lines
             except ValueError:
                 continue
         elif isinstance(value, str):

@@ -111,14 +111,16 @@ function M.cancel()
   runs.cancel(current_buffer())
 end
 
-local function sandbox_command(command, done_message)
+--- Send `command` for the current buffer's workspace (with `extra`
+--- arguments), and say `done_message(answer)`, or the server's error.
+local function sandbox_command(command, done_message, extra)
   local bufnr = current_buffer()
   local client_id, root = clients.of_buffer(bufnr)
   if not client_id then
     notify(root, vim.log.levels.ERROR)
     return
   end
-  clients.command(bufnr, command, { workspace = root }, function(err, answer)
+  clients.command(bufnr, command, vim.tbl_extend("force", { workspace = root }, extra or {}), function(err, answer)
     if err then
       notify(err.message or tostring(err), vim.log.levels.ERROR)
     else
@@ -142,20 +144,11 @@ end
 --- sessions and the sandbox stay.
 function M.restart_session()
   local bufnr = current_buffer()
-  local client_id, root = clients.of_buffer(bufnr)
-  if not client_id then
-    notify(root, vim.log.levels.ERROR)
-    return
-  end
   local name = sessions.name_of(bufnr)
-  clients.command(bufnr, vocabulary.commands.RESTART, { workspace = root, session = name }, function(err)
-    if err then
-      notify(err.message or tostring(err), vim.log.levels.ERROR)
-      return
-    end
+  sandbox_command(vocabulary.commands.RESTART, function()
     sessions.refresh(bufnr)
-    notify(("session %s restarted: its state is gone"):format(vim.fn.fnamemodify(name, ":~:.")))
-  end)
+    return ("session %s restarted: its state is gone"):format(vim.fn.fnamemodify(name, ":~:."))
+  end, { session = name })
 end
 
 --- Stop the workspace's sandbox.
