@@ -71,12 +71,18 @@ async def test_restart_restarts_the_container_and_keeps_workspace_files(workspac
 
 
 async def test_a_run_asked_a_moment_after_a_restart_runs_at_once(workspace, start_daemon):
-    # The restarted container's runner connects before the next run asks for
-    # it. That run used to drop it, and then waited 30 s for "runner did not
-    # connect" unless the dropped connection happened to be freed and closed.
+    # The restarted container's runner connects with the token the restart
+    # wrote, before the next run asks for it. That run used to write a new
+    # token, leave the connected runner unheard, and wait 30 s for "runner did
+    # not connect". The old runner is frozen (by a block: it is the block's
+    # parent) so that it cannot take that token first, which is what made
+    # the bug come and go.
     daemon = await start_daemon(workspace)
     await daemon.execute(("sh", "true"))
+    frozen = asyncio.ensure_future(daemon.execute(("sh", "sleep 0.3; kill -STOP $PPID; sleep 100")))
+    await asyncio.sleep(1)
     await daemon.command("cellbox.restart", {})
+    await asyncio.wait_for(frozen, 15)
     await asyncio.sleep(1)  # the new runner is connected by now
     after = await asyncio.wait_for(daemon.execute(("python", "print('after the restart')")), 10)
     assert after["output"] == "after the restart\n"
