@@ -89,7 +89,7 @@ async def test_an_unsupported_language_stops_the_run(workspace, start_daemon):
         "language": "ruby", "exitCode": 1, "output": refusal, "codeFile": None,
         "executed": False, "timedOut": False, "durationMs": result["blocks"][1]["durationMs"],
         "status": "not_executed", "truncated": False, "range": None, "extent": None, "blockNumber": None,
-        "originalOutput": None,
+        "originalOutput": None, "stateLost": False, "displays": [], "session": None,
     }
     assert len(result["blocks"]) == 2
     assert result["skipped"] == [{"blockIndex": 2, "blockNumber": None, "language": "python", "range": None, "extent": None}]

@@ -53,7 +53,8 @@ async def test_the_safe_defaults_are_what_the_engine_was_given(workspace, start_
     assert host["SecurityOpt"] == ["no-new-privileges:true"]  # and no seccomp=unconfined
     assert host["Init"] is True and host["NetworkMode"] == "none" and host["Privileged"] is False
     mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
-    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False}
+    # /cellbox/kernels: the session kernels' socket folders, the only other writable mount.
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True}
 
 
 async def test_the_safe_defaults_hold_from_inside(workspace, start_daemon):

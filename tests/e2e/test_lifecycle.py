@@ -18,8 +18,9 @@ async def test_the_container_is_named_and_labelled_from_the_workspace(workspace,
     assert container.name.startswith("cellbox-ws-") and len(container.name) == len("cellbox-ws-") + 10
     assert container.labels["org.cellbox.workspace"] == str(workspace)
     mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
-    # The workspace, and the daemon's own folders for blocks and the runner, read-only.
-    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False}
+    # The workspace, the daemon's own folders for blocks and the runner, read-only,
+    # and its folder for session kernels' sockets.
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True}
 
 
 async def test_the_container_is_created_lazily_on_the_first_execute(workspace, start_daemon, engine):

@@ -41,7 +41,9 @@ async def test_python_and_bash_blocks_run_warm(podman, podman_engine):
     assert [b["output"] for b in result["blocks"]] == ["True\n", "bash\n"]
     assert (result["exitCode"], result["status"]) == (3, "error")
     (container,) = containers_of(podman_engine.client, workspace)
-    assert {m["Destination"] for m in container.attrs["Mounts"]} == {"/workspace", "/cellbox/blocks", "/cellbox/run"}
+    assert {m["Destination"] for m in container.attrs["Mounts"]} == {
+        "/workspace", "/cellbox/blocks", "/cellbox/run", "/cellbox/kernels"
+    }
     # The warm runner connected to the daemon's socket, in the daemon's folder.
     assert any(Path(m["Source"]).name == "run" and m["Destination"] == "/cellbox/run" and not m["RW"]
                for m in container.attrs["Mounts"])

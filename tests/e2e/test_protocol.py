@@ -9,7 +9,7 @@ from pygls.exceptions import JsonRpcException
 
 BLOCK_KEYS = {
     "language", "exitCode", "output", "codeFile", "executed", "timedOut", "durationMs", "status", "truncated", "range",
-    "extent", "blockNumber", "originalOutput",
+    "extent", "blockNumber", "originalOutput", "stateLost", "displays", "session",
 }
 RESULT_KEYS = {
     "exitCode", "output", "codeFile", "timedOut", "durationMs", "workspace", "container", "blocks", "skipped", "status",
@@ -126,14 +126,14 @@ async def test_status_lists_the_workspace_before_and_after_a_run(workspace, star
     assert before == {
         "sandboxes": [
             {"workspace": str(workspace), "container": before["sandboxes"][0]["container"],
-             "state": "absent", "image": TEST_IMAGE}
+             "state": "absent", "image": TEST_IMAGE, "sessions": []}
         ]
     }
     run = await daemon.execute(("sh", "true"))
     after = await daemon.command("cellbox.status", {})
     assert after["sandboxes"] == [
         {"workspace": str(workspace), "container": run["container"], "state": "running",
-         "image": TEST_IMAGE}
+         "image": TEST_IMAGE, "sessions": []}
     ]
 
 
