@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig
 from cellbox.settings.sources import ResolvedConfig, approval_question, resolve_config
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, ContainerState, Status
-from cellbox.wire import BlockResult, DisplayOutput, ExecuteResult, SandboxInfo, SandboxState
+from cellbox.wire import BlockResult, ExecuteResult, SandboxInfo, SandboxState
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class Sandbox:
                         await attached.sync.push(extra=[prepared.relative_path])
                 outcome = await run.run_command(
                     attached, command, timeout, config.output_limit, cancelled, on_output, places,
-                    workspace_state.root / "outputs", on_display,
+                    workspace_state.outputs, on_display,
                 )
                 break
             except (ContainerGone, RunnerLost) as lost:
@@ -287,8 +287,7 @@ class Sandbox:
 
     async def _execute_in_session(
         self, index: int, name: str, block: BlockToRun, config: SandboxConfig, timeout: float,
-        progress: ProgressFactory, cancelled: asyncio.Event, on_output: run.OnOutput,
-        on_display: Callable[[DisplayOutput], None],
+        progress: ProgressFactory, cancelled: asyncio.Event, on_output: run.OnOutput, on_display: run.OnDisplay,
     ) -> BlockResult:
         started = time.perf_counter()
         prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
@@ -302,11 +301,12 @@ class Sandbox:
                 block_number=block.number, original_output=None, session=name,
             )
         workspace_state = await self.state()
+        owner = specs.owner_for(self.workspace, config)
         code_file = None
         if not prepared.generated:
             # A block that names its file (`# filename: app.py`) still writes it, as in script mode.
             try:
-                path, _ = await run.save_block(prepared, self.workspace, specs.owner_for(self.workspace, config))
+                path, _ = await run.save_block(prepared, self.workspace, owner)
             except run.BlockNotSaved:  # said as a script would say it
                 return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
             code_file = str(path)
@@ -317,9 +317,8 @@ class Sandbox:
                 'Python, or the workspace reaches it by copy (a remote engine). Use mode = "script" here.'
             )
         interruptions = self._container.interruptions
-        owner = specs.owner_for(self.workspace, config)
         session = await self._sessions.ready(
-            name, attached.runner, workspace_state.kernels, owner, workspace_state.root / "outputs", progress
+            name, attached.runner, workspace_state.kernels, owner, workspace_state.outputs, progress
         )
         # A traceback's "Cell In [3], line 12" names the document's line 12.
         first_line = block.range.start.line if block.range is not None else 0

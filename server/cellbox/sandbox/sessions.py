@@ -40,6 +40,7 @@ from cellbox.container import scripts as container_scripts
 from cellbox.errors import SandboxFailed
 from cellbox.sandbox.displays import keep_display
 from cellbox.sandbox.output import OutputCollector
+from cellbox.sandbox.run import OnDisplay, OnOutput
 from cellbox.sandbox.runner_client import RunEnd, RunnerClient, RunnerLost
 from cellbox.vocabulary import CANCELLED_EXIT_CODE, KILLED_EXIT_CODE, TIMEOUT_EXIT_CODE, Status
 from cellbox.wire import DisplayOutput, SessionInfo
@@ -58,8 +59,6 @@ _CELL_FRAME = re.compile(r"^(Cell In ?\[(\d+)\], line )(\d+)")
 """IPython's frame header for code run as a cell: "Cell In [3], line 2" (8.5) or "Cell In[3], line 2"."""
 _GUTTER = re.compile(r"^(\s*(?:-*>)?\s*)(\d+)(?=\s|$)")
 """A numbered line of a frame's code context: "----> 2 print(x)", "      1 x = 1"."""
-OnOutput = Callable[[str, str], None]
-OnDisplay = Callable[[DisplayOutput], None]
 
 
 class SessionUnavailable(SandboxFailed):
@@ -205,7 +204,7 @@ class KernelSession:
 
     def _unavailable(self) -> SandboxFailed:
         said = self._log.text().strip()
-        if "No module named ipykernel" in said or "No module named" in said and "ipykernel" in said:
+        if "No module named" in said and "ipykernel" in said:
             return SessionUnavailable(
                 "Session mode needs ipykernel in the sandbox image, and this image has none. Install it "
                 "in the image (Debian: apt-get install python3-ipykernel; pip: pip install ipykernel), "
@@ -331,7 +330,7 @@ class KernelSession:
                 collector.feed(content.get("name", "stdout"), str(content.get("text", "")).encode())
             elif kind in ("display_data", "execute_result"):
                 data = {mime: value for mime, value in content.get("data", {}).items() if isinstance(mime, str)}
-                shown = keep_display(self._outputs, f"{self.name_slug}-{self.blocks_run}-{len(displays)}", data)
+                shown = keep_display(self._outputs, f"{self.name}-{self.blocks_run}-{len(displays)}", data)
                 displays.append(shown)
                 on_display(shown)
                 text = data.get("text/plain")
@@ -344,10 +343,6 @@ class KernelSession:
                 collector.feed("stderr", (trace + "\n").encode())
             elif kind == "status" and content.get("execution_state") == "idle":
                 return
-
-    @property
-    def name_slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[-40:] or "session"
 
     async def _tidy(self) -> None:
         """What the block started from the kernel goes, as a script's leftovers

@@ -11,6 +11,7 @@ depends on lives there:
         kernels/  one folder per session kernel, for its sockets (the kernel binds
                   them); read-write at /cellbox/kernels. The daemon opens
                   nothing there by name: see sandbox/sessions.py
+        outputs/  rich outputs (plots, tables) saved as files; not in the sandbox
 
 If the state folder itself lies inside the workspace (a workspace that is the
 home folder), the user's private runtime folder is used instead.
@@ -58,6 +59,11 @@ class WorkspaceState:
     run: Path
     view: Path
     kernels: Path
+
+    @property
+    def outputs(self) -> Path:
+        """Rich outputs saved for clients that cannot render them (sandbox/displays.py); made when first used."""
+        return self.root / "outputs"
 
     @classmethod
     def of(cls, workspace: Path) -> WorkspaceState:
