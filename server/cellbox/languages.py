@@ -31,6 +31,12 @@ DEFAULT_EXECUTION_POLICIES: Mapping[str, bool] = {
 }
 KNOWN_LANGUAGES = frozenset(DEFAULT_EXECUTION_POLICIES)
 
+DEFAULT_KERNELS: Mapping[str, str] = {"python": "python3"}
+"""Per language, the Jupyter kernel (a kernelspec's name in the image) its
+blocks run in, in session mode. Other languages are a `kernels` entry."""
+KERNEL_NAME = r"[A-Za-z0-9._-]+"
+"""Jupyter's rule for a kernelspec's name (it is a folder's name)."""
+
 
 def normalize_language(language: str) -> str:
     """Lower-case the language and apply the seed's aliases (py, js)."""
@@ -68,7 +74,8 @@ def unknown_language_message(language: str) -> str:
     return (
         f"Unsupported language {language}: {hint}cellbox runs {runs_by_default()} "
         f"(and saves {', '.join(saved)} blocks without running them, unless [execution_policies] "
-        "in cellbox.toml says otherwise)."
+        f"in cellbox.toml says otherwise). A Jupyter kernel in the image can run it: "
+        f'[kernels] {language} = "KERNEL NAME" in cellbox.toml.'
     )
 
 

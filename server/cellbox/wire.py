@@ -148,6 +148,10 @@ class SessionInfo:
     blocks_run: int
     memory_bytes: int | None = None
     """The kernel's resident memory, when the sandbox can tell."""
+    language: str = "python"
+    """The language of the blocks it runs: a session has a kernel per language."""
+    kernel: str = "python3"
+    """The kernel's name in the image (its kernelspec)."""
 
 
 @attrs.define

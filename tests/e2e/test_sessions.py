@@ -21,6 +21,14 @@ def session_workspace(make_workspace):
     return make_workspace("sessions", SESSION_CONFIG)
 
 
+async def output_shows(daemon, text: str) -> None:
+    """Until the daemon has streamed `text` (a block is running), at most 10 s."""
+    for _ in range(200):
+        if any(text in getattr(n, "text", "") for n in daemon.client.cellbox_output):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def run_python(daemon, code: str, **params):
     result = await daemon.execute(("python", code), **params)
     return result["blocks"][0]
@@ -74,10 +82,7 @@ async def test_cancel_interrupts_and_keeps_the_state(session_workspace, start_da
     running = asyncio.ensure_future(
         daemon.execute(("python", "import time\nprint('waiting', flush=True)\ntime.sleep(300)"), runId="long")
     )
-    for _ in range(100):
-        if any("waiting" in getattr(n, "text", "") for n in daemon.client.cellbox_output):
-            break
-        await asyncio.sleep(0.05)
+    await output_shows(daemon, "waiting")
     assert (await daemon.command("cellbox.cancel", {"runId": "long"}))["cancelled"] is True
     block = (await asyncio.wait_for(running, 20))["blocks"][0]
     assert (block["status"], block["exitCode"], block["stateLost"]) == ("cancelled", 130, False)
@@ -90,10 +95,7 @@ async def test_a_block_that_ignores_the_interrupt_loses_the_state(session_worksp
     await run_python(daemon, "kept = 7")
     stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('waiting', flush=True)\ntime.sleep(300)"
     running = asyncio.ensure_future(daemon.execute(("python", stubborn), runId="stubborn"))
-    for _ in range(100):
-        if any("waiting" in getattr(n, "text", "") for n in daemon.client.cellbox_output):
-            break
-        await asyncio.sleep(0.05)
+    await output_shows(daemon, "waiting")
     await daemon.command("cellbox.cancel", {"runId": "stubborn"})
     block = (await asyncio.wait_for(running, 30))["blocks"][0]
     assert (block["status"], block["stateLost"]) == ("cancelled", True)

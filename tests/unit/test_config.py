@@ -181,3 +181,27 @@ def test_copy_mode_keys() -> None:
 def test_copy_mode_defaults(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     assert (config.workspace_mount, config.copy_size_limit) == ("auto", 256 << 20)
+
+
+def test_kernel_tables_from_every_source_add_up_over_the_python_default(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.cellbox.kernels]\nbash = "bash"\n')
+    (tmp_path / "cellbox.toml").write_text('[kernels]\nR = "ir"\n')
+    config = load_config(tmp_path, validate_overrides({"kernels": {"py": "xpython"}}, "client"))
+    assert dict(config.kernels) == {"python": "xpython", "bash": "bash", "r": "ir"}
+    (tmp_path / "other").mkdir()
+    assert dict(load_config(tmp_path / "other").kernels) == {"python": "python3"}
+
+
+@pytest.mark.parametrize(
+    ("kernels", "said"),
+    [
+        ('kernels = "ir"', "must be a table of language"),
+        ('[kernels]\nr = "../../bin/sh"', "must be the name of a Jupyter kernel"),
+        ('[kernels]\nr = 3', "must be the name of a Jupyter kernel"),
+        ('[kernels]\n"r lang" = "ir"', "not a language name"),
+    ],
+)
+def test_a_bad_kernel_table_says_what_a_kernel_entry_is(tmp_path: Path, kernels: str, said: str) -> None:
+    (tmp_path / "cellbox.toml").write_text(kernels + "\n")
+    with pytest.raises(ConfigError, match=said):
+        load_config(tmp_path)

@@ -303,6 +303,28 @@ async def test_a_kept_run_outlives_other_runs_sweeps_but_what_it_started_does_no
     assert await runner.processes() == {1, runner.client.pid}
 
 
+async def test_what_a_kept_run_had_when_it_settled_is_spared_as_it_is(runner: Sandbox) -> None:
+    """A bash kernel starts its shell before it is ready: once the daemon says
+    the kernel settled, sweeps spare that shell; what starts later goes."""
+    assert runner.client is not None
+    sink = Sink()
+    kernel = "mkfifo blocks; sleep 61 & echo up; while :; do if read -r line < blocks; then sleep 62 & echo child; fi; done"
+    kept = asyncio.ensure_future(runner.client.run("kernel", ["sh", "-c", kernel], sink, 1 << 20, keep=True))
+    await sink.shows(b"up\n")
+    await runner.client.settle("kernel")
+    settled = await runner.processes()
+    assert len(settled - {1, runner.client.pid}) == 2  # the kernel and its "shell"
+    (runner.workdir / "blocks").write_text("go\n")
+    await sink.shows(b"up\nchild\n")
+    await runner.client.tidy()
+    assert await runner.processes() == settled
+    # A script's sweep spares them too.
+    end, _ = await runner.run("true")
+    assert end.code == 0 and await runner.processes() == settled
+    runner.client.signal("kernel", 15)
+    await asyncio.wait_for(kept, 5)
+
+
 async def test_no_run_can_make_a_setuid_file(runner: Sandbox) -> None:
     end, sink = await runner.run("sh", "-c", "touch f && chmod 755 f && chmod 4755 f")
     assert end.code != 0 and b"Operation not permitted" in sink.output["stderr"]

@@ -96,6 +96,10 @@ export interface SessionInfo {
     state: 'idle' | 'busy' | 'dead' | string;
     blocksRun: number;
     memoryBytes?: number | null;
+    /** The language its kernel runs: a session has a kernel per language. */
+    language?: string;
+    /** The kernel's name in the image. */
+    kernel?: string;
 }
 
 export interface StatusResult {

@@ -115,7 +115,7 @@ export class SandboxStatus implements vscode.Disposable {
             text = `$(${state === ContainerState.RUNNING ? 'vm-running' : 'vm-outline'}) cellbox: ${words}`;
             tooltip = mine ? `${mine.container}\nimage ${mine.image}\n${mine.workspace}` : folder.uri.fsPath;
             const file = this.file(folder);
-            const session = file && mine?.sessions?.find((s) => s.name === this.sessionOf(file));
+            const session = file && mergedSession(mine?.sessions?.filter((s) => s.name === this.sessionOf(file)) ?? []);
             if (file !== undefined && session !== undefined) {
                 text = `$(${session.state === 'dead' ? 'debug-disconnect' : 'vm-running'}) cellbox: ${SESSION_WORDS[session.state] ?? `session ${session.state}`}`;
                 tooltip = `${sessionTooltip(file, session)}\n\n${tooltip}`;
@@ -165,6 +165,22 @@ export class SandboxStatus implements vscode.Disposable {
         this.subscriptions.forEach((s) => s.dispose());
         this.item.dispose();
     }
+}
+
+/** A session's kernels (one per language: Python, bash) as one: busy if
+ * any is, dead if all are; their blocks and memory added up. */
+function mergedSession(kernels: SessionInfo[]): SessionInfo | undefined {
+    if (kernels.length <= 1) {
+        return kernels[0];
+    }
+    const states = kernels.map((k) => k.state);
+    const memories = kernels.map((k) => k.memoryBytes).filter((m): m is number => typeof m === 'number');
+    return {
+        name: kernels[0].name,
+        state: states.includes('busy') ? 'busy' : states.every((s) => s === 'dead') ? 'dead' : 'idle',
+        blocksRun: kernels.reduce((sum, k) => sum + k.blocksRun, 0),
+        memoryBytes: memories.length ? memories.reduce((a, b) => a + b, 0) : null,
+    };
 }
 
 function sessionTooltip(file: vscode.Uri, session: SessionInfo): string {

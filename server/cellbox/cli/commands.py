@@ -142,7 +142,7 @@ def _daemon_call(fn, *args):
 @click.option("--line", "-l", type=click.IntRange(min=1), help="Run the block holding line L (from 1).")
 @click.option("--all", "-a", "run_all", is_flag=True, help="Run every block in order (the default).")
 @click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds each block may run.")
-@click.option("--session", "-s", help="Run Python blocks in this named session (a kernel that keeps state).")
+@click.option("--session", "-s", help="Run the blocks in this named session (a kernel per language that keeps state).")
 @_workspace_option
 @_json_option
 def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout: float | None,
@@ -172,7 +172,7 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
 @click.option("--lang", "-L", "language", help="The language (python, bash, sh, ...); default: from FILE's name.")
 @click.option("-c", "--code", help="The code to run, instead of FILE.")
 @click.option("--timeout", "-t", type=click.FloatRange(min=MIN_TIMEOUT_SECONDS), help="Seconds the block may run.")
-@click.option("--session", "-s", help="Run Python blocks in this named session (a kernel that keeps state).")
+@click.option("--session", "-s", help="Run the blocks in this named session (a kernel per language that keeps state).")
 @_workspace_option
 @_json_option
 def exec_command(file, language: str | None, code: str | None, timeout: float | None, session: str | None,

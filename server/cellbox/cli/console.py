@@ -171,7 +171,10 @@ def status_lines(result: dict) -> list[str]:
         lines.append(f"{row['workspace']}  {row['state']}  {row['container']}  {row['image']}")
         for session in row.get("sessions", []):
             memory = f"  {session['memoryBytes'] / (1 << 20):.0f} MiB" if session.get("memoryBytes") else ""
-            lines.append(f"  session {session['name']}  {session['state']}  {session['blocksRun']} blocks{memory}")
+            language = f" ({session['language']})" if session.get("language", "python") != "python" else ""
+            lines.append(
+                f"  session {session['name']}{language}  {session['state']}  {session['blocksRun']} blocks{memory}"
+            )
     return lines
 
 

@@ -113,6 +113,16 @@ def descendants(root):
     return found
 
 
+def start_time(pid):
+    """When `pid` started, in clock ticks since boot (None when gone): with
+    the PID, it names one process even after the PID is reused."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def freeze_and_kill(find):
     """Kill the processes `find()` lists: frozen first (SIGSTOP), so that none
     can fork or react meanwhile, then killed; again until none is left. One

@@ -30,6 +30,9 @@ plain words, bytes travel as base64. Requests:
                        and their leftover sweeps (what it starts does not)
     kill ID            kill that run and all it started
     signal ID N        send signal N to that run's process only (a kernel's interrupt)
+    settle ID          the kept run ID is ready: what it started so far (a bash
+                       kernel's shell) is its own, spared by sweeps as it is;
+                       answered with: settled ID
     tidy ID            kill every leftover but kept runs' own processes (after a
                        block ran in a kernel); answered with: tidied ID
     memory ID RUN      answered with: memory ID BYTES, the resident memory of RUN's
@@ -63,7 +66,16 @@ import select
 import sys
 import time
 
-from cellbox.container.processes import MARKER, become_subreaper, kill_leftovers, kill_orphans, kill_run, oom_kills
+from cellbox.container.processes import (
+    MARKER,
+    become_subreaper,
+    descendants,
+    kill_leftovers,
+    kill_orphans,
+    kill_run,
+    oom_kills,
+    start_time,
+)
 from cellbox.container.seccomp import forbid_setid_files
 
 CHUNK = 65536
@@ -97,6 +109,7 @@ class Run:
         self.room = limit  # bytes of output still to forward
         self.cut = False
         self.oom_before = oom_kills()
+        self.family = {}  # a kept run's settled processes: pid -> start time
 
 
 class Runner:
@@ -296,6 +309,11 @@ class Runner:
         elif op == b"memory" and len(fields) == 3:
             run = self.runs.get(fields[2])
             self.send(client, b"memory", run_id, str(resident_bytes(run.pid) if run else -1).encode())
+        elif op == b"settle":
+            run = self.runs.get(run_id)
+            if run is not None and run.keep:
+                run.family = {pid: start_time(pid) for pid in descendants(run.pid)}
+            self.send(client, b"settled", run_id)
         elif op == b"tidy":
             kill_leftovers(self.kept())
             self.send(client, b"tidied", run_id)
@@ -303,8 +321,14 @@ class Runner:
             self.send(client, b"pong", run_id, str(os.getpid()).encode())
 
     def kept(self):
-        """The processes of live kept runs (kernels), which leftover sweeps spare."""
-        return {run.pid for run in self.runs.values() if run.keep and run.code is None}
+        """The processes of live kept runs (kernels) and those they had when
+        they settled (still the same processes), which leftover sweeps spare."""
+        spared = set()
+        for run in self.runs.values():
+            if run.keep and run.code is None:
+                spared.add(run.pid)
+                spared.update(pid for pid, started in run.family.items() if start_time(pid) == started)
+        return spared
 
     def start(self, client, run_id, argv, limit, keep=False):
         env = dict(os.environ)

@@ -59,3 +59,11 @@ FIGURES_MODULE = "cellbox_figures"
 def figures_source() -> str:
     """container/figures.py, which the daemon writes as cellbox_figures.py into RUN_DIR/python."""
     return resources.files(__package__).joinpath("figures.py").read_text(encoding="utf-8")
+
+
+KERNEL_LAUNCHER = "cellbox_kernel_launch.py"
+"""container/kernel_launch.py's name in RUN_DIR, where sessions start kernels with it."""
+
+
+def kernel_launcher_source() -> str:
+    return resources.files(__package__).joinpath("kernel_launch.py").read_text(encoding="utf-8")

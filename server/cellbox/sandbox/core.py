@@ -21,7 +21,7 @@ from typing import Any
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
 from cellbox.errors import InvalidParams, SandboxFailed
-from cellbox.languages import normalize_language
+from cellbox.languages import KNOWN_LANGUAGES, normalize_language
 from cellbox.sandbox import run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
@@ -276,12 +276,16 @@ class Sandbox:
     # ----------------------------------------------------------- sessions
 
     def _session_for(self, block: BlockToRun, config: SandboxConfig, session: str | None) -> str:
-        """The session a block runs in ("" to run it as a script): Python blocks
-        in session mode, or when the request names a session. A document's
-        blocks share one session, named by the document's path."""
-        if session is None and config.mode != "session":
+        """The session a block runs in ("" to run it as a script): blocks of a
+        language with a kernel (`kernels`), in session mode or when the request
+        names a session; a language that only a kernel runs (r), always. A
+        document's blocks share one session, named by the document's path."""
+        language = normalize_language(block.language)
+        if language not in config.kernels:
             return ""
-        if normalize_language(block.language) != "python" or not config.execution_policies.get("python", False):
+        if language in KNOWN_LANGUAGES and (
+            (session is None and config.mode != "session") or not config.execution_policies.get(language, False)
+        ):
             return ""
         return session or (str(block.document) if block.document is not None else "default")
 
@@ -290,23 +294,26 @@ class Sandbox:
         progress: ProgressFactory, cancelled: asyncio.Event, on_output: run.OnOutput, on_display: run.OnDisplay,
     ) -> BlockResult:
         started = time.perf_counter()
-        prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
-        if prepared.relative_path is None or not prepared.runs:
-            # Refused (a name outside the workspace...): said as a script would say it.
-            return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
+        language = normalize_language(block.language)
+        code, code_file, named = block.code, None, None
+        if language in KNOWN_LANGUAGES:
+            prepared = prepare_block(block.language, block.code, self.workspace, config.execution_policies)
+            if prepared.relative_path is None or not prepared.runs:
+                # Refused (a name outside the workspace...): said as a script would say it.
+                return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
+            code, named = prepared.code, (None if prepared.generated else prepared)
         if cancelled.is_set():
             return BlockResult(
-                "python", CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, None, executed=False, timed_out=False,
+                language, CANCELLED_EXIT_CODE, run.CANCELLED_MESSAGE, None, executed=False, timed_out=False,
                 duration_ms=0.0, status=Status.CANCELLED, truncated=False, range=block.range, extent=block.extent,
                 block_number=block.number, original_output=None, session=name,
             )
         workspace_state = await self.state()
         owner = specs.owner_for(self.workspace, config)
-        code_file = None
-        if not prepared.generated:
+        if named is not None:
             # A block that names its file (`# filename: app.py`) still writes it, as in script mode.
             try:
-                path, _ = await run.save_block(prepared, self.workspace, owner)
+                path, _ = await run.save_block(named, self.workspace, owner)
             except run.BlockNotSaved:  # said as a script would say it
                 return await self._execute_block(index, block, config, timeout, progress, cancelled, on_output)
             code_file = str(path)
@@ -318,12 +325,13 @@ class Sandbox:
             )
         interruptions = self._container.interruptions
         session = await self._sessions.ready(
-            name, attached.runner, workspace_state.kernels, owner, workspace_state.outputs, progress
+            name, language, config.kernels[language], attached.runner, workspace_state.kernels, owner,
+            workspace_state.outputs, progress,
         )
         # A traceback's "Cell In [3], line 12" names the document's line 12.
         first_line = block.range.start.line if block.range is not None else 0
         outcome = await session.execute(
-            prepared.code, first_line, timeout, config.output_limit, cancelled, on_output, on_display
+            code, first_line, timeout, config.output_limit, cancelled, on_output, on_display
         )
         status = outcome.status
         output = outcome.output
@@ -332,7 +340,7 @@ class Sandbox:
             on_output("stderr", note)
             output, status = output + note, Status.INTERRUPTED
         return BlockResult(
-            "python", outcome.exit_code, output, code_file, executed=True, timed_out=outcome.timed_out,
+            language, outcome.exit_code, output, code_file, executed=True, timed_out=outcome.timed_out,
             duration_ms=_ms_since(started), status=status, truncated=outcome.truncated, range=block.range,
             extent=block.extent, block_number=block.number, original_output=None, state_lost=outcome.state_lost,
             displays=outcome.displays, session=name,

@@ -261,7 +261,7 @@ class RunnerClient:
             if future is not None and not future.done():
                 future.set_result(self.pid)
             return
-        if kind in (b"tidied", b"memory"):
+        if kind in (b"tidied", b"settled", b"memory"):
             future = self._pings.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(int(fields[2]) if kind == b"memory" and len(fields) > 2 else 0)
@@ -319,9 +319,16 @@ class RunnerClient:
 
     async def tidy(self) -> None:
         """Have the runner kill every leftover but the kernels themselves; done when it has."""
-        tidy_id = uuid.uuid4().hex
-        answer = self._pings[tidy_id] = asyncio.get_running_loop().create_future()
-        self._send("tidy", tidy_id)
+        await self._answered("tidy", uuid.uuid4().hex)
+
+    async def settle(self, run_id: str) -> None:
+        """Tell the runner the kept run is ready: the processes it has now
+        (a bash kernel's shell) are spared by leftover sweeps, as it is."""
+        await self._answered("settle", run_id)
+
+    async def _answered(self, request: str, request_id: str) -> None:
+        answer = self._pings[request_id] = asyncio.get_running_loop().create_future()
+        self._send(request, request_id)
         try:
             await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:

@@ -1,5 +1,7 @@
-"""Session mode: a Jupyter kernel (ipykernel) per session, inside the
-workspace's sandbox, driven from the daemon with jupyter_client.
+"""Session mode: a Jupyter kernel per session and language (ipykernel for
+Python; any kernelspec in the image for the languages `kernels` names), inside
+the workspace's sandbox, driven from the daemon with jupyter_client. The
+container starts it by name with cellbox_kernel_launch (container/kernel_launch.py).
 
 The sandbox has no network, so the kernel's sockets are ZeroMQ `ipc` sockets:
 Unix sockets the kernel binds in a folder of the daemon's (state.kernels, one
@@ -37,6 +39,7 @@ import attrs
 
 from cellbox import safe_files
 from cellbox.container import scripts as container_scripts
+from cellbox.container import ship
 from cellbox.errors import SandboxFailed
 from cellbox.sandbox.displays import keep_display
 from cellbox.sandbox.output import OutputCollector
@@ -104,8 +107,13 @@ def _moved_gutter(line: str, offset: int) -> str:
 class KernelSession:
     """One named session: a kernel in the sandbox, started on its first block."""
 
-    def __init__(self, name: str, kernels: Path, owner: tuple[int, int], outputs: Path) -> None:
+    def __init__(
+        self, name: str, language: str, kernel: str, kernels: Path, owner: tuple[int, int], outputs: Path
+    ) -> None:
         self.name = name
+        self.language = language
+        self.kernel = kernel
+        """The kernelspec's name in the image."""
         self._kernels = kernels
         self._owner = owner
         self._outputs = outputs
@@ -141,9 +149,10 @@ class KernelSession:
         self._runner = runner
         self._folder_name = uuid.uuid4().hex
         key = secrets.token_hex(32)
-        self._folder_fd = _make_kernel_folder(self._kernels, self._folder_name, self._owner, key)
+        self._folder_fd = _make_kernel_folder(self._kernels, self._folder_name, self._owner, key, self.kernel)
         in_container = f"{container_scripts.KERNELS_DIR}/{self._folder_name}"
-        argv = ["python3", "-m", "ipykernel_launcher", "-f", f"{in_container}/connection.json"]
+        launcher = f"{container_scripts.RUN_DIR}/{ship.KERNEL_LAUNCHER}"
+        argv = ["python3", "-I", launcher, self.kernel, f"{in_container}/connection.json"]
         self._run_id = uuid.uuid4().hex
         self._log = OutputCollector(KERNEL_LOG_LIMIT, lambda stream, text: None)
         self._ended = asyncio.ensure_future(runner.run(self._run_id, argv, self._log, KERNEL_LOG_LIMIT, keep=True))
@@ -175,12 +184,16 @@ class KernelSession:
             ready.cancel()
             raise self._unavailable()
         ready.result()
+        # What the kernel started so far (a bash kernel's shell) is its own:
+        # leftover sweeps spare it from now on, and not what blocks start.
+        await runner.settle(self._run_id)
         self.started_at = time.time()
         self.blocks_run = 0
         self._offsets = {}
-        # Tracebacks as plain text: the clients show them as text, and the
-        # daemon reads the line that raised from them.
-        await self._quiet("get_ipython().colors = 'NoColor'")
+        if self.language == "python":
+            # Tracebacks as plain text: the clients show them as text, and the
+            # daemon reads the line that raised from them.
+            await self._quiet("get_ipython().colors = 'NoColor'")
 
     async def memory(self) -> int | None:
         """The kernel's resident memory in bytes, when it is alive and the runner can tell."""
@@ -204,6 +217,12 @@ class KernelSession:
 
     def _unavailable(self) -> SandboxFailed:
         said = self._log.text().strip()
+        if "cellbox: no Jupyter kernel named" in said:
+            found = next(line for line in said.splitlines() if "cellbox: no Jupyter kernel named" in line)
+            return SessionUnavailable(
+                f"{found.removeprefix('cellbox: ')}. Install the kernel in the image, or change "
+                f'kernels.{self.language} in cellbox.toml (or use mode = "script").'
+            )
         if "No module named" in said and "ipykernel" in said:
             return SessionUnavailable(
                 "Session mode needs ipykernel in the sandbox image, and this image has none. Install it "
@@ -408,7 +427,7 @@ def _client_class() -> Any:
     return FdKernelClient
 
 
-def _make_kernel_folder(kernels: Path, name: str, owner: tuple[int, int], key: str) -> int:
+def _make_kernel_folder(kernels: Path, name: str, owner: tuple[int, int], key: str, kernel: str) -> int:
     """Make kernels/NAME with its connection file, give it to the kernel's user;
     a descriptor of the folder, which the daemon uses from then on."""
     parent = os.open(kernels, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -419,7 +438,7 @@ def _make_kernel_folder(kernels: Path, name: str, owner: tuple[int, int], key: s
         os.close(parent)
     connection = {
         "transport": "ipc", "ip": f"{container_scripts.KERNELS_DIR}/{name}/k", "key": key,
-        "signature_scheme": "hmac-sha256", "kernel_name": "python3",
+        "signature_scheme": "hmac-sha256", "kernel_name": kernel,
         **{f"{channel}_port": port for channel, port in CHANNEL_PORTS.items()},
     }
     fd = os.open("connection.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
@@ -454,28 +473,34 @@ def _remove_kernel_folder(kernels: Path, name: str) -> None:
 
 
 class Sessions:
-    """One sandbox's sessions by name, as this daemon runs them."""
+    """One sandbox's sessions, as this daemon runs them: a kernel per session
+    name and language (a document's Python and bash blocks share its name)."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, KernelSession] = {}
+        self._kernels: dict[tuple[str, str], KernelSession] = {}
         self._swept = False
 
     async def ready(
-        self, name: str, runner: RunnerClient, kernels: Path, owner: tuple[int, int], outputs: Path,
-        progress: Callable[[str], Any],
+        self, name: str, language: str, kernel: str, runner: RunnerClient, kernels: Path, owner: tuple[int, int],
+        outputs: Path, progress: Callable[[str], Any],
     ) -> KernelSession:
-        """The named session with its kernel up in the sandbox `runner` serves; started if it is not."""
+        """The named session's kernel for `language` up in the sandbox `runner`
+        serves; started if it is not, and started anew if settings changed its kernel."""
         if not self._swept:
             # Kernel folders a daemon killed before it could clean up left
             # behind. Only the daemon that holds the sandbox's runner runs
             # kernels there, and this is it.
             self._swept = True
             await asyncio.to_thread(_remove_kernel_folders, kernels)
-        session = self._by_name.get(name)
+        session = self._kernels.get((name, language))
+        if session is not None and session.kernel != kernel:
+            await session.kill()
+            session = None
         if session is None:
-            session = self._by_name[name] = KernelSession(name, kernels, owner, outputs)
+            session = self._kernels[name, language] = KernelSession(name, language, kernel, kernels, owner, outputs)
         if not session.alive_on(runner):
-            async with progress(f"Starting the session's kernel ({name})"):
+            shown = name if language == "python" else f"{name}, {language}"
+            async with progress(f"Starting the session's kernel ({shown})"):
                 try:
                     await session.start(runner)
                 except BaseException:
@@ -484,27 +509,29 @@ class Sessions:
         return session
 
     async def restart(self, name: str, runner: RunnerClient | None) -> bool:
-        """Kill the named session's kernel and start a new one (when the sandbox
+        """Kill the named session's kernels and start new ones (when the sandbox
         has a runner); whether there was such a session."""
-        session = self._by_name.get(name)
-        if session is None:
-            return False
-        await session.kill()
-        if runner is not None and runner.alive:
-            await session.start(runner)
-        return True
+        found = [session for (named, _), session in self._kernels.items() if named == name]
+        for session in found:
+            await session.kill()
+            if runner is not None and runner.alive:
+                await session.start(runner)
+        return bool(found)
 
     def names(self) -> list[str]:
-        return list(self._by_name)
+        return list(dict.fromkeys(name for name, _ in self._kernels))
 
     async def infos(self) -> list[SessionInfo]:
-        found = []
-        for name, session in self._by_name.items():
-            found.append(SessionInfo(name, session.state, session.blocks_run, await session.memory()))
-        return found
+        return [
+            SessionInfo(
+                session.name, session.state, session.blocks_run, await session.memory(), session.language,
+                session.kernel,
+            )
+            for session in self._kernels.values()
+        ]
 
     def close_all(self) -> None:
         """The sandbox was restarted or stopped: every kernel died with its runner."""
-        for session in self._by_name.values():
+        for session in self._kernels.values():
             session.close()
-        self._by_name.clear()
+        self._kernels.clear()

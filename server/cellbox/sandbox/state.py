@@ -5,8 +5,9 @@ depends on lives there:
 
     $XDG_STATE_HOME/cellbox/workspaces/<name>-<hash>/   (0700, the daemon's)
         blocks/   the blocks the user did not name; read-only at /cellbox/blocks
-        run/      the runner's socket and one-shot token, and python/cellbox_figures.py
-                  (script runs' matplotlib backend); read-only at /cellbox/run
+        run/      the runner's socket and one-shot token, python/cellbox_figures.py
+                  (script runs' matplotlib backend) and cellbox_kernel_launch.py
+                  (sessions' kernel starter); read-only at /cellbox/run
         view/     where the workspace is bind-mounted nosuid,nodev for the engine
         kernels/  one folder per session kernel, for its sockets (the kernel binds
                   them); read-write at /cellbox/kernels. The daemon opens
@@ -91,6 +92,8 @@ class WorkspaceState:
         # Script runs' matplotlib backend (container/figures.py): the runner
         # puts run/python on their PYTHONPATH.
         safe_files.write_regular(self.run, f"python/{ship.FIGURES_MODULE}.py", ship.figures_source().encode())
+        # Sessions start their kernels by kernelspec name with it.
+        safe_files.write_regular(self.run, ship.KERNEL_LAUNCHER, ship.kernel_launcher_source().encode())
 
 
 def can_mount() -> bool:

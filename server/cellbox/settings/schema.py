@@ -19,7 +19,14 @@ from typing import Any
 import attrs
 
 from cellbox.errors import ConfigError
-from cellbox.languages import DEFAULT_EXECUTION_POLICIES, KNOWN_LANGUAGES, closest_language
+from cellbox.languages import (
+    DEFAULT_EXECUTION_POLICIES,
+    DEFAULT_KERNELS,
+    KERNEL_NAME,
+    KNOWN_LANGUAGES,
+    closest_language,
+    normalize_language,
+)
 from cellbox.vocabulary import MIN_TIMEOUT_SECONDS
 
 DEFAULT_IMAGE = "python:3-slim"
@@ -34,9 +41,14 @@ class SandboxConfig:
     timeout: float = 60.0
     """Seconds a block may run before it is killed (>= 1)."""
     mode: str = "script"
-    """"script": each block runs in a fresh process (the default); "session": Python
-    blocks run in a Jupyter kernel per document (or per named session) that keeps
-    their state between blocks."""
+    """"script": each block runs in a fresh process (the default); "session": blocks
+    of a language with a kernel (see kernels) run in a Jupyter kernel per document
+    (or per named session) that keeps their state between blocks."""
+    kernels: Mapping[str, str] = attrs.field(factory=lambda: dict(DEFAULT_KERNELS))
+    """Per language, the Jupyter kernel in the image its blocks run in, in session
+    mode: python = "python3" (ipykernel) unless changed; e.g. bash = "bash", r = "ir".
+    A language with a kernel and no interpreter of cellbox's (r) runs in its kernel
+    in either mode."""
     network: str = "none"
     """Engine network for the container: "none" (default), "bridge", or a named network."""
     bind_dir: str | None = None
@@ -181,6 +193,21 @@ def _check(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
         return value
+    if key == "kernels":
+        if not isinstance(value, Mapping):
+            raise ValueError('must be a table of language = "kernel name", e.g. { bash = "bash", r = "ir" }')
+        kernels = {}
+        for language, name in value.items():
+            lang = normalize_language(str(language))
+            if not re.fullmatch(r"[a-z][a-z0-9_+#-]*", lang):
+                raise ValueError(f"has {language!r}, which is not a language name")
+            if not isinstance(name, str) or not re.fullmatch(KERNEL_NAME, name):
+                raise ValueError(
+                    f"{language} must be the name of a Jupyter kernel in the image (letters, digits, . _ -), "
+                    'as `jupyter kernelspec list` shows it, e.g. "python3" or "ir"'
+                )
+            kernels[lang] = name
+        return kernels
     if key == "execution_policies":
         if not isinstance(value, Mapping):
             raise ValueError("must be a table of language = true/false")

@@ -26,7 +26,7 @@ import attrs
 
 from cellbox import safe_files
 from cellbox.errors import ConfigError
-from cellbox.languages import DEFAULT_EXECUTION_POLICIES
+from cellbox.languages import DEFAULT_EXECUTION_POLICIES, DEFAULT_KERNELS
 from cellbox.settings import trust
 from cellbox.settings.schema import SandboxConfig, loosens, refuse_outright, validate_overrides
 
@@ -130,12 +130,20 @@ def resolve_config(
     from the workspace (`workspace_settings`), then the client's own
     `overrides` (already validated). Blocking (files): run it off the event loop.
     """
-    # A partial policy table changes only the languages it names, as in the
-    # seed, so tables from each source add up instead of replacing each other.
-    policies = dict(DEFAULT_EXECUTION_POLICIES)
+    # A partial policy (or kernel) table changes only the languages it names,
+    # as in the seed, so tables from each source add up instead of replacing
+    # each other.
+    tables: dict[str, dict[str, Any]] = {
+        "execution_policies": dict(DEFAULT_EXECUTION_POLICIES), "kernels": dict(DEFAULT_KERNELS),
+    }
+
+    def add_tables(settings: dict[str, Any]) -> None:
+        for key, table in tables.items():
+            table.update(settings.pop(key, {}))
+
     user = _read_user_config(workspace)
     refuse_outright(user, str(user_config_path()))
-    policies.update(user.pop("execution_policies", {}))
+    add_tables(user)
     baseline = SandboxConfig(**user)
     merged: dict[str, Any] = dict(user)
     files: list[WorkspaceFile] = []
@@ -174,7 +182,7 @@ def resolve_config(
 
     for source, settings, from_file in untrusted:
         approved = from_file is not None and from_file.approved
-        policies.update(settings.pop("execution_policies", {}))
+        add_tables(settings)
         for key, value in settings.items():
             if not approved and loosens(key, value, baseline):
                 ignored.append(f"{key} = {_show(value)} (from {source})")
@@ -185,12 +193,12 @@ def resolve_config(
 
     client = dict(overrides or {})
     refuse_outright(client, "the client's settings")
-    policies.update(client.pop("execution_policies", {}))
+    add_tables(client)
     if "image" in client:
         image_trusted = True
     merged.update(client)
     return ResolvedConfig(
-        SandboxConfig(**merged, execution_policies=policies), tuple(files), tuple(ignored), image_trusted
+        SandboxConfig(**{**merged, **tables}), tuple(files), tuple(ignored), image_trusted
     )
 
 

@@ -33,6 +33,24 @@ function M.name_of(bufnr)
 end
 
 --- Take in a `cellbox.status` answer of `client_id`'s server.
+--- Two kernels of one session as one: busy if either is, dead if both are;
+--- their blocks and memory added up.
+local function merged(one, other)
+  local state = (one.state == "busy" or other.state == "busy") and "busy"
+    or (one.state == "dead" and other.state == "dead") and "dead"
+    or "idle"
+  local memory = nil
+  if type(one.memoryBytes) == "number" or type(other.memoryBytes) == "number" then
+    memory = (tonumber(one.memoryBytes) or 0) + (tonumber(other.memoryBytes) or 0)
+  end
+  return {
+    name = one.name,
+    state = state,
+    blocksRun = (tonumber(one.blocksRun) or 0) + (tonumber(other.blocksRun) or 0),
+    memoryBytes = memory,
+  }
+end
+
 function M.update(client_id, answer)
   for _, name in ipairs(names_of_client[client_id] or {}) do
     infos[name] = nil
@@ -40,7 +58,8 @@ function M.update(client_id, answer)
   local names = {}
   for _, sandbox in ipairs(answer.sandboxes or {}) do
     for _, session in ipairs(sandbox.sessions or {}) do
-      infos[session.name] = session
+      -- A session has a kernel per language (Python, bash): one line for all.
+      infos[session.name] = infos[session.name] and merged(infos[session.name], session) or session
       table.insert(names, session.name)
     end
   end
