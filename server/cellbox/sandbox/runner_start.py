@@ -92,6 +92,18 @@ async def connect_runner(
             future.cancel()
 
 
+async def runner_up(watch: OutputStream) -> None:
+    """Wait until a container just started has its runner up ("ready PID" on
+    the main process's output), or says it has none, or its output ends; at
+    most RUNNER_READY_TIMEOUT_SECONDS. The runner's start-up kills every
+    process in the container but its own (processes.kill_orphans)."""
+    deadline = asyncio.get_running_loop().time() + RUNNER_READY_TIMEOUT_SECONDS
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        line = await watch.next_line(left)
+        if line is None or line.startswith(b"ready ") or line == b"unavailable":
+            return
+
+
 async def _main_says(watch: OutputStream, probe: str | None, identity: str) -> str | None:
     """What the container's main process announces: "unavailable" (no
     Python); WorkspaceNotShown for a probe not ours, ViewNotShown when
