@@ -288,8 +288,9 @@ class Attacher:
         return None
 
     async def _replace(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
-        # Image, mount, network or runner changed: the old container is stale.
-        log.info("replacing %s: its settings changed", spec.name)
+        # Image, mount, network or runner changed, or a folder it binds was made
+        # anew (spec.build_spec): the old container is stale.
+        log.info("replacing %s: its settings changed, or a folder it binds was made anew", spec.name)
         await self._engine.remove_container(spec.name, self.label)
         return await self._create(spec, progress)
 

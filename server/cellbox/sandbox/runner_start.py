@@ -62,7 +62,7 @@ async def connect_runner(
     is not `view_of` (the workspace whose nosuid view we mounted), by device:inode.
     """
     arrival = asyncio.ensure_future(listener.runner(RUNNER_READY_TIMEOUT_SECONDS))
-    identity = _identity(view_of) if view_of is not None else ""
+    identity = state.identity(view_of) if view_of is not None else ""
     announcements = asyncio.ensure_future(_main_says(watch, probe, identity))
     pending: set[asyncio.Future[Any]] = {arrival, announcements}
     asked_for_python = started  # a container we started says so itself
@@ -123,9 +123,3 @@ async def _main_says(watch: OutputStream, probe: str | None, identity: str) -> s
                 raise ViewNotShown(folder)
         elif line == b"unavailable":
             return "unavailable"
-
-
-def _identity(folder: Path) -> str:
-    """device:inode, as `stat -c %d:%i` prints them inside the container."""
-    info = folder.stat()
-    return f"{info.st_dev}:{info.st_ino}"

@@ -133,6 +133,17 @@ def _unmount(target: Path) -> None:
         pass  # mounted more than once (a crash between two starts): peel them all
 
 
+def identity(path: Path, follow: bool = True) -> str:
+    """device:inode of `path`, as `stat -c %d:%i` prints them inside the
+    container; "" when there is nothing there. With `follow` false a symlink
+    is not followed (it names the link itself)."""
+    try:
+        info = os.stat(path, follow_symlinks=follow)
+    except FileNotFoundError:
+        return ""
+    return f"{info.st_dev}:{info.st_ino}"
+
+
 def vcs_folders(workspace: Path) -> list[str]:
     """The workspace's VCS metadata that exists as a real folder or file (a
     git worktree's `.git` is a file), never through a symlink."""
