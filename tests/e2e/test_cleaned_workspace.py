@@ -98,6 +98,22 @@ async def test_a_new_daemon_runs_in_a_workspace_made_again_after_the_first_left_
     assert_sees_the_new_workspace(await run(second), workspace, "after the first left")
 
 
+async def test_a_daemon_whose_own_folder_was_removed_under_it_runs_the_next_block(
+    make_workspace, start_daemon, private_xdg
+):
+    # Its blocks, runner socket and token were there: every run was refused
+    # ("Filename is not valid") until the daemon was restarted.
+    workspace = make_workspace("own", CONFIG)
+    daemon = await start_daemon(workspace)
+    await run(daemon, "true")
+    shutil.rmtree(private_xdg / "xdg_state_home" / "cellbox")
+    (workspace / "marker.txt").write_text("still here\n")
+    assert_sees_the_new_workspace(await run(daemon), workspace, "still here")
+    other = await start_daemon(workspace)
+    assert_sees_the_new_workspace(await run(other), workspace, "still here")
+    assert_sees_the_new_workspace(await run(daemon), workspace, "still here")
+
+
 @pytest.mark.parametrize("made_again", ["workspace", "daemon's folder"])
 async def test_a_new_client_after_everything_was_deleted_runs_at_once(
     make_workspace, start_daemon, engine, private_xdg, made_again

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -93,6 +94,25 @@ async def test_a_workspace_made_again_at_its_path_gets_a_new_container(workspace
     assert result.status == "ok"
     assert engine.asked("remove_container") == [container_name_for(workspace)]
     assert engine.containers[container_name_for(workspace)].info.id != first
+
+
+async def test_the_daemons_folder_removed_under_it_is_made_again(workspace: Path) -> None:
+    engine = FakeEngine()
+    sandbox = sandbox_of(workspace, engine)
+    await sandbox.execute([PY])
+    first = engine.containers[container_name_for(workspace)].info.id
+    folders = await sandbox.state()
+    held = [os.open(f, os.O_RDONLY | os.O_DIRECTORY) for f in (folders.blocks, folders.run, folders.kernels)]
+    try:  # as the container's mounts hold them
+        shutil.rmtree(folders.root)
+        result = await sandbox.execute([PY])
+    finally:
+        for fd in held:
+            os.close(fd)
+
+    assert result.status == "ok"
+    assert (await sandbox.state()).blocks.is_dir()
+    assert engine.containers[container_name_for(workspace)].info.id != first  # bound to the new folders
 
 
 async def test_a_container_replaced_beside_another_daemon_is_started(workspace: Path) -> None:

@@ -111,9 +111,7 @@ def build_spec(
     bound = () if copy else (
         state.identity(workspace),
         *(state.identity(workspace / name, follow=False) for name in vcs),
-        *(state.identity(folder, follow=False) for folder in (
-            workspace_state.blocks, workspace_state.run, workspace_state.kernels,
-        )),
+        *workspace_state.bound(),
     )
     fingerprint = hashlib.sha256(repr((fields, bound)).encode()).hexdigest()[:16]
     return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})

@@ -59,6 +59,8 @@ class WorkspaceState:
     run: Path
     view: Path
     kernels: Path
+    made: tuple[str, ...] = ()
+    """bound() as this daemon made or found the folders."""
 
     @property
     def outputs(self) -> Path:
@@ -76,7 +78,17 @@ class WorkspaceState:
         root = base / "workspaces" / f"{name}-{digest}"
         state = cls(root, root / "blocks", root / "run", root / "view", root / "kernels")
         state._make()
-        return state
+        return attrs.evolve(state, made=state.bound())
+
+    def bound(self) -> tuple[str, ...]:
+        """device:inode (see identity) of the folders bound into the sandbox."""
+        return tuple(identity(folder, follow=False) for folder in (self.blocks, self.run, self.kernels))
+
+    @property
+    def intact(self) -> bool:
+        """Whether these are still the folders this daemon made or found (not
+        removed, nor made again by someone else)."""
+        return self.bound() == self.made
 
     def _make(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
