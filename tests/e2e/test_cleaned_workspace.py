@@ -9,7 +9,8 @@ is not what a running container shows: blocks ran in the removed, empty
 folder (and could not write there), and a `docker exec` into it was refused.
 The daemon's own folders are bound the same way: made again, the runner
 never saw the new token and a new client waited 30 s for "runner did not
-connect".
+connect"; removed under a live daemon, it refused every run. A workspace
+emptied in place (the first test) always worked; it stays as a guard.
 """
 
 from __future__ import annotations
@@ -39,6 +40,25 @@ async def run(daemon, code: str = LOOK):
     return await asyncio.wait_for(daemon.execute(("sh", code)), RUN_TIMEOUT)
 
 
+async def first_run(make_workspace, start_daemon, name: str):
+    """A workspace and a daemon whose container is up."""
+    workspace = make_workspace(name, CONFIG)
+    daemon = await start_daemon(workspace)
+    await run(daemon, "true")
+    return workspace, daemon
+
+
+async def leave(daemon) -> None:
+    """The daemon exits; with stop_container = false its container keeps running."""
+    await daemon.client.shutdown_session()
+    await daemon.client.stop()
+
+
+def remove_the_daemons_folder(private_xdg) -> None:
+    """The daemon's own folders for the workspace (blocks, runner socket and token), as wiping a test's home does."""
+    shutil.rmtree(private_xdg / "xdg_state_home" / "cellbox")
+
+
 def assert_sees_the_new_workspace(result, workspace, marker: str) -> None:
     assert (result["exitCode"], result["output"]) == (0, f"{marker}\ncellbox.toml\nmarker.txt\n")
     assert (workspace / "by-block.txt").read_text() == "written\n"  # and writes there, as the host sees it
@@ -64,9 +84,7 @@ async def test_every_file_deleted_hidden_and_ignored_ones_too(make_workspace, st
 
 
 async def test_the_same_daemon_runs_in_a_workspace_made_again(make_workspace, start_daemon, engine):
-    workspace = make_workspace("again", CONFIG)
-    daemon = await start_daemon(workspace)
-    await run(daemon, "echo old > old.txt")
+    workspace, daemon = await first_run(make_workspace, start_daemon, "again")
     make_again(workspace, "the new folder")
     assert_sees_the_new_workspace(await run(daemon), workspace, "the new folder")
     assert [c.status for c in containers_of(engine, workspace)] == ["running"]  # one container, not two
@@ -75,9 +93,7 @@ async def test_the_same_daemon_runs_in_a_workspace_made_again(make_workspace, st
 async def test_a_second_daemon_runs_in_a_workspace_made_again_while_the_first_holds_the_runner(
     make_workspace, start_daemon
 ):
-    workspace = make_workspace("shared", CONFIG)
-    first = await start_daemon(workspace)
-    await run(first, "true")
+    workspace, first = await first_run(make_workspace, start_daemon, "shared")
     make_again(workspace, "seen by the second")
     second = await start_daemon(workspace)
     assert_sees_the_new_workspace(await run(second), workspace, "seen by the second")
@@ -87,11 +103,8 @@ async def test_a_second_daemon_runs_in_a_workspace_made_again_while_the_first_ho
 async def test_a_new_daemon_runs_in_a_workspace_made_again_after_the_first_left_its_container_running(
     make_workspace, start_daemon, engine
 ):
-    workspace = make_workspace("left", CONFIG)
-    first = await start_daemon(workspace)
-    await run(first, "true")
-    await first.client.shutdown_session()
-    await first.client.stop()
+    workspace, first = await first_run(make_workspace, start_daemon, "left")
+    await leave(first)
     assert [c.status for c in containers_of(engine, workspace)] == ["running"]  # stop_container = false
     make_again(workspace, "after the first left")
     second = await start_daemon(workspace)
@@ -103,10 +116,8 @@ async def test_a_daemon_whose_own_folder_was_removed_under_it_runs_the_next_bloc
 ):
     # Its blocks, runner socket and token were there: every run was refused
     # ("Filename is not valid") until the daemon was restarted.
-    workspace = make_workspace("own", CONFIG)
-    daemon = await start_daemon(workspace)
-    await run(daemon, "true")
-    shutil.rmtree(private_xdg / "xdg_state_home" / "cellbox")
+    workspace, daemon = await first_run(make_workspace, start_daemon, "own")
+    remove_the_daemons_folder(private_xdg)
     (workspace / "marker.txt").write_text("still here\n")
     assert_sees_the_new_workspace(await run(daemon), workspace, "still here")
     other = await start_daemon(workspace)
@@ -118,14 +129,9 @@ async def test_a_daemon_whose_own_folder_was_removed_under_it_runs_the_next_bloc
 async def test_a_new_client_after_everything_was_deleted_runs_at_once(
     make_workspace, start_daemon, engine, private_xdg, made_again
 ):
-    # The daemon's own folder for the workspace (runner socket and token,
-    # blocks) removed as well, as wiping a test's temporary home does.
-    workspace = make_workspace("wiped", CONFIG)
-    first = await start_daemon(workspace)
-    await run(first, "true")
-    await first.client.shutdown_session()
-    await first.client.stop()
-    shutil.rmtree(private_xdg / "xdg_state_home" / "cellbox")
+    workspace, first = await first_run(make_workspace, start_daemon, "wiped")
+    await leave(first)
+    remove_the_daemons_folder(private_xdg)
     if made_again == "workspace":
         make_again(workspace, "all new")
     else:
