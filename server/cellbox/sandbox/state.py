@@ -14,7 +14,9 @@ depends on lives there:
         outputs/  rich outputs (plots, tables) saved as files; not in the sandbox
 
 If the state folder itself lies inside the workspace (a workspace that is the
-home folder), the user's private runtime folder is used instead.
+home folder), the user's private runtime folder is used instead. Removed while
+a daemon runs (a test wiping its home), it is made again before the next run
+(`intact`), and the container, which binds the removed folders, is replaced.
 """
 
 from __future__ import annotations
