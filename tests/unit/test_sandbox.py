@@ -7,6 +7,8 @@ itself is tested end to end (tests/e2e), never here."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -66,6 +68,51 @@ async def test_a_container_made_from_other_settings_is_replaced(workspace: Path)
     assert engine.asked("remove_container") == [container_name_for(workspace)]
     assert new.id != old.id and new.labels[LABEL_SPEC] != old.labels[LABEL_SPEC]
     assert engine.containers[new.name].spec.env["A"] == "2"
+
+
+async def test_a_workspace_made_again_at_its_path_gets_a_new_container(workspace: Path) -> None:
+    # A running container keeps the folder its bind named when it started;
+    # its files deleted, the folder is still the one shown, but made again
+    # at the same path it is not (tests/e2e/test_cleaned_workspace.py).
+    engine = FakeEngine()
+    sandbox = sandbox_of(workspace, engine)
+    (workspace / "old.txt").write_text("old\n")
+    await sandbox.execute([PY])
+    first = engine.containers[container_name_for(workspace)].info.id
+    (workspace / "old.txt").unlink()
+    await sandbox.execute([PY])
+    assert engine.asked("remove_container") == []
+
+    held = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY)  # as the container's mount holds it
+    try:
+        workspace.rmdir()
+        workspace.mkdir()
+        result = await sandbox.execute([PY])
+    finally:
+        os.close(held)
+
+    assert result.status == "ok"
+    assert engine.asked("remove_container") == [container_name_for(workspace)]
+    assert engine.containers[container_name_for(workspace)].info.id != first
+
+
+async def test_the_daemons_folder_removed_under_it_is_made_again(workspace: Path) -> None:
+    engine = FakeEngine()
+    sandbox = sandbox_of(workspace, engine)
+    await sandbox.execute([PY])
+    first = engine.containers[container_name_for(workspace)].info.id
+    folders = await sandbox.state()
+    held = [os.open(f, os.O_RDONLY | os.O_DIRECTORY) for f in (folders.blocks, folders.run, folders.kernels)]
+    try:  # as the container's mounts hold them
+        shutil.rmtree(folders.root)
+        result = await sandbox.execute([PY])
+    finally:
+        for fd in held:
+            os.close(fd)
+
+    assert result.status == "ok"
+    assert (await sandbox.state()).blocks.is_dir()
+    assert engine.containers[container_name_for(workspace)].info.id != first  # bound to the new folders
 
 
 async def test_a_container_replaced_beside_another_daemon_is_started(workspace: Path) -> None:

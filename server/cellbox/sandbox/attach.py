@@ -32,7 +32,13 @@ from cellbox.sandbox import state
 from cellbox.sandbox.exec_path import ExecPath
 from cellbox.sandbox.request import ProgressFactory
 from cellbox.sandbox.runner_client import RunnerClient, RunnerListener
-from cellbox.sandbox.runner_start import ViewNotShown, WorkspaceNotShown, connect_runner, write_mount_probe
+from cellbox.sandbox.runner_start import (
+    ViewNotShown,
+    WorkspaceNotShown,
+    connect_runner,
+    runner_up,
+    write_mount_probe,
+)
 from cellbox.sandbox.workspace_sync import WorkspaceSync
 from cellbox.settings.schema import SandboxConfig
 from cellbox.vocabulary import LABEL_SPEC, LABEL_WORKSPACE, ContainerState
@@ -182,8 +188,7 @@ class Attacher:
                 # runner: share the container through docker exec.
                 log.info("%s: another daemon holds the runner; blocks run with docker exec", info.name)
                 if info.state != "running":  # e.g. just replaced here: the other daemon will not start it
-                    await self._engine.start_container(info.name)
-                    self.started_here = True
+                    await self._start_shared(info)
                 shared = ExecPath(self._engine, info.id, sweep_strays=False)
                 return Attached(info, None, spec.labels[LABEL_SPEC], shared)
             listener.expect(specs.owner_for(self.workspace, config))
@@ -241,6 +246,19 @@ class Attacher:
         finally:
             watch.close()
 
+    async def _start_shared(self, info: ContainerInfo) -> None:
+        """Start a container whose runner another daemon will hold, and wait
+        for that runner to be up: its start-up kills every other process in
+        the container, and a block exec'd before then died with it ("OCI
+        runtime exec failed: ... write init-p: broken pipe", exit 126)."""
+        watch = await self._engine.attach(info.id)
+        try:
+            await self._engine.start_container(info.name)
+            self.started_here = True
+            await runner_up(watch)
+        finally:
+            watch.close()
+
     def _check_ours(self, info: ContainerInfo) -> None:
         if not specs.is_ours(info, self.workspace):
             raise SandboxFailed(
@@ -270,8 +288,9 @@ class Attacher:
         return None
 
     async def _replace(self, spec: ContainerSpec, progress: ProgressFactory) -> ContainerInfo:
-        # Image, mount, network or runner changed: the old container is stale.
-        log.info("replacing %s: its settings changed", spec.name)
+        # Image, mount, network or runner changed, or a folder it binds was made
+        # anew (spec.build_spec): the old container is stale.
+        log.info("replacing %s: its settings changed, or a folder it binds was made anew", spec.name)
         await self._engine.remove_container(spec.name, self.label)
         return await self._create(spec, progress)
 

@@ -87,10 +87,18 @@ class Sandbox:
         return Place(self._run_lock)
 
     async def state(self) -> state.WorkspaceState:
-        """The daemon's own folder for this workspace (made on first use)."""
-        if self._container.state is None:
-            self._container.state = await asyncio.to_thread(state.WorkspaceState.of, self.workspace)
-        return self._container.state
+        """The daemon's own folder for this workspace (made on first use, and
+        again when it was removed: a test wiping its temporary home)."""
+        current = self._container.state
+        if current is None or not current.intact:
+            if current is not None:
+                # Its kernels' folders went with it. The runner's socket is
+                # made again by the next attach (RunnerListener.open), and the
+                # container replaced: it binds the removed folders (spec.py).
+                log.warning("%s: the daemon's folder for this workspace was removed; making it again", self.workspace)
+                self._sessions.close_all()
+            current = self._container.state = await asyncio.to_thread(state.WorkspaceState.of, self.workspace)
+        return current
 
     @property
     def container(self) -> Attacher:

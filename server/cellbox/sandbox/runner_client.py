@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from cellbox import safe_files
+from cellbox.sandbox import state
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class RunnerListener:
         self._taken = False
         """Whether runner() has handed the arrived runner out."""
         self._pending_hellos = 0
+        self._bound = ""
+        """The socket's device:inode, to tell when its folder was removed."""
 
     @property
     def socket_path(self) -> Path:
@@ -109,7 +112,10 @@ class RunnerListener:
         """Listen, unless another live daemon does already (then False: that
         one has the runner, and this daemon runs its blocks with docker exec)."""
         if self._server is not None:
-            return True
+            if state.identity(self.socket_path, follow=False) == self._bound:
+                return True
+            # Its folder was removed (and maybe made again): no runner reaches it.
+            self.abandon()
         folder = os.open(self._dir, os.O_PATH | os.O_DIRECTORY)
         try:
             # sun_path holds 108 bytes: go through /proc/self/fd, a short path to the folder.
@@ -125,6 +131,7 @@ class RunnerListener:
             os.chmod("runner.sock", 0o666, dir_fd=folder)
         finally:
             os.close(folder)
+        self._bound = state.identity(self.socket_path, follow=False)
         self._server = await asyncio.start_unix_server(self._accept, sock=sock, limit=STREAM_LIMIT)
         return True
 
@@ -190,10 +197,19 @@ class RunnerListener:
             self.token_path.unlink()
         arrived.set_result(RunnerClient(reader, writer, self._name, int(fields[2])))
 
-    def close(self) -> None:
+    def abandon(self) -> None:
+        """Stop listening and forget the token, leaving the folder alone: when
+        it was removed, what its path names now is not ours to remove."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.cancel()
+        self._token, self._arrived, self._taken = None, None, False
+
+    def close(self) -> None:
+        if self._server is not None:
+            self.abandon()
             with contextlib.suppress(OSError):
                 self.socket_path.unlink()
         with contextlib.suppress(OSError):

@@ -62,7 +62,7 @@ async def connect_runner(
     is not `view_of` (the workspace whose nosuid view we mounted), by device:inode.
     """
     arrival = asyncio.ensure_future(listener.runner(RUNNER_READY_TIMEOUT_SECONDS))
-    identity = _identity(view_of) if view_of is not None else ""
+    identity = state.identity(view_of) if view_of is not None else ""
     announcements = asyncio.ensure_future(_main_says(watch, probe, identity))
     pending: set[asyncio.Future[Any]] = {arrival, announcements}
     asked_for_python = started  # a container we started says so itself
@@ -92,6 +92,18 @@ async def connect_runner(
             future.cancel()
 
 
+async def runner_up(watch: OutputStream) -> None:
+    """Wait until a container just started has its runner up ("ready PID" on
+    the main process's output), or says it has none, or its output ends; at
+    most RUNNER_READY_TIMEOUT_SECONDS. The runner's start-up kills every
+    process in the container but its own (processes.kill_orphans)."""
+    deadline = asyncio.get_running_loop().time() + RUNNER_READY_TIMEOUT_SECONDS
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        line = await watch.next_line(left)
+        if line is None or line.startswith(b"ready ") or line == b"unavailable":
+            return
+
+
 async def _main_says(watch: OutputStream, probe: str | None, identity: str) -> str | None:
     """What the container's main process announces: "unavailable" (no
     Python); WorkspaceNotShown for a probe not ours, ViewNotShown when
@@ -111,9 +123,3 @@ async def _main_says(watch: OutputStream, probe: str | None, identity: str) -> s
                 raise ViewNotShown(folder)
         elif line == b"unavailable":
             return "unavailable"
-
-
-def _identity(folder: Path) -> str:
-    """device:inode, as `stat -c %d:%i` prints them inside the container."""
-    info = folder.stat()
-    return f"{info.st_dev}:{info.st_ino}"

@@ -60,11 +60,12 @@ def build_spec(
     """The container for `workspace` in copy or bind mode (`bind_source` is
     what the engine mounts at /workspace), labelled with its fingerprint."""
     read_only: tuple[tuple[str, str], ...] = ()
+    vcs = state.vcs_folders(workspace) if not copy else []
     if not copy:
         read_only = (
             (str(workspace_state.blocks), container_scripts.BLOCKS_DIR),
             (str(workspace_state.run), container_scripts.RUN_DIR),
-            *((f"{bind_source}/{name}", f"/workspace/{name}") for name in state.vcs_folders(workspace)),
+            *((f"{bind_source}/{name}", f"/workspace/{name}") for name in vcs),
         )
     spec = ContainerSpec(
         name=container_name(workspace, config),
@@ -99,7 +100,20 @@ def build_spec(
     # the runner's own source included (by its digest, computed once: this
     # runs on every execute), so an upgraded cellbox replaces it.
     fields = attrs.astuple(attrs.evolve(spec, main=[_MAIN_DIGESTS[tuple(spec.main)]]))
-    fingerprint = hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
+    # So do the very folders it binds. The engine binds what a path names
+    # when the container starts, and the container keeps that folder while it
+    # runs: a workspace removed and made again at the same path (a test
+    # fixture's) left blocks in the removed, empty folder, and the daemon's
+    # own folders made again left the runner reading a token no daemon wrote
+    # (a new client waited 30 s). By device:inode, which tells them apart
+    # while it matters: the running container holds the old folder, so no
+    # folder made since has its inode number. Copy mode binds nothing.
+    bound = () if copy else (
+        state.identity(workspace),
+        *(state.identity(workspace / name, follow=False) for name in vcs),
+        *workspace_state.bound(),
+    )
+    fingerprint = hashlib.sha256(repr((fields, bound)).encode()).hexdigest()[:16]
     return attrs.evolve(spec, labels={**spec.labels, LABEL_SPEC: fingerprint})
 
 

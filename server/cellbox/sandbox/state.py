@@ -15,7 +15,9 @@ depends on lives there:
         outputs/  rich outputs (plots, tables) saved as files; not in the sandbox
 
 If the state folder itself lies inside the workspace (a workspace that is the
-home folder), the user's private runtime folder is used instead.
+home folder), the user's private runtime folder is used instead. Removed while
+a daemon runs (a test wiping its home), it is made again before the next run
+(`intact`), and the container, which binds the removed folders, is replaced.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class WorkspaceState:
     run: Path
     view: Path
     kernels: Path
+    made: tuple[str, ...] = ()
+    """bound() as this daemon made or found the folders."""
 
     @property
     def outputs(self) -> Path:
@@ -77,7 +81,17 @@ class WorkspaceState:
         root = base / "workspaces" / f"{name}-{digest}"
         state = cls(root, root / "blocks", root / "run", root / "view", root / "kernels")
         state._make()
-        return state
+        return attrs.evolve(state, made=state.bound())
+
+    def bound(self) -> tuple[str, ...]:
+        """device:inode (see identity) of the folders bound into the sandbox."""
+        return tuple(identity(folder, follow=False) for folder in (self.blocks, self.run, self.kernels))
+
+    @property
+    def intact(self) -> bool:
+        """Whether these are still the folders this daemon made or found (not
+        removed, nor made again by someone else)."""
+        return self.bound() == self.made
 
     def _make(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -134,6 +148,17 @@ def _mount(source: str, target: str, flags: int) -> bool:
 def _unmount(target: Path) -> None:
     while _libc.umount2(str(target).encode(), _MNT_DETACH) == 0:
         pass  # mounted more than once (a crash between two starts): peel them all
+
+
+def identity(path: Path, follow: bool = True) -> str:
+    """device:inode of `path`, as `stat -c %d:%i` prints them inside the
+    container; "" when there is nothing there. With `follow` false a symlink
+    is not followed (it names the link itself)."""
+    try:
+        info = os.stat(path, follow_symlinks=follow)
+    except FileNotFoundError:
+        return ""
+    return f"{info.st_dev}:{info.st_ino}"
 
 
 def vcs_folders(workspace: Path) -> list[str]:
