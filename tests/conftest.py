@@ -119,7 +119,7 @@ def _set_changes(what: str, before: frozenset[str], after: frozenset[str]) -> li
 
 
 def leaked_containers(basetemp: Path) -> list[str]:
-    """Containers the main engine still has for this session's workspaces.
+    """Containers (and environment images) the main engine still has for this session's workspaces.
 
     Every test's workspace lives under the session's basetemp (tmp_path), so
     a container labelled with a workspace there is this session's leak;
@@ -134,7 +134,15 @@ def leaked_containers(basetemp: Path) -> list[str]:
             if Path(c.labels[LABEL_WORKSPACE]).is_relative_to(basetemp)
         ]
 
-    return _ask_main_engine(survivors) or []
+    def environment_images(client: docker.DockerClient) -> list[str]:
+        built = client.images.list(filters={"label": "org.cellbox.environment"})
+        return [
+            f"environment image {(i.tags or [i.id])[0]} survived (workspace {i.labels['org.cellbox.environment.workspace']})"
+            for i in built
+            if Path(i.labels.get("org.cellbox.environment.workspace", "/")).is_relative_to(basetemp)
+        ]
+
+    return (_ask_main_engine(survivors) or []) + (_ask_main_engine(environment_images) or [])
 
 
 @pytest.fixture(scope="session", autouse=True)

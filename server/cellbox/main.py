@@ -40,4 +40,124 @@ def daemon_run(workspace: Path, idle_timeout: float) -> None:
     daemon.run(workspace, idle_timeout)
 
 
+@main.group("env")
+def env_group() -> None:
+    """Declared environments ([environment] in cellbox.toml): build, list, prune their images."""
+
+
+@env_group.command("build")
+@click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def env_build(workspace: Path | None) -> None:
+    """Build the workspace's environment image now (for CI), or say it is cached."""
+    import asyncio
+
+    sys.exit(asyncio.run(_env_build((workspace or Path.cwd()).resolve())))
+
+
+@env_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def env_status(as_json: bool) -> None:
+    """List the environment images on the engine, with their sizes and who uses them."""
+    import asyncio
+    import json
+
+    import attrs
+
+    from cellbox.sandbox import environment, state
+
+    found = asyncio.run(_with_engine(lambda engine: environment.cached(engine, state.workspaces_root())))
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(e) for e in found], indent=2))
+        return
+    if not found:
+        click.echo("no environment images")
+    for e in found:
+        use = "in use" if e.current or e.in_container else "unused"
+        click.echo(f"{e.tag}  {e.size / (1 << 20):.0f} MiB  {use}  {e.created[:19]}  {e.workspace}")
+
+
+@env_group.command("prune")
+def env_prune() -> None:
+    """Remove the environment images no workspace uses (only cellbox's own images)."""
+    import asyncio
+
+    from cellbox.sandbox import environment, state
+
+    removed = asyncio.run(_with_engine(lambda engine: environment.prune(engine, state.workspaces_root())))
+    for e in removed:
+        click.echo(f"removed {e.tag}  {e.size / (1 << 20):.0f} MiB  ({e.workspace})")
+    freed = sum(e.size for e in removed)
+    click.echo(f"{len(removed)} environment image(s) removed, {freed / (1 << 20):.0f} MiB", err=True)
+
+
+async def _with_engine(work):
+    from cellbox.engine.docker import DockerBackend
+
+    engine = DockerBackend()
+    try:
+        return await work(engine)
+    finally:
+        engine.close()
+
+
+async def _env_build(workspace: Path) -> int:
+    """`cellbox env build`: the progress on stderr (a bar on a terminal), the image on stdout."""
+    import contextlib
+
+    from cellbox.errors import CellboxError
+    from cellbox.sandbox import environment, state
+    from cellbox.settings.sources import resolve_config
+
+    resolved = resolve_config(workspace, {}, None)
+    config = resolved.config
+    if config.environment is None:
+        unapproved = [i for i in resolved.ignored if i.startswith("environment")]
+        if unapproved:
+            click.echo(f"cellbox: {resolved.ignored_message(workspace)}", err=True)
+        else:
+            click.echo(f"cellbox: {workspace} declares no [environment]", err=True)
+        return 1
+    built = []
+    terminal = sys.stderr.isatty()
+
+    @contextlib.asynccontextmanager
+    async def progress(title: str):
+        built.append(title)
+        click.echo(title, err=True)
+
+        def report(message: str) -> None:
+            if terminal:
+                click.echo(f"\r\x1b[2K{message[:100]}", err=True, nl=False)
+            else:
+                click.echo(message, err=True)
+
+        try:
+            yield report
+        finally:
+            if terminal:
+                click.echo("", err=True)
+
+    async def pull_base() -> None:
+        if not resolved.image_trusted:
+            raise CellboxError(f"the base image {config.image!r} is not on the engine: pull or build it first")
+        await engine.pull_image(config.image)
+
+    from cellbox.engine.docker import DockerBackend
+
+    engine = DockerBackend()
+    workspace_state = state.WorkspaceState.of(workspace)
+    try:
+        tag = await environment.Environments(engine).image_for(
+            workspace, config.environment, config.image, progress, pull_base, workspace_state.environment_log
+        )
+    except CellboxError as exc:
+        click.echo(f"cellbox: {exc}", err=True)
+        return 1
+    finally:
+        engine.close()
+    environment.record(workspace_state.root, workspace, tag)
+    click.echo(f"{'built' if built else 'cached'} {tag}")
+    return 0
+
+
 __all__ = ["main"]

@@ -183,6 +183,9 @@ BLOCKS_DIR = "/cellbox/blocks"
 KERNELS_DIR = "/cellbox/kernels"
 """Session kernels' folders (one per kernel, made by the daemon, owned by the
 container's user), mounted read-write: a kernel binds its sockets there."""
+PACKAGES_DIR = "/cellbox/packages"
+"""The workspace's Python user site (PYTHONUSERBASE), mounted read-write from the
+daemon's folder: packages a block installs stay for the next blocks."""
 WORKSPACE_DIR = "/workspace"
 """Where the workspace is in the sandbox, and where blocks run."""
 MOUNT_PROBE = "mount-probe"

@@ -19,15 +19,18 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from cellbox.engine import builds
 from cellbox.engine.answers import engine_unavailable, get_labelled, is_podman, reason_of, wait_until_gone
 from cellbox.engine.container_options import create_arguments, info_of, says_path_missing, start_hint
 from cellbox.engine.location import engine_address, locate_engine, ssh_needs_client_binary
 from cellbox.engine.protocol import (
     ArchiveTooLarge,
     BindSourceMissing,
+    BuildStep,
     ContainerGone,
     ContainerInfo,
     ContainerSpec,
+    ImageInfo,
     ImageMissing,
     OutputCallback,
 )
@@ -118,6 +121,27 @@ class DockerBackend:
                 f'image = "cellbox-sandbox:bookworm" in cellbox.toml, or make {image!r} '
                 f"available with `docker pull` or `docker load`."
             ) from None
+
+    async def image_id(self, name: str) -> str | None:
+        return await self._call(lambda: builds.image_id(self._connect(), name))
+
+    async def build_image(
+        self, context: bytes, tag: str, network: str, on_step: Callable[[BuildStep], None],
+        on_line: Callable[[str], None],
+    ) -> str:
+        # A build holds a stream for minutes: not in the pool of quick calls.
+        return await self._call(
+            lambda: builds.build(self._connect(), context, tag, network, on_step, on_line), pool=self._streams
+        )
+
+    async def images(self, label: str) -> list[ImageInfo]:
+        return await self._call(lambda: builds.images(self._connect(), label))
+
+    async def images_in_use(self) -> set[str]:
+        return await self._call(lambda: builds.images_in_use(self._connect()))
+
+    async def remove_image(self, image_id: str) -> bool:
+        return await self._call(lambda: builds.remove_image(self._connect(), image_id))
 
     # --------------------------------------------------------- containers
 

@@ -68,6 +68,29 @@ class ContainerInfo:
     labels: Mapping[str, str]
 
 
+@attrs.frozen
+class ImageInfo:
+    id: str
+    tags: tuple[str, ...]
+    size: int
+    """Bytes, as `docker images` counts them (shared layers counted in each)."""
+    labels: Mapping[str, str]
+    created: str
+
+
+@attrs.frozen
+class BuildStep:
+    """Where a build is: step `number` of `total`, doing `instruction`."""
+
+    number: int
+    total: int
+    instruction: str
+
+
+class BuildFailed(SandboxFailed):
+    """An image build stopped: the message names the failing step and command, with its output's tail."""
+
+
 class ForeignContainer(SandboxFailed):
     """A container of the sandbox's name that is not labelled as this workspace's: never touched."""
 
@@ -105,6 +128,31 @@ class Engine(Protocol):
 
     async def pull_image(self, image: str) -> None:
         """Pull `image`; ImageUnavailable, saying how to build one, when no registry has it."""
+        ...
+
+    async def image_id(self, name: str) -> str | None:
+        """The id of the image `name` names on the engine; None when there is none."""
+        ...
+
+    async def build_image(
+        self, context: bytes, tag: str, network: str, on_step: Callable[[BuildStep], None],
+        on_line: Callable[[str], None],
+    ) -> str:
+        """Build the tar `context` (a Dockerfile at its root) as `tag`, reporting
+        steps and log lines as they come (from a worker thread); the image's id.
+        BuildFailed, with nothing of the build left behind, when a step fails."""
+        ...
+
+    async def images(self, label: str) -> list[ImageInfo]:
+        """The images carrying `label`."""
+        ...
+
+    async def images_in_use(self) -> set[str]:
+        """The ids of the images some container (running or not) is made from."""
+        ...
+
+    async def remove_image(self, image_id: str) -> bool:
+        """Remove the image; False when it is in use or gone."""
         ...
 
     async def find_container(self, name: str) -> ContainerInfo | None: ...

@@ -210,19 +210,26 @@ class CellboxServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
 
     @contextlib.asynccontextmanager
-    async def step_progress(self, title: str) -> AsyncIterator[None]:
+    async def step_progress(self, title: str) -> AsyncIterator[Callable[[str], None] | None]:
         """Server-initiated work-done progress for a slow step (pulling an
-        image), when the client supports it. Not named `progress`: pygls's
+        image, building an environment), when the client supports it; yields
+        a function that reports how far it is. Not named `progress`: pygls's
         LanguageServer has one, with another meaning."""
         token = await self._new_progress_token(f"cellbox-{uuid.uuid4().hex[:8]}")
         if token is None:
-            yield
+            yield None
             return
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title))
+
+        def report(message: str) -> None:
+            self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+
+        failed = True
         try:
-            yield
+            yield report
+            failed = False
         finally:
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed" if failed else "done"))
             self.work_done_progress.tokens.pop(token, None)
 
     async def _new_progress_token(self, token: str) -> str | None:

@@ -321,16 +321,20 @@ class Attacher:
         try:
             return await self._engine.create_container(spec)
         except ImageMissing:
-            if not self.image_trusted:
-                raise ImageUnavailable(
-                    f"Image {spec.image!r} is not on the Docker engine, and cellbox does not pull an image "
-                    f"named by a workspace file you have not approved: a pull is network traffic, and the "
-                    f"name alone can carry data out. Pull or build it yourself, or run `cellbox trust "
-                    f"{self.workspace}` to approve the file."
-                ) from None
-            async with progress(f"Pulling image {spec.image}"):
-                await self._engine.pull_image(spec.image)
+            await self.pull(spec.image, progress)
             return await self._engine.create_container(spec)
+
+    async def pull(self, image: str, progress: ProgressFactory) -> None:
+        """Pull an image the engine lacks, if a trusted source named it."""
+        if not self.image_trusted:
+            raise ImageUnavailable(
+                f"Image {image!r} is not on the Docker engine, and cellbox does not pull an image "
+                f"named by a workspace file you have not approved: a pull is network traffic, and the "
+                f"name alone can carry data out. Pull or build it yourself, or run `cellbox trust "
+                f"{self.workspace}` to approve the file."
+            )
+        async with progress(f"Pulling image {image}"):
+            await self._engine.pull_image(image)
 
     # --------------------------------------------------------- lifecycle
 

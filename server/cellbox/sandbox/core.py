@@ -18,13 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from cellbox.container import scripts as container_scripts
 from cellbox.engine.protocol import ContainerGone, Engine
 from cellbox.errors import InvalidParams, SandboxFailed
 from cellbox.languages import KNOWN_LANGUAGES, normalize_language
-from cellbox.sandbox import run, state
+from cellbox.sandbox import environment, run, state
 from cellbox.sandbox import spec as specs
 from cellbox.sandbox.attach import Attacher
+from cellbox.sandbox.environment import Environments, offline_pip_note
 from cellbox.sandbox.places import block_places
 from cellbox.sandbox.prepare import interpreter_for, prepare_block
 from cellbox.sandbox.request import BlockToRun, Place, ProgressFactory, RunListener, SettingsGate, no_progress
@@ -51,6 +54,9 @@ class Sandbox:
         self._run_lock = asyncio.Lock()
         self._container = Attacher(workspace, backend)
         self._sessions = Sessions()
+        self._environments = Environments(backend)
+        self._environment_noted = ""
+        self._packages_owner: tuple[int, int] | None = None
         self.last_resolved: ResolvedConfig | None = None
 
     @property
@@ -97,6 +103,7 @@ class Sandbox:
                 # container replaced: it binds the removed folders (spec.py).
                 log.warning("%s: the daemon's folder for this workspace was removed; making it again", self.workspace)
                 self._sessions.close_all()
+                self._packages_owner = None
             current = self._container.state = await asyncio.to_thread(state.WorkspaceState.of, self.workspace)
         return current
 
@@ -118,6 +125,9 @@ class Sandbox:
         there is none. With `session`, restart only that session's kernel."""
         config = await self.config(gate)
         await self.state()
+        if session is None:
+            self._environments.forget()  # the base image may have been rebuilt meanwhile
+            config = await self._with_environment(config, progress)
         if session is not None:
             attached = self._container.current
             if not await self._sessions.restart(session, attached.runner if attached is not None else None):
@@ -143,6 +153,30 @@ class Sandbox:
         found.sessions = await self._sessions.infos()
         return found
 
+    async def _give_packages(self, config: SandboxConfig) -> None:
+        """The user site (state.packages) belongs to the sandbox's user, who installs there."""
+        owner = specs.owner_for(self.workspace, config)
+        if owner != self._packages_owner:
+            workspace_state = await self.state()
+            await asyncio.to_thread(workspace_state.give_packages, owner)
+            self._packages_owner = owner
+
+    async def _with_environment(self, config: SandboxConfig, progress: ProgressFactory) -> SandboxConfig:
+        """`config` with the image its declared environment builds to (built
+        now if need be), or as it is when it declares none."""
+        if config.environment is None:
+            return config
+        workspace_state = await self.state()
+        image = await self._environments.image_for(
+            self.workspace, config.environment, config.image, progress,
+            functools.partial(self._container.pull, config.image, progress), workspace_state.environment_log,
+        )
+        if image != self._environment_noted:
+            # What `cellbox env prune` keeps.
+            await asyncio.to_thread(environment.record, workspace_state.root, self.workspace, image)
+            self._environment_noted = image
+        return attrs.evolve(config, image=image)
+
     # -------------------------------------------------------------- runs
 
     async def execute(
@@ -166,7 +200,8 @@ class Sandbox:
         place = place or self.take_place()
         try:
             await place.wait()
-            config = await self.config(gate)
+            config = await self._with_environment(await self.config(gate), progress)
+            await self._give_packages(config)
             timeout = config.timeout if timeout is None else timeout
             results: list[BlockResult] = []
             for index, block in enumerate(blocks):
@@ -279,6 +314,9 @@ class Sandbox:
             outcome, status = outcome.with_note(note), Status.INTERRUPTED
         elif status is None:
             status = await run.status_from_engine(self._engine, attached.container.id, outcome)
+        if outcome.exit_code != 0 and (note := offline_pip_note(block.code, outcome.output, config.network)):
+            on_output("stderr", note)
+            outcome = outcome.with_note(note)
         return result(outcome, str(path), status)
 
     # ----------------------------------------------------------- sessions

@@ -20,12 +20,13 @@ from cellbox.wire import DisplayOutput, Range
 log = logging.getLogger(__name__)
 
 ProgressFactory = Callable[[str], AbstractAsyncContextManager[Any]]
-"""Opens a progress indicator with a title for the duration of a slow step."""
+"""Opens a progress indicator with a title for the duration of a slow step;
+it yields a function that reports how far the step is ("step 3/5: ..."), or None."""
 
 
 @contextlib.asynccontextmanager
 async def no_progress(_title: str) -> AsyncIterator[None]:
-    yield
+    yield None
 
 
 @attrs.frozen

@@ -54,6 +54,20 @@ def is_ours(info: ContainerInfo, workspace: Path) -> bool:
     return info.labels.get(LABEL_WORKSPACE) == str(workspace)
 
 
+def _user_site(config: SandboxConfig) -> dict[str, str]:
+    """`pip install x` in a block installs into the workspace's user site
+    (PYTHONUSERBASE, a folder of the daemon's), which the next blocks see,
+    even on a PEP 668 image (Debian's Python refuses a system-wide install).
+    With no network, pip fails at once instead of retrying for seconds."""
+    found = {
+        "PYTHONUSERBASE": container_scripts.PACKAGES_DIR, "PIP_USER": "1", "PIP_BREAK_SYSTEM_PACKAGES": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    if config.network == "none":
+        found["PIP_RETRIES"] = "0"
+    return found
+
+
 def build_spec(
     workspace: Path, config: SandboxConfig, workspace_state: state.WorkspaceState, copy: bool, bind_source: str
 ) -> ContainerSpec:
@@ -74,7 +88,10 @@ def build_spec(
         workspace_mount="copy" if copy else "bind",
         bind_source="" if copy else bind_source,
         read_only_binds=read_only,
-        writable_binds=() if copy else ((str(workspace_state.kernels), container_scripts.KERNELS_DIR),),
+        writable_binds=() if copy else (
+            (str(workspace_state.kernels), container_scripts.KERNELS_DIR),
+            (str(workspace_state.packages), container_scripts.PACKAGES_DIR),
+        ),
         volumes=(container_scripts.BLOCKS_DIR,) if copy else (),
         network=config.network,
         auto_remove=config.auto_remove,
@@ -84,7 +101,7 @@ def build_spec(
         # such as pip want a writable home. PYTHONUNBUFFERED: a block's
         # stdout is a pipe, so Python would hold a plain print() until it
         # exits; the user should see it when it is printed.
-        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", **config.env},
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", **({} if copy else _user_site(config)), **config.env},
         memory=config.memory,
         cpus=config.cpus,
         pids_limit=config.pids_limit,

@@ -12,6 +12,11 @@ depends on lives there:
         kernels/  one folder per session kernel, for its sockets (the kernel binds
                   them); read-write at /cellbox/kernels. The daemon opens
                   nothing there by name: see sandbox/sessions.py
+        packages/ the Python user site (`pip install` in a block), the sandbox
+                  user's; read-write at /cellbox/packages. The daemon opens
+                  nothing in it
+        environment.log, environment.json  the last environment build's log,
+                  and the environment image in use (sandbox/environment.py)
         outputs/  rich outputs (plots, tables) saved as files; not in the sandbox
 
 If the state folder itself lies inside the workspace (a workspace that is the
@@ -55,6 +60,11 @@ def state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
 
 
+def workspaces_root() -> Path:
+    """Where the workspaces' state folders are (but a workspace holding this very folder's)."""
+    return state_home() / "cellbox" / "workspaces"
+
+
 @attrs.frozen
 class WorkspaceState:
     root: Path
@@ -64,6 +74,25 @@ class WorkspaceState:
     kernels: Path
     made: tuple[str, ...] = ()
     """bound() as this daemon made or found the folders."""
+
+    @property
+    def packages(self) -> Path:
+        """The workspace's Python user site (PYTHONUSERBASE): what `pip install`
+        in a block puts there stays for the next blocks and containers."""
+        return self.root / "packages"
+
+    def give_packages(self, owner: tuple[int, int] | None) -> None:
+        """Make `packages` the sandbox user's (a block writes it), through its own handle. Blocking."""
+        fd = os.open(self.packages, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            safe_files.hand_over(fd, owner)
+        finally:
+            os.close(fd)
+
+    @property
+    def environment_log(self) -> Path:
+        """The last environment build's log (sandbox/environment.py), for the user to open."""
+        return self.root / "environment.log"
 
     @property
     def outputs(self) -> Path:
@@ -85,7 +114,9 @@ class WorkspaceState:
 
     def bound(self) -> tuple[str, ...]:
         """device:inode (see identity) of the folders bound into the sandbox."""
-        return tuple(identity(folder, follow=False) for folder in (self.blocks, self.run, self.kernels))
+        return tuple(
+            identity(folder, follow=False) for folder in (self.blocks, self.run, self.kernels, self.packages)
+        )
 
     @property
     def intact(self) -> bool:
@@ -101,7 +132,7 @@ class WorkspaceState:
         os.chmod(self.root, 0o700)
         # The container's user must read blocks and reach the socket; the
         # 0700 folder above keeps other users of this machine out.
-        for folder in (self.blocks, self.run, self.view, self.kernels):
+        for folder in (self.blocks, self.run, self.view, self.kernels, self.packages):
             folder.mkdir(mode=0o755, exist_ok=True)
         # Script runs' matplotlib backend (container/figures.py): the runner
         # puts run/python on their PYTHONPATH.

@@ -11,6 +11,7 @@ sources.py to decide, by who chose it.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -98,6 +99,38 @@ class SandboxConfig:
     """The engine's container runtime, e.g. "runsc" for gVisor; default: the engine's own."""
     env: Mapping[str, str] = attrs.field(factory=dict)
     """Environment variables given to blocks, besides the image's own."""
+    environment: Environment | None = None
+    """Packages declared for the workspace: the sandbox starts from an image
+    built from `image` with them (sandbox/environment.py). From a workspace
+    file it needs approval: building runs code, with the network."""
+
+
+@attrs.frozen
+class Environment:
+    """The `[environment]` table: what a workspace's sandbox image adds to its base."""
+
+    requirements: str | None = None
+    """A requirements file, relative to the workspace."""
+    packages: tuple[str, ...] = ()
+    """pip requirement specifiers, e.g. "pandas==2.*"."""
+    system: tuple[str, ...] = ()
+    """Debian (apt) or Alpine (apk) packages, when the base image has one of them."""
+    setup: tuple[str, ...] = ()
+    """Shell commands run last, as root, in the image being built."""
+    index_url: str | None = None
+    """A package index other than PyPI (a mirror)."""
+    find_links: str | None = None
+    """A wheelhouse: a folder of the workspace, or a URL."""
+    network: str = "default"
+    """The build's network: the engine's "default", or "none" (an offline wheelhouse)."""
+
+    def describe(self) -> str:
+        """The declaration in one line, for messages and the approval question."""
+        said = [
+            f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}"
+            for key, value in attrs.asdict(self).items() if value not in (None, (), "default")
+        ]
+        return "{ " + ", ".join(said) + " }"
 
 
 _FIELDS = {field.name: field for field in attrs.fields(SandboxConfig)}
@@ -193,6 +226,8 @@ def _check(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
         return value
+    if key == "environment":
+        return _environment(value)
     if key == "kernels":
         if not isinstance(value, Mapping):
             raise ValueError('must be a table of language = "kernel name", e.g. { bash = "bash", r = "ir" }')
@@ -224,6 +259,52 @@ def _check(key: str, value: Any) -> Any:
             policies[lang] = runs
         return policies
     raise AssertionError(key)
+
+
+_ENVIRONMENT_KEYS = {field.name for field in attrs.fields(Environment)}
+_SHELL_WORDS = re.compile(r"[^\x00-\x1f]+")
+"""A package name or command: printable, on one line (each becomes a RUN line of a Dockerfile)."""
+
+
+def _environment(value: Any) -> Environment | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError('must be a table, e.g. [environment] packages = ["numpy"]')
+    checked: dict[str, Any] = {}
+    for raw_key, item in value.items():
+        key = _snake(str(raw_key))
+        if key not in _ENVIRONMENT_KEYS:
+            raise ValueError(f"has an unknown key {raw_key!r}; allowed: {', '.join(sorted(_ENVIRONMENT_KEYS))}")
+        if key in ("packages", "system", "setup"):
+            if not isinstance(item, list) or not all(isinstance(i, str) and _SHELL_WORDS.fullmatch(i) for i in item):
+                raise ValueError(f"{raw_key} must be a list of strings, each on one line")
+            checked[key] = tuple(item)
+        elif key == "network":
+            if item not in ("default", "none"):
+                raise ValueError(f'{raw_key} must be "default" (the engine\'s build network) or "none"')
+            checked[key] = item
+        elif key in ("index_url",):
+            if not isinstance(item, str) or not re.fullmatch(r"https?://\S+", item):
+                raise ValueError(f"{raw_key} must be an http(s) URL")
+            checked[key] = item
+        else:  # requirements, find_links: a path in the workspace (find_links: or a URL)
+            if not isinstance(item, str) or not _SHELL_WORDS.fullmatch(item) or not item.strip():
+                raise ValueError(f"{raw_key} must be a path relative to the workspace")
+            if key == "find_links" and re.match(r"https?://", item):
+                checked[key] = item
+                continue
+            parts = item.replace("\\", "/").split("/")
+            if item.startswith("/") or ".." in parts:
+                raise ValueError(
+                    f"{raw_key} must be a path inside the workspace (relative, no '..'): {item!r}; "
+                    "files the environment names travel with its build"
+                )
+            checked[key] = "/".join(part for part in parts if part not in ("", "."))
+    environment = Environment(**checked)
+    if not (environment.requirements or environment.packages or environment.system or environment.setup):
+        raise ValueError("declares nothing to install: give requirements, packages, system or setup")
+    return environment
 
 
 def validate_overrides(raw: Any, source: str) -> dict[str, Any]:
@@ -276,8 +357,12 @@ def loosens(key: str, value: Any, baseline: SandboxConfig) -> bool:
     Keys not named here (image, timeout, env, execution policies, auto_remove,
     stop_container) change nothing about what a block can reach; an image is
     still never pulled on an unapproved file's word (ResolvedConfig.image_trusted).
+    An environment other than the baseline's is built by running its commands
+    (as root, with the network): a loosening.
     """
     current = getattr(baseline, key)
+    if key == "environment":
+        return value is not None and value != current
     if key == "network":
         return value != "none" and value != current
     if key in _RAISED_IS_LOOSER:

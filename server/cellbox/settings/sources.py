@@ -28,7 +28,7 @@ from cellbox import safe_files
 from cellbox.errors import ConfigError
 from cellbox.languages import DEFAULT_EXECUTION_POLICIES, DEFAULT_KERNELS
 from cellbox.settings import trust
-from cellbox.settings.schema import SandboxConfig, loosens, refuse_outright, validate_overrides
+from cellbox.settings.schema import Environment, SandboxConfig, loosens, refuse_outright, validate_overrides
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,8 @@ def load_config(workspace: Path, overrides: Mapping[str, Any] | None = None) -> 
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, Environment):
+        return value.describe()
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, bool):
