@@ -73,7 +73,7 @@ def env_status(as_json: bool) -> None:
         click.echo("no environment images")
     for e in found:
         use = "in use" if e.current or e.in_container else "unused"
-        click.echo(f"{e.tag}  {e.size / (1 << 20):.0f} MiB  {use}  {e.created[:19]}  {e.workspace}")
+        click.echo(f"{e.tag}  {e.size / (1 << 20):.0f} MiB with its base  {use}  {e.created[:19]}  {e.workspace}")
 
 
 @env_group.command("prune")
@@ -113,7 +113,7 @@ async def _env_build(workspace: Path) -> int:
     if config.environment is None:
         unapproved = [i for i in resolved.ignored if i.startswith("environment")]
         if unapproved:
-            click.echo(f"cellbox: {resolved.ignored_message(workspace)}", err=True)
+            click.echo(resolved.ignored_message(workspace), err=True)
         else:
             click.echo(f"cellbox: {workspace} declares no [environment]", err=True)
         return 1

@@ -148,11 +148,7 @@ def plan(environment: Environment, base_id: str, files: dict[str, bytes], worksp
 
 
 def _dockerfile(environment: Environment, base_id: str, digest: str, files: dict[str, bytes], workspace: Path) -> str:
-    lines = [
-        f"FROM {base_id}",
-        "USER root",
-        f"LABEL {LABEL_IMAGE}=environment {LABEL_ENVIRONMENT}={digest} {LABEL_WORKSPACE}={json.dumps(str(workspace))}",
-    ]
+    lines = [f"FROM {base_id}", "USER root"]
     if files:
         lines.append(f"COPY {CONTEXT} /tmp/{CONTEXT}")
     if environment.system:
@@ -174,6 +170,10 @@ def _dockerfile(environment: Environment, base_id: str, digest: str, files: dict
             f" python3 -m pip install --no-cache-dir --progress-bar off {' '.join(pip)}"
         )
     lines += [f"RUN {command}" for command in environment.setup]
+    # Last, so that the steps above are cached across declarations that share them.
+    lines.append(
+        f"LABEL {LABEL_IMAGE}=environment {LABEL_ENVIRONMENT}={digest} {LABEL_WORKSPACE}={json.dumps(str(workspace))}"
+    )
     return "\n".join(lines) + "\n"
 
 
