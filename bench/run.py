@@ -34,6 +34,7 @@ from pygls.lsp.client import LanguageClient
 
 from cellbox.engine.docker import DockerBackend
 from cellbox.sandbox.core import Sandbox
+from cellbox.sandbox.request import no_progress
 from cellbox.vocabulary import LABEL_WORKSPACE
 
 IMAGE = os.environ.get("CELLBOX_IMAGE", "cellbox-sandbox:bookworm")
@@ -228,6 +229,90 @@ def command_line(root: Path, runs: int) -> dict[str, list[float]]:
         subprocess.run([*cellbox, "daemon", "stop", str(project)], env=env, stdout=subprocess.DEVNULL)
 
 
+ENV_DECLARATION = 'packages = ["cellbox_bench==1.0"]\nfind_links = "wheels"\nnetwork = "none"\n'
+
+
+def env_workspace(folder: Path, setup: str = "") -> Path:
+    """A workspace declaring an offline environment (a wheel of its own), approved."""
+    from cellbox.settings.sources import trust_workspace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: its tests' wheel maker
+    from tests.wheelhouse import make_wheel
+
+    folder.mkdir()
+    make_wheel(folder / "wheels", "cellbox_bench", "1.0", "VALUE = 1\n")
+    extra = f"setup = [{json.dumps(setup)}]\n" if setup else ""
+    (folder / "cellbox.toml").write_text(f'image = "{IMAGE}"\n[environment]\n{ENV_DECLARATION}{extra}')
+    trust_workspace(folder)
+    return folder
+
+
+async def _base_is_there() -> None:
+    raise AssertionError(f"the bench's image {IMAGE} is on the engine: nothing to pull")
+
+
+async def environment_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[float]]:
+    """A cold first run (container created) in a workspace whose environment
+    is cached, against the same on the base image, interleaved; and a
+    rebuild (one RUN step changed) through cellbox against `docker build` of
+    the same Dockerfile by hand, both after the same cached steps."""
+    from cellbox.engine.docker import DockerBackend
+    from cellbox.sandbox import environment
+    from cellbox.settings.sources import resolve_config
+
+    samples: dict[str, list[float]] = {"cold_first_execute_env": [], "cold_first_execute_base": [],
+                                        "env_rebuild": [], "env_rebuild_by_hand": []}
+    # Built once; every workspace below declares the same, so it is cached.
+    first = env_workspace(root / "env-build")
+    await daemon.command("cellbox.execute", {"workspace": str(first), "blocks": [{"language": "sh", "code": "true"}]})
+    await daemon.command("cellbox.stop", {"workspace": str(first)})
+    code = "import cellbox_bench; print(cellbox_bench.VALUE)"
+    for i in range(runs):
+        for key, folder in (("cold_first_execute_env", env_workspace(root / f"env-cold{i:02d}")),
+                            ("cold_first_execute_base", root / f"base-cold{i:02d}")):
+            folder.mkdir(exist_ok=True)
+            given = code if key.endswith("env") else "print(1)"
+            elapsed, result = await daemon.command(
+                "cellbox.execute", {"workspace": str(folder), "blocks": [{"language": "python", "code": given}]}
+            )
+            assert result["output"] == "1\n", result
+            samples[key].append(elapsed)
+            await daemon.command("cellbox.stop", {"workspace": str(folder)})
+    engine = DockerBackend()
+    client = docker.from_env()
+    try:
+        for i in range(3):
+            nonce = f"{time.time_ns()}"
+            ours = env_workspace(root / f"env-rebuild{i}", setup=f"echo ours {nonce}")
+            config = resolve_config(ours, {}, None).config
+            assert config.environment is not None
+            started = time.perf_counter()
+            await environment.Environments(engine).image_for(
+                ours, config.environment, IMAGE, no_progress, _base_is_there, None
+            )
+            samples["env_rebuild"].append((time.perf_counter() - started) * 1000)
+            # The same build by hand: its Dockerfile and context, another nonce (so its last steps run too).
+            hand = env_workspace(root / f"env-hand{i}", setup=f"echo hand {nonce}")
+            hand_config = resolve_config(hand, {}, None).config
+            assert hand_config.environment is not None
+            base_id = client.images.get(IMAGE).id
+            files = environment.read_inputs(hand, hand_config.environment)
+            planned = environment.plan(hand_config.environment, base_id, files, hand)
+            started = time.perf_counter()
+            subprocess.run(["docker", "build", "-q", "--network", "none", "-t", f"cellbox-bench-hand:{i}", "-"],
+                           input=planned.context(), check=True, capture_output=True)
+            samples["env_rebuild_by_hand"].append((time.perf_counter() - started) * 1000)
+    finally:
+        engine.close()
+        for image in client.images.list(filters={"label": environment.LABEL_ENVIRONMENT}):
+            if image.labels.get(environment.LABEL_WORKSPACE, "").startswith(str(root)) or any(
+                t.startswith("cellbox-bench-hand:") for t in image.tags
+            ):
+                client.images.remove(image.id, force=True)
+        client.close()
+    return samples
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -279,6 +364,7 @@ async def main(runs: int, json_path: Path) -> int:
     # The daemon's own folders for the bench's throw-away workspaces go with
     # them, not into the user's ~/.local/state (the daemons inherit this).
     os.environ["XDG_STATE_HOME"] = str(root / "state")
+    os.environ["XDG_DATA_HOME"] = str(root / "data")  # the approvals of its workspaces' files
     workspace = root / "warm"
     workspace.mkdir()
     daemon = Daemon()
@@ -352,6 +438,8 @@ async def main(runs: int, json_path: Path) -> int:
         figures["restart"] = summary(restarts)
         figures["stop"] = summary(stops)
 
+        for key, values in (await environment_figures(daemon, root, max(5, runs // 6))).items():
+            figures[key] = summary(values)
         figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
         cli_runs = max(10, runs // 2)
         for key, values in command_line(root, cli_runs).items():
@@ -374,6 +462,8 @@ async def main(runs: int, json_path: Path) -> int:
         "cli_exec_over_docker_cli_exec": med["cli_exec_via_daemon"] / med["docker_cli_exec"],
         "warm_session_over_kernel_roundtrip": med["warm_session_block"] / med["floor_kernel_roundtrip"],
         "session_start_over_kernel_start": med["session_start"] / med["floor_kernel_start"],
+        "cold_env_over_cold_base": med["cold_first_execute_env"] / med["cold_first_execute_base"],
+        "env_rebuild_minus_by_hand_ms": med["env_rebuild"] - med["env_rebuild_by_hand"],
     }
     conc = figures["concurrency"]
     targets = {
@@ -388,6 +478,8 @@ async def main(runs: int, json_path: Path) -> int:
         "warm session block <= 3 ms": med["warm_session_block"] <= 3,
         "warm session block <= 1.5x kernel round trip": ratios["warm_session_over_kernel_roundtrip"] <= 1.5,
         "session start <= 1.3x kernel start-up": ratios["session_start_over_kernel_start"] <= 1.3,
+        "cold run on a cached environment <= 1.1x on the base image": ratios["cold_env_over_cold_base"] <= 1.1,
+        "environment rebuild <= docker build by hand + 2 s": ratios["env_rebuild_minus_by_hand_ms"] <= 2000,
     }
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

@@ -338,3 +338,23 @@ async def test_a_link_to_a_file_outside_sends_nothing_of_it(remote, canary):
     # Only the link leading inside went in; the others stay here, untouched.
     assert result["output"].splitlines()[-4:] == [".cellbox", "cellbox.toml", "in.txt", "x"]
     assert sorted(links_leading_out(workspace)) == ["secret", "shadow", "sneaky", "up"]
+
+
+async def test_an_environment_builds_on_the_remote_engine_from_files_it_cannot_see(remote, remote_engine):
+    """The files a declared environment names travel in the build context:
+    an engine on another machine builds it the same (issue 15)."""
+    from tests.wheelhouse import make_wheel
+
+    options = {"image": TEST_IMAGE, "environment": {"packages": ["cellbox_far==1.0"], "findLinks": "wheels",
+                                                     "network": "none"}}
+    daemon, workspace = await remote(init_options=options)
+    make_wheel(workspace / "wheels", "cellbox_far", "1.0", "VALUE = 'built far away'\n")
+    try:
+        result = await daemon.execute(("python", "import cellbox_far; print(cellbox_far.VALUE)"))
+        assert (result["exitCode"], result["output"]) == (0, "built far away\n"), result
+        assert container_on(remote_engine, workspace).image.tags[0].startswith("cellbox-env:")
+    finally:
+        await daemon.command("cellbox.stop", {})
+        for image in remote_engine.client.images.list(filters={"label": "org.cellbox.environment"}):
+            if image.labels.get("org.cellbox.environment.workspace") == str(workspace):
+                remote_engine.client.images.remove(image.id, force=True)

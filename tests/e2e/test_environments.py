@@ -5,42 +5,18 @@ host, as wheels written by hand (a wheel is a zip): no network, no build tool.""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_IMAGE
+from tests.wheelhouse import make_wheel
 
 ENVIRONMENT_LABEL = "org.cellbox.environment"
-
-
-def make_wheel(folder: Path, name: str, version: str, source: str) -> Path:
-    """A pure-Python wheel of one module `name`, as pip installs it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": source.encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: cellbox-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
-    return wheel
 
 
 def environment_images(engine, workspace: Path) -> list:
@@ -207,3 +183,44 @@ async def test_pip_install_without_a_network_says_how_to_declare_the_package(env
     assert result["exitCode"] != 0
     assert 'the sandbox has no network (network = "none")' in result["output"]
     assert 'packages = ["requests-cellbox-example"]' in result["output"]
+
+
+def test_the_command_line_shows_the_builds_steps_on_a_terminal_only(env_workspace, engine):
+    import os
+    import pty
+
+    (env_workspace / "cellbox.toml").write_text(
+        f'image = "{TEST_IMAGE}"\n[environment]\npackages = ["cellbox_demo==1.0"]\nfind_links = "wheels"\n'
+        'network = "none"\nsetup = ["sleep 1.5"]\n'
+    )
+    cli = [sys.executable, "-m", "cellbox"]
+    subprocess.run([*cli, "trust", str(env_workspace)], check=True, capture_output=True)
+    code = "import cellbox_demo; print(cellbox_demo.VALUE)"
+    main, terminal = pty.openpty()
+    running = subprocess.Popen([*cli, "exec", "-L", "python", "-c", code], cwd=env_workspace,
+                               stdout=subprocess.PIPE, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal's other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert running.wait(60) == 0 and running.stdout.read() == b"one\n"
+    text = shown.decode(errors="replace")
+    assert "Building the environment (cellbox-env:" in text
+    assert "building environment (step " in text and "RUN sleep 1.5" in text
+    # In a pipe (a log, CI) no progress lines, though it builds again: the block's output and summary only.
+    (env_workspace / "cellbox.toml").write_text(
+        (env_workspace / "cellbox.toml").read_text().replace("sleep 1.5", "sleep 1.6")
+    )
+    subprocess.run([*cli, "trust", str(env_workspace)], check=True, capture_output=True)
+    piped = subprocess.run([*cli, "exec", "-L", "python", "-c", code], cwd=env_workspace, capture_output=True,
+                           text=True)
+    assert piped.stdout == "one\n" and "building environment" not in piped.stderr
+    assert len(environment_images(engine, env_workspace)) == 2  # it did build
+    subprocess.run([*cli, "stop"], cwd=env_workspace, capture_output=True)

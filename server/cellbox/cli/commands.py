@@ -215,6 +215,8 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
             display.note(message if message.startswith("cellbox") else f"cellbox: {message}")
         if method == "textDocument/publishDiagnostics" and isinstance(params, dict) and not as_json:
             _show_warnings(display, params, argument.get("uri"))
+        if method == "$/progress" and isinstance(params, dict) and not as_json:
+            display.progress(params)
         if as_json or not isinstance(params, dict) or params.get("runId") != run_id:
             return
         if method == Notification.BLOCK_STARTED:
@@ -227,7 +229,7 @@ def _run_blocks(folder: Path, argument: dict, as_json: bool) -> int:
         # message); the wait below turns the first into a cancel in the
         # sandbox, and a second stops waiting for it.
         signal.signal(signal.SIGINT, lambda *_: interrupts.append(1))
-        with Session(folder, on_notification) as session:
+        with Session(folder, on_notification, progress=display.live and not as_json) as session:
             cancel_sent = False
 
             def on_wait() -> None:

@@ -57,6 +57,8 @@ class RunDisplay:
         self._block: str | None = None
         self._block_started = 0.0
         self._frame = 0
+        self._step = ""
+        """The current step of a slow server step (progress), while one goes."""
 
     # ---------------------------------------------------------- notifications
 
@@ -74,13 +76,31 @@ class RunDisplay:
         stream.flush()
         self._at_line_start = text.endswith("\n")
 
+    def progress(self, params: dict) -> None:
+        """The server's progress on a slow step before a block runs (an image
+        pulled, an environment built, a kernel started): its title, then its
+        current step ("building environment (step 3/5): RUN ..."), shown by
+        the spinner. The run's own progress is the spinner's already."""
+        token, value = str(params.get("token")), params.get("value")
+        if token.startswith("cellbox-run-") or not isinstance(value, dict):
+            return
+        if value.get("kind") == "begin":
+            self._note(str(value.get("title")))
+            self._step = ""
+        elif value.get("kind") == "report" and value.get("message"):
+            self._step = str(value["message"])
+        elif value.get("kind") == "end":
+            self._step = ""
+            self._erase_spinner()
+
     def tick(self) -> None:
         """Redraw the spinner (every 0.1 s on a TTY), only on a line of its own."""
-        if not self.live or self._block is None or not self._at_line_start:
+        if not self.live or (self._block is None and not self._step) or not self._at_line_start:
             return
         self._frame = (self._frame + 1) % len(SPINNER)
         elapsed = time.monotonic() - self._block_started
-        self.err.write(f"\r\x1b[K{SPINNER[self._frame]} {self._block} · {elapsed:.1f} s")
+        doing = f"{self._step[:90]}" if self._step else f"{self._block} · {elapsed:.1f} s"
+        self.err.write(f"\r\x1b[K{SPINNER[self._frame]} {doing}")
         self.err.flush()
         self._spinner_shown = True
 

@@ -115,9 +115,11 @@ class Session:
     """An initialized LSP session on a project, through its daemon if one
     runs, else through a `cellbox serve` started for this session."""
 
-    def __init__(self, workspace: Path, on_notification: NotificationHandler) -> None:
+    def __init__(self, workspace: Path, on_notification: NotificationHandler, progress: bool = False) -> None:
         self.workspace = workspace
         self._on_notification = on_notification
+        self._progress = progress
+        """Whether to say the client takes work-done progress (a terminal shows its steps)."""
         self._process: subprocess.Popen | None = None
         self._server_log: IO[bytes] | None = None
         """The own server's stderr: its log says why it failed, if it does; else noise for a CLI user."""
@@ -152,7 +154,7 @@ class Session:
             "clientInfo": {"name": "cellbox-cli"},
             "rootUri": self.workspace.as_uri(),
             "workspaceFolders": [{"uri": self.workspace.as_uri(), "name": self.workspace.name}],
-            "capabilities": {},
+            "capabilities": {"window": {"workDoneProgress": True}} if self._progress else {},
         })
         self.client.notify("initialized", {})
         return self

@@ -208,7 +208,7 @@ def offline_pip_note(code: str, output: str, network: str) -> str:
         return ""
     wanted = []
     for match in _PIP_INSTALL.finditer(code):
-        wanted += [word for word in match.group(1).split() if not word.startswith("-")]
+        wanted += [word.strip("'\"") for word in match.group(1).split() if not word.startswith("-")]
     if not wanted:
         return ""
     declared = ", ".join(json.dumps(word) for word in wanted)
