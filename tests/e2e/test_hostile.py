@@ -54,7 +54,8 @@ async def test_the_safe_defaults_are_what_the_engine_was_given(workspace, start_
     assert host["Init"] is True and host["NetworkMode"] == "none" and host["Privileged"] is False
     mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
     # /cellbox/kernels: the session kernels' socket folders, the only other writable mount.
-    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True}
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True,
+                      "/cellbox/packages": True}
 
 
 async def test_the_safe_defaults_hold_from_inside(workspace, start_daemon):

@@ -20,7 +20,8 @@ async def test_the_container_is_named_and_labelled_from_the_workspace(workspace,
     mounts = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
     # The workspace, the daemon's own folders for blocks and the runner, read-only,
     # and its folder for session kernels' sockets.
-    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True}
+    assert mounts == {"/workspace": True, "/cellbox/blocks": False, "/cellbox/run": False, "/cellbox/kernels": True,
+                      "/cellbox/packages": True}
 
 
 async def test_the_container_is_created_lazily_on_the_first_execute(workspace, start_daemon, engine):

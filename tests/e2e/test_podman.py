@@ -42,7 +42,7 @@ async def test_python_and_bash_blocks_run_warm(podman, podman_engine):
     assert (result["exitCode"], result["status"]) == (3, "error")
     (container,) = containers_of(podman_engine.client, workspace)
     assert {m["Destination"] for m in container.attrs["Mounts"]} == {
-        "/workspace", "/cellbox/blocks", "/cellbox/run", "/cellbox/kernels"
+        "/workspace", "/cellbox/blocks", "/cellbox/run", "/cellbox/kernels", "/cellbox/packages"
     }
     # The warm runner connected to the daemon's socket, in the daemon's folder.
     assert any(Path(m["Source"]).name == "run" and m["Destination"] == "/cellbox/run" and not m["RW"]
@@ -131,3 +131,25 @@ async def test_a_missing_image_is_a_clear_error(podman):
     with pytest.raises(JsonRpcException) as error:
         await daemon.execute(("sh", "true"))
     assert error.value.code == -32003 and "cellbox-no-such-image:never" in error.value.message
+
+
+async def test_an_environment_builds_on_podman(podman, podman_engine):
+    """Podman's Docker-compatible build API builds a declared environment the
+    same (issue 15), its steps told as they come."""
+    from tests.wheelhouse import make_wheel
+
+    options = {"image": TEST_IMAGE, "environment": {"packages": ["cellbox_pod==1.0"], "findLinks": "wheels",
+                                                     "network": "none"}}
+    daemon, workspace = await podman(init_options=options)
+    make_wheel(workspace / "wheels", "cellbox_pod", "1.0", "VALUE = 'built by podman'\n")
+    try:
+        result = await daemon.execute(("python", "import cellbox_pod; print(cellbox_pod.VALUE)"))
+        assert (result["exitCode"], result["output"]) == (0, "built by podman\n"), result
+        (reports,) = [r for r in daemon.client.progress_reports.values()
+                      if r and r[0].title.startswith("Building the environment")]
+        assert any("building environment (step " in (getattr(r, "message", "") or "") for r in reports)
+    finally:
+        await daemon.command("cellbox.stop", {})
+        for image in podman_engine.client.images.list(filters={"label": "org.cellbox.environment"}):
+            if image.labels.get("org.cellbox.environment.workspace") == str(workspace):
+                podman_engine.client.images.remove(image.id, force=True)

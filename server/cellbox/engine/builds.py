@@ -22,7 +22,8 @@ import docker.errors
 from cellbox.engine.answers import reason_of
 from cellbox.engine.protocol import BuildFailed, BuildStep, ImageInfo
 
-STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+STEP = re.compile(r"^(?:Step|STEP) (\d+)/(\d+) ?: (.*)$")
+"""Docker's "Step 3/5 : RUN ..." and Podman's (buildah's) "STEP 3/5: RUN ..."."""
 LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 RUNNING = re.compile(r"^ ---> Running in [0-9a-f]+$")
 TAIL_LINES = 25
