@@ -197,13 +197,20 @@ def processes_in(engine, workspace) -> list[str]:
     return [line.strip() for line in listing.splitlines() if line.strip() and not line.startswith("ps ")]
 
 
+RUNNER_PROGRAM = "from cellbox.container.runner import main"
+"""In the arguments of the container's main process, its shell and the runner
+(the runner's source travels in them): never a block's leftover, whatever
+words that source holds."""
+
+
 def surviving(engine, workspace, pattern: str) -> list[str]:
-    """Processes matching `pattern`, given one second to finish dying: a
-    process killed on a loaded machine can take a moment to leave the table
-    (seen once in a full CI-like run); one that was never killed stays."""
+    """Processes matching `pattern` (but the runner's own), given one second
+    to finish dying: a process killed on a loaded machine can take a moment
+    to leave the table (seen once in a full CI-like run); one that was never
+    killed stays."""
     deadline = time.monotonic() + 1.0
     while True:
-        found = [p for p in processes_in(engine, workspace) if re.search(pattern, p)]
+        found = [p for p in processes_in(engine, workspace) if re.search(pattern, p) and RUNNER_PROGRAM not in p]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)

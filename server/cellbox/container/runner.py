@@ -30,7 +30,7 @@ plain words, bytes travel as base64. Requests:
                        and their leftover sweeps (what it starts does not)
     kill ID            kill that run and all it started
     signal ID N        send signal N to that run's process only (a kernel's interrupt)
-    settle ID          the kept run ID is ready: what it started so far (a bash
+    settle ID          the kept run ID is ready: what it started so far (a shell
                        kernel's shell) is its own, spared by sweeps as it is;
                        answered with: settled ID
     tidy ID            kill every leftover but kept runs' own processes (after a
