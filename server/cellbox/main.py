@@ -40,6 +40,21 @@ def daemon_run(workspace: Path, idle_timeout: float) -> None:
     daemon.run(workspace, idle_timeout)
 
 
+@main.command("mcp")
+@click.argument("workspace", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def mcp_command(workspace: Path | None) -> None:
+    """Speak the Model Context Protocol on stdin/stdout (what an agent host starts), for WORKSPACE
+    (default: the project around the current folder). Needs `pip install 'cellbox[mcp]'`."""
+    try:
+        from cellbox.mcp.server import run as run_mcp
+    except ImportError as exc:
+        click.echo(f"cellbox mcp needs the MCP SDK: pip install 'cellbox[mcp]' ({exc})", err=True)
+        sys.exit(1)
+    from cellbox import project
+
+    run_mcp(workspace.resolve() if workspace else project.project_root(Path.cwd()))
+
+
 @main.group("env")
 def env_group() -> None:
     """Declared environments ([environment] in cellbox.toml): build, list, prune their images."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import signal
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 
 class Command(enum.StrEnum):
@@ -127,3 +127,23 @@ def last_line_of_range(start_line: int, end_line: int, end_character: int) -> in
     range that ends at the start of a later line does not take that line
     (a selection of whole lines, a block's range). The clients follow the same rule."""
     return end_line - 1 if end_character == 0 and end_line > start_line else end_line
+
+
+def document_run(
+    uri: str, block: int | None = None, line: int | None = None, timeout: float | None = None,
+    session: str | None = None,
+) -> dict[str, Any]:
+    """cellbox.execute's argument for running a document: its Nth block
+    (from 1), the block holding a line (from 1), or every block in order."""
+    argument: dict[str, Any] = {"uri": uri}
+    if block is not None:
+        argument["block"] = block
+    elif line is not None:
+        argument["position"] = {"line": line - 1, "character": 0}
+    else:
+        argument["all"] = True
+    if timeout is not None:
+        argument["timeout"] = timeout
+    if session is not None:
+        argument["session"] = session
+    return argument

@@ -20,7 +20,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "server"
 SHARED = ("cellbox.errors", "cellbox.project", "cellbox.vocabulary", "cellbox.wire", "cellbox.languages",
           "cellbox.safe_files", "cellbox.daemon_control")
 CONTEXTS = ("cellbox.cli", "cellbox.lsp", "cellbox.documents", "cellbox.sandbox", "cellbox.engine",
-            "cellbox.container", "cellbox.settings")
+            "cellbox.container", "cellbox.settings", "cellbox.mcp")
 
 # (modules the rule is about, whether their whole reach counts, what they may not import, why)
 RULES = [
@@ -30,6 +30,9 @@ RULES = [
      "documents/ is pure: blocks, selections and diagnostics know no protocol and no engine"),
     ("cellbox.sandbox", False, ("cellbox.lsp", "cellbox.cli", "pygls", "lsprotocol", "docker"),
      "the sandbox is the domain: free of pygls, and it reaches the engine through engine/protocol.py"),
+    ("cellbox.mcp", False, ("cellbox.lsp.server", "cellbox.lsp.features", "cellbox.engine", "cellbox.sandbox",
+                            "cellbox.cli", "docker"),
+     "the MCP server is a client of the LSP server (lsp/link.py), as an editor is: it reaches the sandbox only through it"),
     ("cellbox.settings", True, ("cellbox.lsp", "cellbox.engine", "cellbox.sandbox", "cellbox.cli", "pygls", "lsprotocol", "docker"),
      "settings are read by the CLI too (`cellbox trust`)"),
     (SHARED, True, ("cellbox.lsp", "cellbox.engine", "cellbox.sandbox", "cellbox.cli", "cellbox.documents", "pygls", "lsprotocol", "docker"),

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from cellbox import __version__, project
-from cellbox.vocabulary import CANCELLED_EXIT_CODE, MIN_TIMEOUT_SECONDS, Command, Notification
+from cellbox.vocabulary import CANCELLED_EXIT_CODE, MIN_TIMEOUT_SECONDS, Command, Notification, document_run
 
 # Only light modules: `cellbox exec` in a git hook pays for every import
 # (tests/unit/test_house_rules.py checks what this package may import).
@@ -153,17 +153,7 @@ def run(path: Path, block: int | None, line: int | None, run_all: bool, timeout:
     if sum(x is not None and x is not False for x in (block, line, run_all or None)) > 1:
         raise click.UsageError("give one of --block, --line, --all")
     path = path.resolve()
-    argument: dict[str, Any] = {"uri": path.as_uri()}
-    if block is not None:
-        argument["block"] = block
-    elif line is not None:
-        argument["position"] = {"line": line - 1, "character": 0}
-    else:
-        argument["all"] = True
-    if timeout is not None:
-        argument["timeout"] = timeout
-    if session is not None:
-        argument["session"] = session
+    argument = document_run(path.as_uri(), block, line, timeout, session)
     sys.exit(_run_blocks(_project(workspace, path), argument, as_json))
 
 
