@@ -20,7 +20,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "server"
 SHARED = ("cellbox.errors", "cellbox.project", "cellbox.vocabulary", "cellbox.wire", "cellbox.languages",
           "cellbox.safe_files", "cellbox.daemon_control")
 CONTEXTS = ("cellbox.cli", "cellbox.lsp", "cellbox.documents", "cellbox.sandbox", "cellbox.engine",
-            "cellbox.container", "cellbox.settings", "cellbox.mcp")
+            "cellbox.container", "cellbox.settings", "cellbox.mcp", "cellbox.integrations")
 
 # (modules the rule is about, whether their whole reach counts, what they may not import, why)
 RULES = [
@@ -33,6 +33,8 @@ RULES = [
     ("cellbox.mcp", False, ("cellbox.lsp.server", "cellbox.lsp.features", "cellbox.engine", "cellbox.sandbox",
                             "cellbox.cli", "docker"),
      "the MCP server is a client of the LSP server (lsp/link.py), as an editor is: it reaches the sandbox only through it"),
+    ("cellbox.integrations", True, ("cellbox.lsp", "cellbox.engine", "cellbox.sandbox", "pygls", "lsprotocol", "docker"),
+     "an agent framework's executor is a client of the LSP server, through the command line's light client"),
     ("cellbox.settings", True, ("cellbox.lsp", "cellbox.engine", "cellbox.sandbox", "cellbox.cli", "pygls", "lsprotocol", "docker"),
      "settings are read by the CLI too (`cellbox trust`)"),
     (SHARED, True, ("cellbox.lsp", "cellbox.engine", "cellbox.sandbox", "cellbox.cli", "cellbox.documents", "pygls", "lsprotocol", "docker"),

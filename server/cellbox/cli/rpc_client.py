@@ -115,8 +115,13 @@ class Session:
     """An initialized LSP session on a project, through its daemon if one
     runs, else through a `cellbox serve` started for this session."""
 
-    def __init__(self, workspace: Path, on_notification: NotificationHandler, progress: bool = False) -> None:
+    def __init__(
+        self, workspace: Path, on_notification: NotificationHandler, progress: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         self.workspace = workspace
+        self._settings = settings
+        """initializationOptions: this client's own settings (an executor's arguments)."""
         self._on_notification = on_notification
         self._progress = progress
         """Whether to say the client takes work-done progress (a terminal shows its steps)."""
@@ -155,6 +160,7 @@ class Session:
             "rootUri": self.workspace.as_uri(),
             "workspaceFolders": [{"uri": self.workspace.as_uri(), "name": self.workspace.name}],
             "capabilities": {"window": {"workDoneProgress": True}} if self._progress else {},
+            **({"initializationOptions": self._settings} if self._settings else {}),
         })
         self.client.notify("initialized", {})
         return self

@@ -1,0 +1,85 @@
+"""Drop-in executors for agent frameworks (issue 16): AG2's CodeExecutor,
+with DockerCommandLineCodeExecutor's constructor; real daemon, real engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("autogen.coding", reason="cellbox[ag2] is part of the test extra")
+
+from autogen.coding import CodeBlock, MarkdownCodeExtractor  # noqa: E402
+from autogen.coding.base import CodeExecutor, CommandLineCodeResult  # noqa: E402
+
+from cellbox.integrations.ag2 import CellboxCodeExecutor  # noqa: E402
+from tests.conftest import TEST_IMAGE, containers_of  # noqa: E402
+
+
+def test_it_is_an_ag2_code_executor_that_runs_blocks_in_order(tmp_path, engine):
+    work = tmp_path / "agent"
+    with CellboxCodeExecutor(image=TEST_IMAGE, work_dir=work, timeout=10) as executor:
+        assert isinstance(executor, CodeExecutor)
+        assert isinstance(executor.code_extractor, MarkdownCodeExtractor)
+        result = executor.execute_code_blocks([
+            CodeBlock(language="python", code="open('made.txt', 'w').write('by the agent')\nprint('one')"),
+            CodeBlock(language="bash", code="cat made.txt; echo; exit 3"),
+            CodeBlock(language="python", code="print('never')"),
+        ])
+        assert isinstance(result, CommandLineCodeResult)
+        assert (result.exit_code, result.output) == (3, "one\nby the agent\n")
+        assert result.code_file is not None
+        assert (work / "made.txt").read_text() == "by the agent"
+        # The seed's behaviours: a timeout is exit 124; a block only saved says so.
+        slow = executor.execute_code_blocks([CodeBlock(language="sh", code="sleep 30")])
+        assert slow.exit_code == 124
+        saved = executor.execute_code_blocks([CodeBlock(language="javascript", code="console.log(1)")])
+        assert saved.exit_code == 0 and "saved" in saved.output.lower()
+        assert containers_of(engine, work.resolve())
+    # Leaving the context stops (and removes) the sandbox.
+    assert containers_of(engine, work.resolve()) == []
+
+
+def test_the_constructor_takes_the_seeds_parameters_and_checks_them(tmp_path, engine):
+    with pytest.raises(ValueError, match="Timeout must be greater than or equal to 1"):
+        CellboxCodeExecutor(timeout=0, work_dir=tmp_path / "w")
+    name = f"cellbox-agent-test-{time.time_ns()}"
+    started = time.perf_counter()
+    executor = CellboxCodeExecutor(
+        image=TEST_IMAGE, container_name=name, work_dir=tmp_path / "named", execution_policies={"python": False},
+    )
+    created_ms = (time.perf_counter() - started) * 1000
+    try:
+        result = executor.execute_code_blocks([CodeBlock(language="python", code="print(1)")])
+        assert result.exit_code == 0 and "saved" in result.output.lower()  # python only saved, as asked
+        shell = executor.execute_code_blocks([CodeBlock(language="sh", code="echo up")])
+        assert shell.output == "up\n"
+        assert engine.containers.get(name).status == "running"
+        executor.restart()
+        assert executor.execute_code_blocks([CodeBlock(language="sh", code="echo again")]).output == "again\n"
+    finally:
+        executor.stop()
+    print(f"\nexecutor created in {created_ms:.1f} ms")
+    assert containers_of(engine, (tmp_path / "named").resolve()) == []
+
+
+def test_with_the_projects_daemon_the_agent_shares_its_container(make_workspace, engine, runtime_dir):
+    workspace = make_workspace("shared")
+    cli = [sys.executable, "-m", "cellbox"]
+    subprocess.run([*cli, "daemon", "start", str(workspace)], check=True, capture_output=True)
+    try:
+        marked = subprocess.run([*cli, "exec", "-L", "sh", "-c", "echo editor > /tmp/mark"], cwd=workspace,
+                                capture_output=True, text=True)
+        assert marked.returncode == 0, marked.stderr
+        executor = CellboxCodeExecutor(image=TEST_IMAGE, work_dir=workspace, stop_container=False)
+        try:
+            seen = executor.execute_code_blocks([CodeBlock(language="sh", code="cat /tmp/mark")])
+            assert seen.output == "editor\n"
+        finally:
+            executor.stop()
+        assert len(containers_of(engine, workspace)) == 1  # stop_container=False left it running
+    finally:
+        subprocess.run([*cli, "stop"], cwd=workspace, capture_output=True)
+        subprocess.run([*cli, "daemon", "stop", str(workspace)], capture_output=True)
