@@ -83,3 +83,50 @@ def test_with_the_projects_daemon_the_agent_shares_its_container(make_workspace,
     finally:
         subprocess.run([*cli, "stop"], cwd=workspace, capture_output=True)
         subprocess.run([*cli, "daemon", "stop", str(workspace)], capture_output=True)
+
+
+async def test_the_autogen_executor_runs_cancels_and_serialises(tmp_path, engine):
+    pytest.importorskip("autogen_core", reason="cellbox[autogen] is part of the test extra")
+    import asyncio
+
+    from autogen_core import CancellationToken, ComponentModel
+    from autogen_core.code_executor import CodeBlock as AutoGenBlock
+    from autogen_core.code_executor import CodeExecutor as AutoGenExecutor
+
+    from cellbox.integrations.autogen import CellboxCodeExecutor as AutoGenCellbox
+    from tests.e2e.test_execution import surviving
+
+    work = tmp_path / "autogen"
+    executor = AutoGenCellbox(image=TEST_IMAGE, work_dir=work, timeout=20)
+    assert isinstance(executor, AutoGenExecutor)
+    # A component: its config round-trips, and loading it makes the same executor.
+    dumped = executor.dump_component()
+    assert isinstance(dumped, ComponentModel) and dumped.provider == "cellbox.integrations.autogen.CellboxCodeExecutor"
+    assert dumped.config["image"] == TEST_IMAGE and dumped.config["timeout"] == 20
+    assert isinstance(AutoGenCellbox.load_component(dumped), AutoGenCellbox)
+    async with executor:
+        result = await executor.execute_code_blocks(
+            [AutoGenBlock(code="print('hi')", language="python"), AutoGenBlock(code="exit 4", language="sh")],
+            CancellationToken(),
+        )
+        assert (result.exit_code, result.output) == (4, "hi\n") and result.code_file
+        token = CancellationToken()
+        running = asyncio.ensure_future(
+            executor.execute_code_blocks([AutoGenBlock(code="sleep 382", language="sh")], token)
+        )
+        for _ in range(100):
+            if any("sleep 382" in p for p in surviving(engine, work.resolve(), "sleep 382")):
+                break
+            await asyncio.sleep(0.1)
+        token.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        for _ in range(50):
+            if not surviving(engine, work.resolve(), "sleep 382"):
+                break
+            await asyncio.sleep(0.1)
+        assert surviving(engine, work.resolve(), "sleep 382") == []
+        await executor.restart()
+        again = await executor.execute_code_blocks([AutoGenBlock(code="echo back", language="sh")], CancellationToken())
+        assert again.output == "back\n"
+    assert containers_of(engine, work.resolve()) == []  # stop() stopped (and removed) it

@@ -21,6 +21,7 @@ from autogen.coding.base import CodeBlock, CodeExtractor, CommandLineCodeResult
 from autogen.coding.markdown_code_extractor import MarkdownCodeExtractor
 
 from cellbox.cli.rpc_client import RpcError, Session
+from cellbox.integrations.settings import executor_settings
 from cellbox.languages import DEFAULT_EXECUTION_POLICIES, LANGUAGE_ALIASES
 from cellbox.vocabulary import Command
 
@@ -42,21 +43,16 @@ class CellboxCodeExecutor:
         stop_container: bool = True,
         execution_policies: dict[str, bool] | None = None,
     ) -> None:
-        if timeout < 1:
-            raise ValueError("Timeout must be greater than or equal to 1.")
+        self._settings = executor_settings(
+            image, container_name, timeout, bind_dir, auto_remove, stop_container, execution_policies
+        )
         work_dir = Path(work_dir) if work_dir is not None else Path()
         work_dir.mkdir(exist_ok=True)
         self._work_dir = work_dir
         self._bind_dir = Path(bind_dir) if bind_dir is not None else work_dir
         self._timeout = timeout
         self._stop_container = stop_container
-        self.execution_policies = {**self.DEFAULT_EXECUTION_POLICY, **(execution_policies or {})}
-        self._settings: dict[str, Any] = {
-            "image": image, "timeout": timeout, "autoRemove": auto_remove, "stopContainer": stop_container,
-            "executionPolicies": self.execution_policies,
-            **({"containerName": container_name} if container_name else {}),
-            **({"bindDir": str(Path(bind_dir).resolve())} if bind_dir is not None else {}),
-        }
+        self.execution_policies = self._settings["executionPolicies"]
         self._session: Session | None = None
         self._lock = threading.Lock()
         if stop_container:

@@ -31,9 +31,11 @@ class ServerRefused(CellboxError):
 class ServerLink:
     """One workspace's cellbox server, reached over LSP; started on first use."""
 
-    def __init__(self, workspace: Path, name: str) -> None:
+    def __init__(self, workspace: Path, name: str, settings: dict[str, Any] | None = None) -> None:
         self.workspace = workspace
         self._name = name
+        self._settings = settings
+        """initializationOptions: this client's own settings (an executor's arguments)."""
         self._client: LanguageClient | None = None
         self._starting = asyncio.Lock()
         self._outputs: dict[str, OnOutput] = {}
@@ -63,6 +65,7 @@ class ServerLink:
                 capabilities=types.ClientCapabilities(),
                 client_info=types.ClientInfo(name=self._name, version=__version__),
                 workspace_folders=[types.WorkspaceFolder(uri=self.workspace.as_uri(), name=self.workspace.name)],
+                initialization_options=self._settings,
             )
         )
         client.initialized(types.InitializedParams())
