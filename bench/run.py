@@ -313,6 +313,86 @@ async def environment_figures(daemon: Daemon, root: Path, runs: int) -> dict[str
     return samples
 
 
+def agent_figures(root: Path, runs: int) -> dict[str, list[float]]:
+    """AG2's executor on cellbox (with the project's daemon running) against
+    AG2's own DockerCommandLineCodeExecutor on the same image: a block each
+    way, creating an executor, and cellbox's restart and stop."""
+    from autogen.coding import CodeBlock, DockerCommandLineCodeExecutor
+
+    from cellbox.integrations.ag2 import CellboxCodeExecutor
+
+    samples: dict[str, list[float]] = {key: [] for key in (
+        "ag2_block_cellbox", "ag2_block_reference", "ag2_executor_create", "ag2_restart", "ag2_stop")}
+    workspace = root / "ag2"
+    workspace.mkdir()
+    cellbox_cli = [sys.executable, "-m", "cellbox"]
+    subprocess.run([*cellbox_cli, "daemon", "start", str(workspace)], check=True, capture_output=True)
+    reference = DockerCommandLineCodeExecutor(image=IMAGE, work_dir=root / "ag2-reference")
+    try:
+        for _ in range(5):
+            started = time.perf_counter()
+            executor = CellboxCodeExecutor(image=IMAGE, work_dir=workspace, stop_container=False)
+            samples["ag2_executor_create"].append((time.perf_counter() - started) * 1000)
+            executor.stop()
+        executor = CellboxCodeExecutor(image=IMAGE, work_dir=workspace)
+        for i in range(2):  # warm: the container is up, the connection open
+            executor.execute_code_blocks([CodeBlock(language="python", code=f"print({i})")])
+            reference.execute_code_blocks([CodeBlock(language="python", code=f"print({i})")])
+        for i in range(runs):
+            for key, runner in (("ag2_block_cellbox", executor), ("ag2_block_reference", reference)):
+                started = time.perf_counter()
+                result = runner.execute_code_blocks([CodeBlock(language="python", code=f"print({i})")])
+                samples[key].append((time.perf_counter() - started) * 1000)
+                assert result.exit_code == 0 and result.output.strip() == str(i), result
+        for _ in range(3):
+            started = time.perf_counter()
+            executor.restart()
+            samples["ag2_restart"].append((time.perf_counter() - started) * 1000)
+        for _ in range(3):
+            executor = CellboxCodeExecutor(image=IMAGE, work_dir=workspace)
+            executor.execute_code_blocks([CodeBlock(language="sh", code="true")])
+            started = time.perf_counter()
+            executor.stop()
+            samples["ag2_stop"].append((time.perf_counter() - started) * 1000)
+    finally:
+        reference.stop()
+        subprocess.run([*cellbox_cli, "stop"], cwd=workspace, capture_output=True)
+        subprocess.run([*cellbox_cli, "daemon", "stop", str(workspace)], capture_output=True)
+    return samples
+
+
+async def mcp_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[float]]:
+    """One MCP tools/call of a print through `cellbox mcp` (its own server)
+    against a cellbox.execute of the same block over LSP, both warm."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    workspace = root / "mcp"
+    workspace.mkdir()
+    (workspace / "cellbox.toml").write_text(f'image = "{IMAGE}"\n')
+    samples: dict[str, list[float]] = {"mcp_call": [], "execute_same_block": []}
+    parameters = StdioServerParameters(command=sys.executable, args=["-m", "cellbox", "mcp", str(workspace)],
+                                       env=dict(os.environ))
+    async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        for i in range(3):
+            await session.call_tool("run_code", {"code": f"print({i})"})
+            await daemon.command("cellbox.execute", {"workspace": str(workspace),
+                                                     "blocks": [{"language": "python", "code": f"print({i})"}]})
+        for i in range(runs):
+            started = time.perf_counter()
+            result = await session.call_tool("run_code", {"code": f"print({i})"})
+            samples["mcp_call"].append((time.perf_counter() - started) * 1000)
+            assert result.structured_content["output"] == f"{i}\n", result
+            elapsed, answer = await daemon.command("cellbox.execute", {
+                "workspace": str(workspace), "blocks": [{"language": "python", "code": f"print({i})"}]})
+            assert answer["output"] == f"{i}\n"
+            samples["execute_same_block"].append(elapsed)
+        await session.call_tool("stop", {})
+    await daemon.command("cellbox.stop", {"workspace": str(workspace)})
+    return samples
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -365,6 +445,9 @@ async def main(runs: int, json_path: Path) -> int:
     # them, not into the user's ~/.local/state (the daemons inherit this).
     os.environ["XDG_STATE_HOME"] = str(root / "state")
     os.environ["XDG_DATA_HOME"] = str(root / "data")  # the approvals of its workspaces' files
+    # Its project daemons' sockets (the AG2 executor's) in a folder of its own, not the user's.
+    os.environ["XDG_RUNTIME_DIR"] = str(root / "runtime")
+    (root / "runtime").mkdir(mode=0o700)
     workspace = root / "warm"
     workspace.mkdir()
     daemon = Daemon()
@@ -440,6 +523,10 @@ async def main(runs: int, json_path: Path) -> int:
 
         for key, values in (await environment_figures(daemon, root, max(5, runs // 6))).items():
             figures[key] = summary(values)
+        for key, values in (await asyncio.to_thread(agent_figures, root, max(10, runs // 2))).items():
+            figures[key] = summary(values)
+        for key, values in (await mcp_figures(daemon, root, max(10, runs // 2))).items():
+            figures[key] = summary(values)
         figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
         cli_runs = max(10, runs // 2)
         for key, values in command_line(root, cli_runs).items():
@@ -464,6 +551,8 @@ async def main(runs: int, json_path: Path) -> int:
         "session_start_over_kernel_start": med["session_start"] / med["floor_kernel_start"],
         "cold_env_over_cold_base": med["cold_first_execute_env"] / med["cold_first_execute_base"],
         "env_rebuild_minus_by_hand_ms": med["env_rebuild"] - med["env_rebuild_by_hand"],
+        "ag2_reference_over_cellbox": med["ag2_block_reference"] / med["ag2_block_cellbox"],
+        "mcp_call_over_execute": med["mcp_call"] / med["execute_same_block"],
     }
     conc = figures["concurrency"]
     targets = {
@@ -480,6 +569,10 @@ async def main(runs: int, json_path: Path) -> int:
         "session start <= 1.3x kernel start-up": ratios["session_start_over_kernel_start"] <= 1.3,
         "cold run on a cached environment <= 1.1x on the base image": ratios["cold_env_over_cold_base"] <= 1.1,
         "environment rebuild <= docker build by hand + 2 s": ratios["env_rebuild_minus_by_hand_ms"] <= 2000,
+        "AG2 block via cellbox >= 4x faster than AG2's Docker executor": ratios["ag2_reference_over_cellbox"] >= 4,
+        "AG2 executor created <= 100 ms": med["ag2_executor_create"] <= 100,
+        "AG2 executor restart and stop <= 1 s": max(med["ag2_restart"], med["ag2_stop"]) <= 1000,
+        "MCP tools/call <= 1.5x cellbox.execute": ratios["mcp_call_over_execute"] <= 1.5,
     }
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),

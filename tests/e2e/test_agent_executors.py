@@ -130,3 +130,64 @@ async def test_the_autogen_executor_runs_cancels_and_serialises(tmp_path, engine
         again = await executor.execute_code_blocks([AutoGenBlock(code="echo back", language="sh")], CancellationToken())
         assert again.output == "back\n"
     assert containers_of(engine, work.resolve()) == []  # stop() stopped (and removed) it
+
+
+# ------------------------------------------------------------ the upstream suites' behaviours
+# Expected values and messages as AG2's and autogen-ext's own Docker executors give them.
+
+
+def test_ag2_the_upstream_behaviours(tmp_path):
+    from autogen.code_utils import TIMEOUT_MSG
+
+    with pytest.raises(FileNotFoundError):
+        CellboxCodeExecutor(image=TEST_IMAGE, work_dir=tmp_path / "missing" / "deeper")
+    work = tmp_path / "upstream"
+    with CellboxCodeExecutor(image=TEST_IMAGE, work_dir=work, timeout=2) as executor:
+        ok = executor.execute_code_blocks([CodeBlock(language="python", code="print('hello world!')")])
+        assert (ok.exit_code, ok.output) == (0, "hello world!\n")
+        shell = executor.execute_code_blocks([CodeBlock(language="sh", code="echo hello world!")])
+        assert (shell.exit_code, shell.output) == (0, "hello world!\n")
+        failed = executor.execute_code_blocks([CodeBlock(language="python", code="raise ValueError('boom')")])
+        assert failed.exit_code == 1 and "ValueError: boom" in failed.output
+        slow = executor.execute_code_blocks([CodeBlock(language="python", code="import time\ntime.sleep(10)")])
+        assert slow.exit_code == 124 and TIMEOUT_MSG in slow.output
+        named = executor.execute_code_blocks([CodeBlock(language="python", code="# filename: test.py\nprint('named')")])
+        assert (named.exit_code, named.output, named.code_file) == (0, "named\n", str((work / "test.py").resolve()))
+        assert (work / "test.py").read_text() == "# filename: test.py\nprint('named')"
+        outside = executor.execute_code_blocks([CodeBlock(language="python", code="# filename: /tmp/x.py\nprint(1)")])
+        assert (outside.exit_code, outside.output) == (1, "Filename is not in the workspace")
+        unknown = executor.execute_code_blocks([CodeBlock(language="ruby", code="puts 1")])
+        assert unknown.exit_code == 1 and unknown.output.startswith("Unsupported language ruby")
+    with CellboxCodeExecutor(image=TEST_IMAGE, work_dir=work, execution_policies={"python": False}) as saving:
+        saved = saving.execute_code_blocks([CodeBlock(language="python", code="print('never printed')")])
+        assert saved.exit_code == 0 and saved.output.startswith("Code saved to ")
+        assert "never printed\n" not in saved.output.replace("print('never printed')", "")
+
+
+async def test_autogen_the_upstream_behaviours(tmp_path):
+    pytest.importorskip("autogen_core", reason="cellbox[autogen] is part of the test extra")
+    from autogen_core import CancellationToken
+    from autogen_core.code_executor import CodeBlock as AutoGenBlock
+
+    from cellbox.integrations.autogen import CellboxCodeExecutor as AutoGenCellbox
+
+    with pytest.raises(ValueError, match="Timeout must be greater than or equal to 1"):
+        AutoGenCellbox(timeout=0, work_dir=tmp_path / "w")
+    work = tmp_path / "made" / "on" / "demand"
+    executor = AutoGenCellbox(image=TEST_IMAGE, work_dir=work, timeout=2)
+    assert work.is_dir()  # made at once, parents too, as autogen-ext's executor does
+    with pytest.raises(ValueError, match="No code blocks"):
+        async with executor:
+            await executor.execute_code_blocks([], CancellationToken())
+    async with AutoGenCellbox(image=TEST_IMAGE, work_dir=work, timeout=2) as executor:
+        token = CancellationToken()
+        slow = await executor.execute_code_blocks([AutoGenBlock(code="sleep 10", language="sh")], token)
+        assert slow.exit_code == 124 and "Timeout" in slow.output
+        named = await executor.execute_code_blocks(
+            [AutoGenBlock(code="# filename: test.py\nprint('named')", language="python")], token
+        )
+        assert (named.output, named.code_file) == ("named\n", str((work / "test.py").resolve()))
+        outside = await executor.execute_code_blocks(
+            [AutoGenBlock(code="# filename: ../x.py\nprint(1)", language="python")], token
+        )
+        assert (outside.exit_code, outside.output) == (1, "Filename is not in the workspace")

@@ -65,6 +65,7 @@ class CellboxCodeExecutor(CodeExecutor, Component[CellboxCodeExecutorConfig]):
         self._container_name = container_name
         self._timeout = timeout
         self._work_dir = Path(work_dir) if work_dir is not None else Path()
+        self._work_dir.mkdir(exist_ok=True, parents=True)  # as autogen-ext's executor does
         self._bind_dir = Path(bind_dir) if bind_dir is not None else None
         self._auto_remove = auto_remove
         self._stop_container = stop_container
@@ -81,7 +82,6 @@ class CellboxCodeExecutor(CodeExecutor, Component[CellboxCodeExecutorConfig]):
 
     async def start(self) -> None:
         if self._link is None:
-            self._work_dir.mkdir(parents=True, exist_ok=True)
             self._link = ServerLink(self._work_dir.resolve(), "cellbox-autogen", settings=self._settings)
 
     async def _ask(self, command: str, argument: dict[str, Any]) -> Any:

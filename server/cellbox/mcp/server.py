@@ -19,6 +19,7 @@ beside it for hosts that read text only.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ async def _ask(link: ServerLink, name: str, argument: dict[str, Any]) -> dict[st
 
 def build(workspace: Path) -> tuple[MCPServer, ServerLink]:
     link = ServerLink(workspace, "cellbox-mcp")
-    server = MCPServer("cellbox", version=__version__, instructions=INSTRUCTIONS)
+    # WARNING: the SDK logs every request at INFO, and pygls every message it
+    # sends; the host's log (our stderr) wants neither.
+    server = MCPServer("cellbox", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(description="Run a code snippet in the workspace's sandbox and return its output and exit code.")
     async def run_code(
@@ -124,6 +127,7 @@ def build(workspace: Path) -> tuple[MCPServer, ServerLink]:
 
 
 def run(workspace: Path) -> None:
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     server, link = build(workspace)
 
     async def main() -> None:
