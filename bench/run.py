@@ -367,9 +367,12 @@ async def mcp_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[f
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    workspace = root / "mcp"
-    workspace.mkdir()
-    (workspace / "cellbox.toml").write_text(f'image = "{IMAGE}"\n')
+    # Two workspaces: a container's warm runner serves one server; a second
+    # one on the same container would go by docker exec.
+    workspace, direct = root / "mcp", root / "mcp-direct"
+    for folder in (workspace, direct):
+        folder.mkdir()
+        (folder / "cellbox.toml").write_text(f'image = "{IMAGE}"\n')
     samples: dict[str, list[float]] = {"mcp_call": [], "execute_same_block": []}
     parameters = StdioServerParameters(command=sys.executable, args=["-m", "cellbox", "mcp", str(workspace)],
                                        env=dict(os.environ))
@@ -377,7 +380,7 @@ async def mcp_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[f
         await session.initialize()
         for i in range(3):
             await session.call_tool("run_code", {"code": f"print({i})"})
-            await daemon.command("cellbox.execute", {"workspace": str(workspace),
+            await daemon.command("cellbox.execute", {"workspace": str(direct),
                                                      "blocks": [{"language": "python", "code": f"print({i})"}]})
         for i in range(runs):
             started = time.perf_counter()
@@ -385,11 +388,11 @@ async def mcp_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[f
             samples["mcp_call"].append((time.perf_counter() - started) * 1000)
             assert result.structured_content["output"] == f"{i}\n", result
             elapsed, answer = await daemon.command("cellbox.execute", {
-                "workspace": str(workspace), "blocks": [{"language": "python", "code": f"print({i})"}]})
+                "workspace": str(direct), "blocks": [{"language": "python", "code": f"print({i})"}]})
             assert answer["output"] == f"{i}\n"
             samples["execute_same_block"].append(elapsed)
         await session.call_tool("stop", {})
-    await daemon.command("cellbox.stop", {"workspace": str(workspace)})
+    await daemon.command("cellbox.stop", {"workspace": str(direct)})
     return samples
 
 

@@ -56,6 +56,12 @@ class ServerLink:
             if heard is not None:
                 heard(str(getattr(params, "stream", "stdout")), str(getattr(params, "text", "")))
 
+        # What else the server tells every client: nothing for us to do (and
+        # pygls warns of a notification nobody takes).
+        for method in (Notification.BLOCK_STARTED, Notification.DISPLAY, types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+                       types.WINDOW_LOG_MESSAGE, types.WINDOW_SHOW_MESSAGE):
+            client.feature(method)(_ignore)
+
         # The project's daemon when one runs: the editor's container is ours too.
         shared = project.answers(project.DaemonPaths.of(self.workspace).socket)
         command = [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"]
@@ -104,6 +110,10 @@ class ServerLink:
             client.exit(None)
         with contextlib.suppress(Exception):
             await client.stop()
+
+
+def _ignore(params: Any) -> None:
+    pass
 
 
 def plain(value: Any) -> Any:
