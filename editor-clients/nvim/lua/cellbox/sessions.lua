@@ -55,13 +55,21 @@ function M.update(client_id, answer)
   for _, name in ipairs(names_of_client[client_id] or {}) do
     infos[name] = nil
   end
-  local names = {}
+  -- A session has a kernel per language (Python, bash): one line for all,
+  -- merged within this answer only (what earlier answers said is replaced).
+  local fresh, names = {}, {}
   for _, sandbox in ipairs(answer.sandboxes or {}) do
     for _, session in ipairs(sandbox.sessions or {}) do
-      -- A session has a kernel per language (Python, bash): one line for all.
-      infos[session.name] = infos[session.name] and merged(infos[session.name], session) or session
-      table.insert(names, session.name)
+      if fresh[session.name] then
+        fresh[session.name] = merged(fresh[session.name], session)
+      else
+        fresh[session.name] = session
+        table.insert(names, session.name)
+      end
     end
+  end
+  for name, session in pairs(fresh) do
+    infos[name] = session
   end
   names_of_client[client_id] = names
 end
