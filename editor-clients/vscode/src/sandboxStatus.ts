@@ -92,7 +92,7 @@ export class SandboxStatus implements vscode.Disposable {
         if (!this.steps.update(folder.uri.toString(), token, value)) {
             return;
         }
-        if (this.showStep(folder)) {
+        if (this.showStep(folder) || value.kind !== 'end') {
             return;
         }
         // The step ended: the block running, if any, else the sandbox's state.
