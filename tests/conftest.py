@@ -13,6 +13,8 @@ import docker
 import pytest
 import requests
 
+from cellbox.sandbox.environment import LABEL_ENVIRONMENT
+from cellbox.sandbox.environment import LABEL_WORKSPACE as LABEL_ENVIRONMENT_WORKSPACE
 from cellbox.vocabulary import LABEL_WORKSPACE
 
 T = TypeVar("T")
@@ -41,9 +43,18 @@ def remove_containers_of(engine: docker.DockerClient, workspace) -> None:
             pass
 
 
+def environment_images(engine: docker.DockerClient, workspace) -> list:
+    """The environment images (cellbox-env:<hash>) cellbox built for `workspace`."""
+    return [
+        image for image in engine.images.list(filters={"label": LABEL_ENVIRONMENT})
+        if image.labels.get(LABEL_ENVIRONMENT_WORKSPACE) == str(workspace)
+    ]
+
+
 @pytest.fixture
 def make_workspace(tmp_path, engine):
-    """Make workspace folders using the test image; remove their containers afterwards, pass or fail."""
+    """Make workspace folders using the test image; remove their containers
+    and environment images afterwards, pass or fail."""
     made = []
 
     def make(name: str = "ws", config: str | None = None):
@@ -59,6 +70,8 @@ def make_workspace(tmp_path, engine):
     yield make
     for workspace in made:
         remove_containers_of(engine, workspace)
+        for image in environment_images(engine, workspace):
+            engine.images.remove(image.id, force=True)
 
 
 @pytest.fixture
@@ -134,15 +147,15 @@ def leaked_containers(basetemp: Path) -> list[str]:
             if Path(c.labels[LABEL_WORKSPACE]).is_relative_to(basetemp)
         ]
 
-    def environment_images(client: docker.DockerClient) -> list[str]:
-        built = client.images.list(filters={"label": "org.cellbox.environment"})
+    def built_images(client: docker.DockerClient) -> list[str]:
+        built = client.images.list(filters={"label": LABEL_ENVIRONMENT})
         return [
-            f"environment image {(i.tags or [i.id])[0]} survived (workspace {i.labels['org.cellbox.environment.workspace']})"
+            f"environment image {(i.tags or [i.id])[0]} survived (workspace {i.labels[LABEL_ENVIRONMENT_WORKSPACE]})"
             for i in built
-            if Path(i.labels.get("org.cellbox.environment.workspace", "/")).is_relative_to(basetemp)
+            if Path(i.labels.get(LABEL_ENVIRONMENT_WORKSPACE, "/")).is_relative_to(basetemp)
         ]
 
-    return (_ask_main_engine(survivors) or []) + (_ask_main_engine(environment_images) or [])
+    return (_ask_main_engine(survivors) or []) + (_ask_main_engine(built_images) or [])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,36 +9,21 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_IMAGE
+from tests.conftest import TEST_IMAGE, environment_images
 from tests.wheelhouse import make_wheel
-
-ENVIRONMENT_LABEL = "org.cellbox.environment"
-
-
-def environment_images(engine, workspace: Path) -> list:
-    return [
-        image for image in engine.images.list(filters={"label": ENVIRONMENT_LABEL})
-        if image.labels.get("org.cellbox.environment.workspace") == str(workspace)
-    ]
 
 
 @pytest.fixture
-def env_workspace(make_workspace, engine):
+def env_workspace(make_workspace):
     """A workspace with a wheelhouse of two versions of `cellbox_demo`; its
-    environment images are removed afterwards, pass or fail."""
+    environment images are removed afterwards (by make_workspace), pass or fail."""
     workspace = make_workspace("env", "")
     make_wheel(workspace / "wheels", "cellbox_demo", "1.0", "VALUE = 'one'\n")
     make_wheel(workspace / "wheels", "cellbox_demo", "2.0", "VALUE = 'two'\n")
-    yield workspace
-    from tests.conftest import remove_containers_of
-
-    remove_containers_of(engine, workspace)
-    for image in environment_images(engine, workspace):
-        engine.images.remove(image.id, force=True)
+    return workspace
 
 
 def declared(**environment) -> dict:

@@ -623,3 +623,35 @@ def test_a_session_keeps_state_and_shows_an_image_and_a_table(make_workspace, tm
     # While a block runs, the status line says the session is busy.
     assert facts["statusline_busy"].startswith("cellbox: session busy")
     assert facts["statusline_done"].startswith("cellbox: session idle")
+
+
+def test_the_first_run_shows_the_environment_build_step_then_the_output(make_workspace, tmp_path, engine):
+    """Issue 15: the first block waits for the workspace's environment to be
+    built, and its "running…" line (and the status line) says which step
+    the build is on, from the server's work-done progress; then the block's
+    output, with nothing of the build left. The environment is the client's
+    own setting (trusted), offline, with a setup step slow enough to watch;
+    make_workspace removes the image it builds."""
+    workspace = make_workspace()
+    (workspace / "notes.md").write_text("```python\nprint('built and ran')\n```\n")
+    # The echo makes the declaration this workspace's own: another test's
+    # image of the same declaration (the tag is its content's hash) would
+    # be used at once, with no build to watch.
+    setup = [f"echo {workspace}", "sleep 3"]
+    options = {"image": TEST_IMAGE, "environment": {"network": "none", "setup": setup}}
+
+    facts = run_spec(
+        "environment", workspace, tmp_path, engine, env={"CELLBOX_TEST_INIT_OPTIONS": json.dumps(options)}
+    )["facts"]
+
+    step = r"building environment \(step (\d+)/(\d+)\): "
+    building = facts["building"].splitlines()
+    assert len(building) == 1 and re.fullmatch(r"│ running… [\d.]+ s · " + step + ".+", building[0]), building
+    slow = re.fullmatch(r"│ running… [\d.]+ s · " + step + "RUN sleep 3", facts["slow_step"])
+    assert slow and slow[1] == slow[2], facts["slow_step"]  # the last step
+    assert re.fullmatch(r"cellbox: " + step + "RUN sleep 3", facts["statusline_building"]), facts["statusline_building"]
+    final = facts["final"].splitlines()
+    assert final[0] == "│ built and ran" and final[-1].startswith("│ ✓ exit 0"), final
+    # The waiting line went with the step: only the block's result is shown.
+    assert [r["row"] for r in facts["results"]] == [2]
+    assert "building" not in facts["statusline_after"]

@@ -495,3 +495,32 @@ def test_a_session_keeps_state_and_draws_plots_and_tables_beside_the_code(make_w
     assert facts["live"]["whileRunning"]["images"] == 2 and facts["live"]["whileRunning"]["decoration"].startswith("⟳ running…")
     assert "NameError: name 'n' is not defined" in facts["restart"]["after"]["output"]
     keep_screenshots(tmp_path / "vscode-session.png")
+
+
+def test_the_first_run_shows_the_environment_build_step_in_the_status_bar(make_workspace, code_server, tmp_path):
+    """Issue 15 (test/environment.js): the first run builds the environment
+    the user's cellbox.sandbox declares (trusted; offline, with a setup step
+    slow enough to watch), and the status bar shows the server's progress,
+    "building environment (step N/M): …": in cellbox's own item, and in
+    vscode-languageclient's window progress (after its title, where it is
+    clipped); then the block's result, and the step is gone. make_workspace
+    removes the image it builds."""
+    port, test_dir = code_server
+    workspace = make_workspace("ws")
+    # The echo makes the declaration this workspace's own (see the Neovim test's).
+    environment = {"network": "none", "setup": [f"echo {workspace}", "sleep 3"]}
+    set_user_settings(test_dir, {"cellbox.sandbox": {"image": TEST_IMAGE, "environment": environment}})
+    (workspace / "notes.md").write_text("```python\nprint('built and ran')\n```\n")
+
+    facts = drive(port, test_dir, f"folder={urllib.parse.quote(str(workspace))}", "environment.js", tmp_path / "unused.png")
+
+    step = r"building environment \(step (\d+)/(\d+)\): "
+    assert re.search(step, facts["building"]), facts["building"]
+    slow = re.search(step + "RUN sleep 3", facts["slowStep"])
+    assert slow and slow[1] == slow[2], facts["slowStep"]  # the last step
+    assert facts["slowStep"].startswith("Building the environment (cellbox-env:")  # the progress's title
+    assert re.fullmatch(r"\$\(sync~spin\) cellbox: " + step + "RUN sleep 3", facts["cellboxItem"]), facts["cellboxItem"]
+    assert facts["cellboxItemAfter"] == "$(vm-running) cellbox: sandbox ready"
+    assert facts["status"] == "ok"
+    assert plain(facts["decorations"]) == {"1": "✓ built and ran"}
+    keep_screenshots(tmp_path / "vscode-environment.png")

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import { DynamicFeature, ExecuteCommandRequest, LanguageClient, LanguageClientOptions, StaticFeature } from 'vscode-languageclient/node';
 import { BlockStartedNotification, DisplayNotification, OutputNotification } from './protocol';
+import { ProgressValue } from './steps';
 import { Command, Notification } from './vocabulary';
 import { Launch, ignoredServerCommand, launchFor, sameLaunch } from './launch';
 import { workspaceVenvCellbox } from './serverCommand';
@@ -14,6 +15,8 @@ export interface ServerEvents {
     output(params: OutputNotification): void;
     blockStarted(params: BlockStartedNotification): void;
     display(params: DisplayNotification): void;
+    /** Work-done progress of `folder`'s server (a run's, or a step's such as building the environment). */
+    progress(folder: vscode.WorkspaceFolder, token: string | number, value: ProgressValue): void;
 }
 
 class FolderClient extends LanguageClient {
@@ -192,6 +195,11 @@ export class Clients implements vscode.Disposable {
             initializationOptions: launch.initializationOptions,
             outputChannel: this.serverLog,
             middleware: {
+                // Seen on the way to vscode-languageclient's own window progress, which still shows it.
+                handleWorkDoneProgress: (token, value, next) => {
+                    this.events.progress(folder, token, value);
+                    next(token, value);
+                },
                 provideCodeLenses: async (document, token, next) => {
                     const lenses = await next(document, token);
                     for (const lens of lenses ?? []) {

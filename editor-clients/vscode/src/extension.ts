@@ -35,16 +35,18 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
     const beside = new OutputView(display);
     const displays = new DisplayView(display);
     let runs: Runs | undefined;
+    let status: SandboxStatus | undefined;
     clients = new Clients(
         serverLog,
         {
             output: (params) => runs?.output(params),
             blockStarted: (params) => runs?.blockStarted(params),
             display: (params) => runs?.displayed(params),
+            progress: (folder, token, value) => status?.progress(folder, token, value),
         },
         RUN_FROM_LENS,
     );
-    const status = new SandboxStatus(clients, (uri) => runs!.sessionOf(uri));
+    status = new SandboxStatus(clients, (uri) => runs!.sessionOf(uri));
     runs = new Runs(clients, display, beside, log, status, displays);
     context.subscriptions.push(
         serverLog, log, display, beside, displays, clients, status, runs,
@@ -54,7 +56,7 @@ export function activate(context: vscode.ExtensionContext): CellboxApi {
     return {
         decorations: (uri) => display.textsOf(uri),
         hover: (uri, line) => display.hoverAt(uri, line),
-        statusBarText: () => status.text(),
+        statusBarText: () => status!.text(),
         outputText: () => log.text(),
         besideText: (uri) =>
             vscode.window.visibleTextEditors

@@ -3,11 +3,13 @@
 // block 2 · 3.1 s", "sandbox stopped"), from the server's cellbox.status and
 // the blocks it says have started. In session mode, once the document being
 // edited has a session, its state instead: "session idle", "session busy",
-// "session dead (state lost)".
+// "session dead (state lost)". While the server is on a slow step before a
+// block can run, that step: "building environment (step 3/6): RUN …".
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { Clients } from './clients';
 import { SessionInfo, StatusResult } from './protocol';
+import { ProgressValue, Steps } from './steps';
 import { Place, linesText } from './tracking';
 import { Command, ContainerState } from './vocabulary';
 
@@ -41,6 +43,8 @@ export class SandboxStatus implements vscode.Disposable {
     private generation = 0;
     /** The block running now, per folder; shown instead of the sandbox's state while it runs. */
     private readonly running = new Map<string, RunningBlock>();
+    /** The step each folder's server is on, if any; shown before anything else. */
+    private readonly steps = new Steps();
     /** Folders whose sandbox the user stopped (and that ran nothing since). */
     private readonly stopped = new Set<string>();
     private ticker: NodeJS.Timeout | undefined;
@@ -83,6 +87,32 @@ export class SandboxStatus implements vscode.Disposable {
         this.tick();
     }
 
+    /** Work-done progress of `folder`'s server: a step (building the environment...) is shown while it goes. */
+    progress(folder: vscode.WorkspaceFolder, token: string | number, value: ProgressValue): void {
+        if (!this.steps.update(folder.uri.toString(), token, value)) {
+            return;
+        }
+        if (this.showStep(folder) || value.kind !== 'end') {
+            return;
+        }
+        // The step ended: the block running, if any, else the sandbox's state.
+        this.tick();
+        void this.refresh(folder);
+    }
+
+    /** Show the step of `folder` when it is the active one and its server is on one; whether it did. */
+    private showStep(folder: vscode.WorkspaceFolder | undefined): boolean {
+        const step = folder && this.steps.current(folder.uri.toString());
+        if (folder === undefined || step === undefined || folder.uri.toString() !== activeFolder()?.uri.toString()) {
+            return false;
+        }
+        this.generation++; // a cellbox.status answer on its way is older than this
+        this.item.text = `$(sync~spin) cellbox: ${step}`;
+        this.item.tooltip = `${folder.name}: its blocks run once this is done`;
+        this.item.show();
+        return true;
+    }
+
     runEnded(folder: vscode.WorkspaceFolder): void {
         this.running.delete(folder.uri.toString());
     }
@@ -99,7 +129,7 @@ export class SandboxStatus implements vscode.Disposable {
     /** Ask the server of `folder` (by default the active editor's) for its sandbox's state. */
     async refresh(folder = activeFolder()): Promise<void> {
         const generation = ++this.generation;
-        if (folder === undefined || this.running.has(folder.uri.toString())) {
+        if (folder === undefined || this.running.has(folder.uri.toString()) || this.showStep(folder)) {
             return;
         }
         let text: string;
@@ -152,7 +182,7 @@ export class SandboxStatus implements vscode.Disposable {
             clearInterval(this.ticker);
             this.ticker = undefined;
         }
-        if (block === undefined) {
+        if (block === undefined || this.showStep(folder)) {
             return;
         }
         const seconds = ((Date.now() - block.startedAt) / 1000).toFixed(1);

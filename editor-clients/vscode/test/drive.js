@@ -83,6 +83,9 @@ async function serveRequests(page) {
                 message: item.querySelector('.notification-list-item-message')?.innerText ?? '',
                 buttons: [...item.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((b) => b.innerText.trim()),
             }))));
+        } else if (action === 'read-statusbar') {
+            // The status bar's entries, as a user reads them (the window's progress among them).
+            answer = JSON.stringify(await page.$$eval('.statusbar-item', (items) => items.map((item) => item.innerText.trim()).filter((text) => text)));
         } else if (action === 'read-webviews') {
             // What cellbox's webviews show (each is a frame inside the workbench's own): images, tables, headings.
             const found = [];

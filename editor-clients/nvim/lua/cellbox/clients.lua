@@ -1,9 +1,11 @@
 --- One `cellbox serve` per workspace root, and the buffers attached to it.
 --- Finds a buffer's root, starts the root's server on first need, sends
 --- cellbox commands once the server has answered `initialize`, and routes
---- the server's own notifications (output, displays, block started) to runs.lua.
+--- the server's own notifications (output, displays, block started) to
+--- runs.lua, and its progress to steps.lua.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
+local steps = require("cellbox.steps")
 local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
@@ -75,6 +77,9 @@ local function handlers()
     [vocabulary.notifications.DISPLAY] = function(_, params)
       runs().on_display(params)
     end,
+    -- Pulling an image, building the environment...: shown on the runs
+    -- that wait for it; Neovim's own handler still gets every message.
+    ["$/progress"] = steps.handler,
   }
   if not compat.native_lenses() then
     -- The server asks for fresh lenses after a run (an outcome lens such as
@@ -106,6 +111,7 @@ local function forget(client_id)
   ready[client_id] = nil
   waiting[client_id] = nil
   buffers_of_client[client_id] = nil
+  steps.forget(client_id)
 end
 
 local function server_config(root)

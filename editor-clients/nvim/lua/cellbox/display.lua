@@ -1,12 +1,15 @@
 --- Draws results in the buffer: virtual lines under a block with its output
---- (the last lines of it), then "running… 1.2 s" while it runs, or its
---- outcome (✓/✗/⏱/⊘, exit code, duration) once it has ended. Owns the
---- extmark namespace, the highlight groups and the timer that keeps running
---- results' clocks moving. What a result holds is results.lua's business.
+--- (the last lines of it), then "running… 1.2 s" while it runs (and the
+--- server's step, "· building environment (step 3/6): …", while a run
+--- waits for one before its first block), or its outcome (✓/✗/⏱/⊘, exit
+--- code, duration) once it has ended. Owns the extmark namespace, the
+--- highlight groups and the timer that keeps running results' clocks
+--- moving. What a result holds is results.lua's business.
 local compat = require("cellbox.compat")
 local config = require("cellbox.config")
 local displays = require("cellbox.displays")
 local overflow = require("cellbox.overflow")
+local steps = require("cellbox.steps")
 local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
@@ -122,7 +125,13 @@ function M.lines(result)
     local text, highlight = M.outcome(result.status)
     table.insert(lines, { prefix, { text, highlight } })
   else
-    table.insert(lines, { prefix, { ("running… %.1f s"):format(elapsed(result)), "CellboxRunning" } })
+    local running = ("running… %.1f s"):format(elapsed(result))
+    -- A run not at its first block yet waits for the server's step, if any.
+    local step = result.client_id and steps.current(result.client_id)
+    if step then
+      running = running .. " · " .. printable(step)
+    end
+    table.insert(lines, { prefix, { running, "CellboxRunning" } })
   end
   return lines
 end

@@ -11,6 +11,7 @@ local display = require("cellbox.display")
 local results = require("cellbox.results")
 local runs = require("cellbox.runs")
 local sessions = require("cellbox.sessions")
+local steps = require("cellbox.steps")
 local vocabulary = require("cellbox.vocabulary")
 
 local api = vim.api
@@ -199,11 +200,17 @@ function M.status()
   end)
 end
 
---- The status line's words for the current buffer's session, e.g.
---- "cellbox: session idle · 2 blocks"; "" when none of its blocks ran in a
---- session. For 'statusline': %{v:lua.require'cellbox'.statusline()}
+--- The status line's words for the current buffer: the server's step while
+--- one goes ("cellbox: building environment (step 3/6): RUN …"), else its
+--- session's, e.g. "cellbox: session idle · 2 blocks"; "" when there is
+--- neither. For 'statusline': %{v:lua.require'cellbox'.statusline()}
 function M.statusline()
-  return sessions.statusline(current_buffer())
+  local bufnr = current_buffer()
+  local step = steps.current(clients.attached(bufnr))
+  if step then
+    return "cellbox: " .. step
+  end
+  return sessions.statusline(bufnr)
 end
 
 --- Open an output of the block under the cursor (else of the last block

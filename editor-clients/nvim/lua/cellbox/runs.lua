@@ -58,6 +58,11 @@ function M.start(bufnr, target, waiting)
   run.client_id = clients.command(bufnr, vocabulary.commands.EXECUTE, argument, function(err, result)
     M.finish(run, err, result)
   end)
+  if run.waiting then
+    -- Until its first block starts, the marker shows the server's step
+    -- (building the environment...) from this client.
+    run.waiting.client_id = run.client_id
+  end
   vim.defer_fn(function()
     poll_session(run)
   end, SESSION_POLL_MS)
