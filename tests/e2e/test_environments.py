@@ -47,8 +47,9 @@ async def test_a_declared_package_is_importable_and_a_second_start_builds_nothin
     first = time.monotonic() - started
     assert (result["exitCode"], result["output"]) == (0, "one\n"), result
     (reports,) = build_reports(daemon)
-    steps = [r.message for r in reports[1:-1] if getattr(r, "message", None)]
+    *steps, last = [r.message for r in reports[1:-1] if getattr(r, "message", None)]
     assert steps and all(m.startswith("building environment (step ") for m in steps)
+    assert last.startswith("built cellbox-env:") and last.endswith("environment.log")  # the log to open
     numbers = [int(m.split("step ")[1].split("/")[0]) for m in steps]
     assert numbers == sorted(numbers) and numbers[-1] == int(steps[-1].split("/")[1].split(")")[0])
     assert type(reports[-1]).__name__ == "WorkDoneProgressEnd"

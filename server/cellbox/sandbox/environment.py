@@ -284,7 +284,10 @@ class Environments:
             raise EnvironmentBuildFailed(f"{exc}{where}") from None
         finally:
             _save_log(log_path, lines)
-        log.info("environment %s: built in %.1f s", planned.tag, time.monotonic() - started)
+        took = time.monotonic() - started
+        log.info("environment %s: built in %.1f s", planned.tag, took)
+        # The last word of the progress: where the whole log is, for the user to open.
+        report(f"built {planned.tag} in {took:.1f} s" + (f"; its log: {log_path}" if log_path else ""))
 
 
 def _stat_key(workspace: Path, environment: Environment) -> str:
