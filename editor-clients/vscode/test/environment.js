@@ -2,7 +2,7 @@
 // (issue 15): the user's cellbox.sandbox setting declares it (trusted), with
 // a slow setup step. While it builds, the status bar shows the step twice:
 // in cellbox's own item ("cellbox: building environment (step 5/5): RUN
-// sleep 3") and in vscode-languageclient's window progress, after the
+// sleep 8") and in vscode-languageclient's window progress, after the
 // progress's title. Then the block's result is shown on it as usual, and
 // cellbox's item says the sandbox's state again.
 const assert = require('assert');
@@ -41,8 +41,8 @@ exports.run = () => runScenario(async (facts) => {
     try {
         facts.building = await waitFor('the build step in the status bar', () => shown((text) => BUILDING.test(text)), LONG);
         facts.slowStep = await waitFor('the slow step in the window\'s progress', () => shown((text) =>
-            text.startsWith('Building the environment (') && BUILDING.test(text) && text.includes('RUN sleep 3')), 60_000);
-        facts.cellboxItem = await waitFor('the slow step in cellbox\'s item', async () => /RUN sleep 3/.test(api.statusBarText()) && api.statusBarText(), 60_000);
+            text.startsWith('Building the environment (') && BUILDING.test(text) && text.includes('RUN sleep 8')), 60_000);
+        facts.cellboxItem = await waitFor('the slow step in cellbox\'s item', async () => /RUN sleep 8/.test(api.statusBarText()) && api.statusBarText(), 60_000);
     } finally {
         facts.seen = [...seen];
     }

@@ -44,6 +44,8 @@ T = TypeVar("T")
 # forwards SIGTERM to the main process, which exits at once, so stop and
 # restart do not wait out a grace period the way the seed's `/bin/sh` did.
 STOP_GRACE_SECONDS = 1
+EXEC_START_FAILED = 126
+"""An exec's exit code when the runtime could not start its command at all."""
 
 
 class DockerBackend:
@@ -301,6 +303,12 @@ class DockerBackend:
                 if stderr:
                     on_output("stderr", stderr)
             exit_code = api.exec_inspect(exec_id)["ExitCode"]
+            if exit_code == EXEC_START_FAILED and not api.inspect_container(container_id)["State"]["Running"]:
+                # The runtime could not start the command: the container had
+                # stopped ("cannot exec in a stopped state"). An auto-remove
+                # container that a restart stopped can be taken by the engine's
+                # removal just after the restart returned (seen in copy mode).
+                raise ContainerGone("the container stopped before the block could start")
         except docker.errors.NotFound as exc:
             raise ContainerGone(reason_of(exc)) from None
         except docker.errors.APIError as exc:

@@ -347,6 +347,15 @@ class Attacher:
             restarted = False
             if info is not None:
                 self._check_ours(info)
+            if info is not None and info.state == "running" and config.auto_remove and self.mount_for(config) == "copy":
+                # An auto-remove container that `docker restart` stops can be
+                # taken by the engine's removal just after the restart returned
+                # (1 run in 7 here): in copy mode nothing then notices until a
+                # block's exec fails. So stop it (gone for good), and the
+                # ensure below makes a new one; the workspace is copied in again.
+                self._interrupt("restarted")
+                await self._engine.stop_container(name, removed=True, label=self.label)
+                info = None
             if info is not None and info.state == "running":
                 self._interrupt("restarted")
                 spec = self.spec(config)
