@@ -42,6 +42,12 @@ exports.run = () => runScenario(async (facts) => {
         // Let the context keys the bindings read reach the window.
         await sleep(1000);
     };
+    const cursorAt = async (line) => {
+        editor = await vscode.window.showTextDocument(editor.document, {
+            preserveFocus: false, viewColumn: vscode.ViewColumn.One, selection: new vscode.Range(line, 0, line, 0),
+        });
+        await sleep(300);
+    };
     const plain = (decorations) => Object.fromEntries(Object.entries(decorations).map(([line, text]) => [line, text.replace(/ \d+\.\d+ s( ·)?/, '')]));
 
     await check('Shift+Enter in prose types a new line, runs nothing and says nothing', async () => {
@@ -111,16 +117,20 @@ exports.run = () => runScenario(async (facts) => {
         // Asked now, run after the bash block: the server's lines for it are the document's before the typing.
         const queued = runAt(lineOf('print(undefined_name)'));
         await sleep(200);
-        editor.selection = new vscode.Selection(0, 0, 0, 0);
+        // The typing goes where the window's cursor is: put it there, focused,
+        // and give the window a moment to have it (runAt moved it just before).
+        await cursorAt(0);
         await askDriver('type', 'Typed while it started.\n');
         await waitFor('the block to print "start"', async () => /^start$/m.test(api.outputText()), LONG);
         facts.statusRunning = await waitFor('the status bar to name the running block', async () => /running (block 2|lines 11-13) · /.test(api.statusBarText()) && api.statusBarText(), 3000)
             .catch(() => api.statusBarText());
         facts.besideRunning = await besideWith(/lines 11-13 · ⟳ running…\nstart\n/);
+        editor.selection = new vscode.Selection(1, 0, 1, 0);  // after the first line typed
         await askDriver('type', '\nAnd one more line.\n');
         const result = await withTimeout(running, LONG, 'the run edited above');
         facts.queued = await withTimeout(queued, LONG, 'the run asked before the edit, started after it').then((r) => r && r.status);
         await sleep(500);
+        facts.editedText = editor.document.getText();  // for the report, when a check below fails
         const added = lineOf('echo done') - endLine;
         facts.edited = { status: result && result.status, added, decorations: api.decorations(doc), beside: await besideWith(/lines 13-15 · ✓[\s\S]*lines 19-20 · ✗ exit 1 · \d+\.\d+ s\nTraceback/) };
         facts.headers = (api.outputText().match(/^── .*$/gm) || []).slice(-2);
