@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from tests.conftest import TEST_IMAGE, containers_of
+from tests.conftest import TEST_IMAGE, containers_of, environment_images
 from tests.e2e.test_documents import a_cell_run_gets_its_diagnostic
 from tests.e2e.test_execution import surviving
 
@@ -355,6 +355,5 @@ async def test_an_environment_builds_on_the_remote_engine_from_files_it_cannot_s
         assert container_on(remote_engine, workspace).image.tags[0].startswith("cellbox-env:")
     finally:
         await daemon.command("cellbox.stop", {})
-        for image in remote_engine.client.images.list(filters={"label": "org.cellbox.environment"}):
-            if image.labels.get("org.cellbox.environment.workspace") == str(workspace):
-                remote_engine.client.images.remove(image.id, force=True)
+        for image in environment_images(remote_engine.client, workspace):
+            remote_engine.client.images.remove(image.id, force=True)

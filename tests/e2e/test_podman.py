@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from tests.conftest import TEST_IMAGE, containers_of
+from tests.conftest import TEST_IMAGE, containers_of, environment_images
 from tests.e2e.test_documents import a_cell_run_gets_its_diagnostic
 from tests.e2e.test_execution import surviving
 
@@ -150,6 +150,5 @@ async def test_an_environment_builds_on_podman(podman, podman_engine):
         assert any("building environment (step " in (getattr(r, "message", "") or "") for r in reports)
     finally:
         await daemon.command("cellbox.stop", {})
-        for image in podman_engine.client.images.list(filters={"label": "org.cellbox.environment"}):
-            if image.labels.get("org.cellbox.environment.workspace") == str(workspace):
-                podman_engine.client.images.remove(image.id, force=True)
+        for image in environment_images(podman_engine.client, workspace):
+            podman_engine.client.images.remove(image.id, force=True)

@@ -125,15 +125,14 @@ class Sandbox:
         there is none. With `session`, restart only that session's kernel."""
         config = await self.config(gate)
         await self.state()
-        if session is None:
-            self._environments.forget()  # the base image may have been rebuilt meanwhile
-            config = await self._with_environment(config, progress)
         if session is not None:
             attached = self._container.current
             if not await self._sessions.restart(session, attached.runner if attached is not None else None):
                 known = ", ".join(self._sessions.names()) or "none yet"
                 raise InvalidParams(f"session: there is no session named {session!r} in this sandbox (sessions: {known})")
         else:
+            self._environments.forget()  # the base image may have been rebuilt meanwhile
+            config = await self._with_environment(config, progress)
             self._sessions.close_all()
             await self._container.restart(config, progress)
         return SandboxState(str(self.workspace), specs.container_name(self.workspace, config), ContainerState.RUNNING)
