@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -191,16 +190,32 @@ async def test_the_sandbox_has_no_network(workspace, start_daemon, engine):
     assert container.attrs["HostConfig"]["NetworkMode"] == "none"
 
 
-def processes_in(engine, workspace) -> list[str]:
-    (container,) = containers_of(engine, workspace)
-    listing = container.exec_run(["ps", "-eo", "args="]).output.decode()
-    return [line.strip() for line in listing.splitlines() if line.strip() and not line.startswith("ps ")]
-
-
 RUNNER_PROGRAM = "from cellbox.container.runner import main"
 """In the arguments of the container's main process, its shell and the runner
 (the runner's source travels in them): never a block's leftover, whatever
 words that source holds."""
+ZYGOTE_WORDS = "The warm Python interpreter"
+"""In the warm Python interpreter's arguments (zygote.py's source), and so in
+those of every block forked from it, which have no arguments of their own."""
+FORKED_BLOCK = "python /cellbox/<a block forked from the warm interpreter>"
+"""How processes_in names a process forked from the warm interpreter: it matches
+the patterns that find a Python block's process (`python /cellbox`)."""
+
+
+def processes_in(engine, workspace) -> list[str]:
+    """The arguments of each process in the workspace's sandbox but `ps` and the
+    warm Python interpreter (the runner's own child, kept between runs like it);
+    what was forked from that interpreter is named FORKED_BLOCK."""
+    (container,) = containers_of(engine, workspace)
+    listing = container.exec_run(["ps", "-eo", "pid=,ppid=,args="]).output.decode()
+    rows = [line.split(None, 2) for line in listing.splitlines() if len(line.split(None, 2)) == 3]
+    runners = {pid for pid, _, args in rows if RUNNER_PROGRAM in args and args.startswith("python3 -I")}
+    found = []
+    for _, ppid, args in rows:
+        if args.startswith("ps ") or (ppid in runners and ZYGOTE_WORDS in args):
+            continue
+        found.append(FORKED_BLOCK if ZYGOTE_WORDS in args else args.strip())
+    return found
 
 
 def surviving(engine, workspace, pattern: str) -> list[str]:

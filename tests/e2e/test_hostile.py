@@ -11,9 +11,51 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_IMAGE, containers_of
+from tests.e2e.conftest import Daemon
 from tests.e2e.test_execution import processes_in, surviving
+from tests.e2e.test_fork_path import until_forking
 
 GiB = 1 << 30
+
+
+class ForkingDaemon(Daemon):
+    """A daemon whose Python blocks fork from the warm interpreter from the
+    first one on: before a workspace's first run, it runs Python blocks until
+    one is forked."""
+
+    warmed: set[str]
+
+    async def command(self, name: str, *arguments):
+        if name == "cellbox.execute" and arguments and isinstance(arguments[0], dict):
+            where = arguments[0].get("workspace") or str(self.workspace)
+            if where not in self.warmed:
+                self.warmed.add(where)
+                await until_forking(self, where)
+        return await super().command(name, *arguments)
+
+
+@pytest.fixture(params=["spawned", "forked"])
+def start_daemon(request, start_daemon, private_xdg):
+    """Every attack here twice: with each Python block spawned as a new process
+    (`warm_python = false` in the user's config), and forked from the warm interpreter."""
+    if request.param == "spawned":
+        config = private_xdg / "xdg_config_home" / "cellbox"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "config.toml").write_text("warm_python = false\n")
+        return start_daemon
+
+    started = []
+
+    async def start(*args, **kwargs):
+        daemon = await start_daemon(*args, **kwargs)
+        started.append(daemon)
+        if len(started) > 1:
+            return daemon  # a second daemon on a sandbox the first holds runs its blocks with docker exec
+        forking = ForkingDaemon(daemon.client, daemon.workspace, daemon.initialize_result)
+        forking.warmed = set()
+        return forking
+
+    return start
 
 
 def config(**settings: object) -> str:

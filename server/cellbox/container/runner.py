@@ -23,11 +23,13 @@ runner kills what it was running and waits for the next token.
 
 Protocol: one line per message, fields separated by single spaces; ids are
 plain words, bytes travel as base64. Requests:
-    run ID ARGV LIMIT [keep]
+    run ID ARGV LIMIT [keep|spawn]
                        start ARGV (base64 of the NUL-joined arguments) as a new
                        process, forwarding at most LIMIT bytes of its output;
                        with `keep`, a session's kernel: it outlives other runs
-                       and their leftover sweeps (what it starts does not)
+                       and their leftover sweeps (what it starts does not);
+                       `PYTHON FILE` is forked from the warm interpreter
+                       (warm_python.py) unless `spawn` says not to
     kill ID            kill that run and all it started
     signal ID N        send signal N to that run's process only (a kernel's interrupt)
     settle ID          the kept run ID is ready: what it started so far (a shell
@@ -39,7 +41,8 @@ plain words, bytes travel as base64. Requests:
                        process (-1 when gone)
     ping ID            answered with: pong ID PID
 Events:
-    started ID         the run's process exists
+    started ID HOW     the run's process exists; HOW is `fork` (from the warm
+                       interpreter) or `spawn`, for the daemon's log
     out ID 1|2 DATA    a chunk of its stdout (1) or stderr (2), base64
     cut ID             output went past LIMIT: the rest is read and dropped
     display ID DATA    a rich output the run showed (a matplotlib figure, through
@@ -77,6 +80,7 @@ from cellbox.container.processes import (
     start_time,
 )
 from cellbox.container.seccomp import forbid_setid_files
+from cellbox.container.warm_python import STARTS_BEFORE_GIVING_UP, forkable, start_zygote
 
 CHUNK = 65536
 MOST_DISPLAY_BYTES = (16 << 20) + 1024
@@ -101,7 +105,10 @@ class Client:
 class Run:
     def __init__(self, run_id, pid, client, stdout, stderr, limit, keep=False):
         self.id = run_id
-        self.pid = pid
+        self.pid = pid  # None while the warm interpreter has not said it forked
+        self.forked = pid is None  # the warm interpreter's child: it, not us, waits for it
+        self.killed = False  # asked to die before its pid was known
+        self.argv = None  # a forked run's command, should it have to be spawned after all
         self.keep = keep
         self.client = client
         self.streams = {stdout: b"1", stderr: b"2"}
@@ -136,6 +143,9 @@ class Runner:
         self.display_listener.setblocking(False)
         self.displays = {}  # fd -> [socket, pending bytes]
         self.watch(self.display_listener.fileno(), "display-listen", None)
+        self.zygote = None  # the warm Python interpreter (warm_python.py), once a Python block asked for it
+        self.zygote_for = None  # the interpreter name it is (to be) started for
+        self.zygote_failures = 0
 
     def connect(self):
         """Wait for a token from the daemon, connect with it; the connected Client."""
@@ -173,9 +183,11 @@ class Runner:
             self.watch(self.client.sock.fileno(), "client", self.client)
             while not self.client.closed:
                 try:
-                    events = self.poll.poll()
+                    events = self.poll.poll(self.zygote_wait())
                 except InterruptedError:
                     continue
+                if not events:
+                    self.zygote_overdue()
                 for fd, _ in events:
                     if fd not in self.handlers:
                         continue  # closed by an earlier event of this round
@@ -186,6 +198,7 @@ class Runner:
                         sys.stderr.flush()
             # The daemon went away: what it ran is gone (drop), and so is
             # anything left over; the output pipes of killed runs are closed.
+            self.stop_zygote(again=False)
             kill_leftovers()
             for run in list(self.runs.values()):
                 for fd in list(run.streams):
@@ -205,6 +218,10 @@ class Runner:
             self.accept_display()
         elif kind == "display":
             self.read_display(fd)
+        elif kind == "zygote":
+            self.read_zygote()
+        elif kind == "zygote-output":
+            self.read_zygote_output()
         else:
             self.read_output(fd, owner)
 
@@ -273,7 +290,7 @@ class Runner:
         self.unwatch(client.sock.fileno())
         client.sock.close()
         for run in list(client.runs.values()):
-            kill_run(run.id, run.pid)
+            self.kill(run)
 
     def read_requests(self, client):
         try:
@@ -294,21 +311,22 @@ class Runner:
         op, run_id = fields[0], fields[1]
         if op == b"run" and len(fields) in (4, 5):
             argv = binascii.a2b_base64(fields[2]).decode("utf-8", "surrogateescape").split("\0")
-            self.start(client, run_id, argv, int(fields[3]), keep=fields[4:] == [b"keep"])
+            how = fields[4] if len(fields) == 5 else b""
+            self.start(client, run_id, argv, int(fields[3]), keep=how == b"keep", may_fork=how == b"")
         elif op == b"kill":
             run = self.runs.get(run_id)
             if run is not None:
-                kill_run(run.id, run.pid)
+                self.kill(run)
         elif op == b"signal" and len(fields) == 3:
             run = self.runs.get(run_id)
-            if run is not None and run.code is None:
+            if run is not None and run.code is None and run.pid is not None:
                 try:
                     os.kill(run.pid, int(fields[2]))
                 except OSError:
                     pass
         elif op == b"memory" and len(fields) == 3:
             run = self.runs.get(fields[2])
-            self.send(client, b"memory", run_id, str(resident_bytes(run.pid) if run else -1).encode())
+            self.send(client, b"memory", run_id, str(resident_bytes(run.pid) if run and run.pid else -1).encode())
         elif op == b"settle":
             run = self.runs.get(run_id)
             if run is not None and run.keep:
@@ -320,26 +338,48 @@ class Runner:
         elif op == b"ping":
             self.send(client, b"pong", run_id, str(os.getpid()).encode())
 
+    def kill(self, run):
+        if run.pid is None:
+            run.killed = True  # killed as soon as the warm interpreter says which process it is
+        else:
+            kill_run(run.id, run.pid)
+
     def kept(self):
         """The processes of live kept runs (kernels) and those they had when
-        they settled (still the same processes), which leftover sweeps spare."""
+        they settled (still the same processes), which leftover sweeps spare;
+        and the warm interpreter (not what it forked)."""
         spared = set()
+        if self.zygote is not None:
+            spared.add(self.zygote.pid)
         for run in self.runs.values():
             if run.keep and run.code is None:
                 spared.add(run.pid)
                 spared.update(pid for pid, started in run.family.items() if start_time(pid) == started)
         return spared
 
-    def start(self, client, run_id, argv, limit, keep=False):
+    def environment(self, keep):
+        """A run's environment but its own two variables (run_variables):
+        what the warm interpreter starts with too."""
         env = dict(os.environ)
-        env[MARKER] = run_id.decode()
         if not keep:
             # matplotlib's plt.show() hands figures to us (container/figures.py),
             # unless the block's environment chose a backend of its own.
-            env["CELLBOX_DISPLAY"] = "%s:%s" % (self.display_name, run_id.decode())
             env.setdefault("MPLBACKEND", "module://cellbox_figures")
             figures = self.run_dir + "/python"
             env["PYTHONPATH"] = figures + ":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else figures
+        return env
+
+    def display_for(self, run_id):
+        return "%s:%s" % (self.display_name, run_id.decode())
+
+    def start(self, client, run_id, argv, limit, keep=False, may_fork=False):
+        if may_fork and not keep and forkable(argv) and self.fork(client, run_id, argv, limit):
+            return
+        env = self.environment(keep)
+        # Last, in this order, as the warm interpreter's children add them.
+        env[MARKER] = run_id.decode()
+        if not keep:
+            env["CELLBOX_DISPLAY"] = self.display_for(run_id)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -370,9 +410,149 @@ class Runner:
         os.close(err_w)
         run = Run(run_id, pid, client, out_r, err_r, limit, keep)
         self.runs[run_id] = client.runs[run_id] = run
-        self.send(client, b"started", run_id)
+        self.send(client, b"started", run_id, b"spawn")
         self.watch(out_r, "output", run)
         self.watch(err_r, "output", run)
+        if may_fork and forkable(argv) and self.zygote_for is None and self.zygote_failures < STARTS_BEFORE_GIVING_UP:
+            self.zygote_for = argv[0]  # started once this run has ended (finish_if_done)
+
+    # ------------------------------------------------- the warm interpreter
+
+    def fork(self, client, run_id, argv, limit):
+        """Have the warm interpreter fork the block; False when it cannot (not
+        there, another interpreter, busy): the block is then spawned."""
+        zygote = self.zygote
+        if zygote is None or zygote.argv0 != argv[0] or zygote.run is not None:
+            return False
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        run = Run(run_id, None, client, out_r, err_r, limit)
+        try:
+            zygote.go(run, self.display_for(run_id), argv[1], out_w, err_w)
+        except OSError:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            self.stop_zygote()
+            return False
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        run.argv = argv
+        self.runs[run_id] = client.runs[run_id] = run
+        self.watch(out_r, "output", run)
+        self.watch(err_r, "output", run)
+        return True
+
+    def start_zygote(self):
+        argv0, self.zygote_for = self.zygote_for, None
+        try:
+            with open(self.run_dir + "/cellbox_zygote.py", "rb") as f:
+                source = f.read().decode()
+        except OSError:
+            self.zygote_failures = STARTS_BEFORE_GIVING_UP  # an old daemon wrote none
+            return
+        self.zygote = start_zygote(argv0, self.environment(False), source, RESET_SIGNALS)
+        if self.zygote is None:
+            self.zygote_failures += 1
+            return
+        self.watch(self.zygote.control.fileno(), "zygote", None)
+        self.watch(self.zygote.output, "zygote-output", None)
+
+    def stop_zygote(self, kill=True, again=True):
+        """Stop the warm interpreter; with `again`, start another after the
+        next run (unless too many died before they were ready)."""
+        zygote, self.zygote = self.zygote, None
+        if zygote is None:
+            return
+        self.unwatch(zygote.control.fileno())
+        if zygote.output >= 0:
+            self.unwatch(zygote.output)
+        zygote.close(kill)
+        if not zygote.ready:
+            self.zygote_failures += 1
+        if again and self.zygote_failures < STARTS_BEFORE_GIVING_UP:
+            self.zygote_for = zygote.argv0
+        run = zygote.run
+        if run is None or run.id not in self.runs or run.code is not None:
+            return
+        if run.pid is None:
+            if not run.client.closed:
+                self.unfork(run)
+        elif not os.path.exists("/proc/%d" % run.pid):
+            self.ended(run, 255)  # it died with the block's exit status untold
+        else:
+            run.forked = False  # now our child (we are the subreaper): reap() hears of its end
+
+    def unfork(self, run):
+        """The warm interpreter did not fork `run` after all: spawn it instead,
+        on new pipes (nothing was written to the old ones)."""
+        for fd in list(run.streams):
+            self.unwatch(fd)
+            os.close(fd)
+        run.streams = {}
+        del self.runs[run.id]
+        run.client.runs.pop(run.id, None)
+        if run.killed:
+            self.send(run.client, b"started", run.id, b"spawn")
+            self.send(run.client, b"exit", run.id, b"137", b"0")
+            return
+        self.start(run.client, run.id, run.argv, run.room)
+
+    def read_zygote(self):
+        zygote = self.zygote
+        if zygote is None:
+            return
+        message = zygote.message()
+        if not message:
+            if message is None:
+                self.stop_zygote(kill=False)
+            return
+        if message == [b"ready"]:
+            zygote.ready = True
+            self.zygote_failures = 0
+        elif message[0] == b"forked" and len(message) == 2 and zygote.run is not None:
+            run = zygote.run
+            run.pid = int(message[1])
+            zygote.deadline = None
+            if run.id in self.runs:
+                self.send(run.client, b"started", run.id, b"fork")
+                if run.killed:
+                    kill_run(run.id, run.pid)
+        elif message[0] == b"exited" and len(message) == 3 and zygote.run is not None:
+            run, zygote.run = zygote.run, None
+            if run.code is None and run.pid == int(message[1]):
+                status = int(message[2])
+                self.ended(run, waitstatus_to_code(status) if status >= 0 else 255)
+        elif message == [b"stale"]:
+            # What its start-up read has changed (a new .pth file...): this
+            # block is spawned, and a new interpreter started after it.
+            self.stop_zygote(kill=False)
+
+    def read_zygote_output(self):
+        """Its own errors (a block's output never comes this way): to our stderr."""
+        zygote = self.zygote
+        if zygote is None:
+            return
+        try:
+            data = os.read(zygote.output, CHUNK)
+        except OSError:
+            data = b""
+        if data:
+            os.write(2, b"cellbox runner: warm interpreter: " + data[-2000:])
+        else:
+            self.unwatch(zygote.output)
+            os.close(zygote.output)
+            zygote.output = -1  # it closed them: it is on its way out
+
+    def zygote_wait(self):
+        """The poll's timeout: until a `forked` answer is overdue, or for ever."""
+        if self.zygote is None or self.zygote.deadline is None:
+            return None
+        return max(0.0, self.zygote.deadline - time.monotonic())
+
+    def zygote_overdue(self):
+        if self.zygote is not None and self.zygote.deadline is not None and time.monotonic() >= self.zygote.deadline:
+            self.stop_zygote()
 
     def read_output(self, fd, run):
         data = os.read(fd, CHUNK)
@@ -408,19 +588,23 @@ class Runner:
             run = by_pid.get(pid)
             if run is None:
                 continue
-            code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
-            run.code = 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
-            # Whatever the block left behind goes now; that also closes any
-            # copy of its stdout a leftover was holding.
-            kill_run(run.id, run.pid)
-            kill_leftovers(self.kept())
-            after = oom_kills()
-            run.oom = -1 if after < 0 or run.oom_before < 0 else after - run.oom_before
-            self.finish_if_done(run)
+            self.ended(run, waitstatus_to_code(status))
         for run in by_pid.values():  # should not be: its process is gone unseen
-            if run.code is None and not os.path.exists("/proc/%d" % run.pid):
+            # (A forked run's exit is told by the warm interpreter, which reaps it.)
+            if run.code is None and not run.forked and not os.path.exists("/proc/%d" % run.pid):
                 run.code, run.oom = 255, -1
                 self.finish_if_done(run)
+
+    def ended(self, run, code):
+        """The run's own process ended with `code`."""
+        run.code = code
+        # Whatever the block left behind goes now; that also closes any
+        # copy of its stdout a leftover was holding.
+        kill_run(run.id, run.pid)
+        kill_leftovers(self.kept())
+        after = oom_kills()
+        run.oom = -1 if after < 0 or run.oom_before < 0 else after - run.oom_before
+        self.finish_if_done(run)
 
     def finish_if_done(self, run):
         if run.code is not None and not run.streams:
@@ -428,6 +612,18 @@ class Runner:
             del self.runs[run.id]
             run.client.runs.pop(run.id, None)
             self.send(run.client, b"exit", run.id, str(run.code).encode(), str(run.oom).encode())
+            # After the run and its leftovers are gone, so that no block can
+            # change what the new interpreter reads while it starts.
+            if self.zygote_for is not None and self.zygote is None and not any(
+                r.code is None and not r.keep for r in self.runs.values()
+            ):
+                self.start_zygote()
+
+
+def waitstatus_to_code(status):
+    """A wait status as a shell tells it: the exit code, or 128+N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+    return 128 - code if code < 0 else code
 
 
 def resident_bytes(pid):

@@ -13,7 +13,7 @@ only and is not shipped.
 
 from importlib import resources
 
-RUNNER_MODULES = ("libc", "processes", "seccomp", "runner")
+RUNNER_MODULES = ("libc", "processes", "seccomp", "warm_python", "runner")
 """The runner's modules in cellbox.container, each after those it imports."""
 
 _BOOTSTRAP = '''\
@@ -67,3 +67,11 @@ KERNEL_LAUNCHER = "cellbox_kernel_launch.py"
 
 def kernel_launcher_source() -> str:
     return resources.files(__package__).joinpath("kernel_launch.py").read_text(encoding="utf-8")
+
+
+ZYGOTE = "cellbox_zygote.py"
+"""container/zygote.py's name in RUN_DIR: the runner starts the warm Python interpreter with it."""
+
+
+def zygote_source() -> str:
+    return resources.files(__package__).joinpath("zygote.py").read_text(encoding="utf-8")

@@ -292,7 +292,7 @@ class Sandbox:
                         await attached.sync.push(extra=[prepared.relative_path])
                 outcome = await run.run_command(
                     attached, command, timeout, config.output_limit, cancelled, on_output, places,
-                    workspace_state.outputs, on_display,
+                    workspace_state.outputs, on_display, config.warm_python,
                 )
                 break
             except (ContainerGone, RunnerLost) as lost:

@@ -25,8 +25,8 @@ class ExecPath:
         """Kill every process but init and the main one after a run: only where no runner lives."""
         """In copy mode, the file touched before each block (container_scripts.COPY_STAMP)."""
 
-    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int) -> RunEnd:
-        """As RunnerClient.run; here the sink itself enforces `limit`."""
+    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int, may_fork: bool = False) -> RunEnd:
+        """As RunnerClient.run; here the sink itself enforces `limit`, and every run is spawned."""
         loop = asyncio.get_running_loop()
 
         def from_thread(stream: str, data: bytes) -> None:

@@ -113,12 +113,13 @@ class SandboxPool:
     async def shutdown(self) -> None:
         """Stop the containers this daemon started, unless their config says to keep them."""
         stopping = []
-        for sandbox in self._sandboxes.values():
+        # Copies: a request still being served may add a workspace meanwhile.
+        for sandbox in list(self._sandboxes.values()):
             config = sandbox.last_config
             if sandbox.started_here and config is not None and config.stop_container:
                 stopping.append(sandbox.stop())
         outcomes = await asyncio.gather(*stopping, return_exceptions=True)
-        for sandbox in self._sandboxes.values():
+        for sandbox in list(self._sandboxes.values()):
             sandbox.close()
         for outcome in outcomes:
             if isinstance(outcome, CellboxError):

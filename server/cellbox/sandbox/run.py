@@ -123,17 +123,19 @@ class _Sink:
 async def run_command(
     attached: Attached, command: list[str], timeout: float, limit: int, cancelled: asyncio.Event, on_output: OnOutput,
     places: BlockPlaces, outputs: Path | None = None, on_display: OnDisplay = lambda shown: None,
+    may_fork: bool = True,
 ) -> RunOutcome:
     """Run one command until it ends, the timeout, or `cancelled`; keep at most
     `limit` bytes of output, where the block's file is named as `places` says.
-    Its rich outputs are saved under `outputs` and heard by `on_display`."""
+    Its rich outputs are saved under `outputs` and heard by `on_display`. A
+    Python block may be forked from the warm interpreter unless `may_fork` is false."""
     run_id = uuid.uuid4().hex
     rewriter = PlaceRewriter(places, on_output)
     collector = OutputCollector(limit, rewriter.feed)
     sink = _Sink(collector, outputs, f"script-{run_id[:8]}", on_display)
     runner = attached.block_runner
     started_at = time.time()
-    execution = asyncio.ensure_future(runner.run(run_id, command, sink, limit))
+    execution = asyncio.ensure_future(runner.run(run_id, command, sink, limit, may_fork))
     cancel_wait = asyncio.ensure_future(cancelled.wait())
 
     def outcome(exit_code: int, **how: Any) -> RunOutcome:

@@ -33,6 +33,7 @@ PING_TIMEOUT_SECONDS = 5.0
 STREAM_LIMIT = 16 * 1024 * 1024
 """Longest line the runner may send: a 64 KiB output chunk is ~88 KiB of base64."""
 STREAMS = {b"1": "stdout", b"2": "stderr"}
+_HOW = {"fork": "forked from the warm Python interpreter", "spawn": "spawned as a new process"}
 
 
 class RunnerLost(Exception):
@@ -253,6 +254,7 @@ class RunnerClient:
         """False once the connection ended: the runner died, or we closed it."""
         self.pid: int | None = pid
         """The runner's pid inside the container, as it said when it connected."""
+        self._forked = False
         self._reading = asyncio.ensure_future(self._read())
 
     # ------------------------------------------------------------ reading
@@ -294,6 +296,13 @@ class RunnerClient:
         elif kind == b"cut":
             run.sink.cut()
         elif kind == b"started" and not run.started.done():
+            # Which way the runner started it, for the log only: a result is
+            # the same either way.
+            how = fields[2].decode() if len(fields) > 2 else "spawn"
+            log.debug("run %s: %s", key, _HOW.get(how, how))
+            if how == "fork" and not self._forked:
+                self._forked = True
+                log.info("%s: Python blocks now fork from its warm interpreter", self._name)
             run.started.set_result(None)
         elif kind == b"exit":
             self._runs.pop(key, None)
@@ -366,13 +375,17 @@ class RunnerClient:
         with contextlib.suppress(RunnerLost):
             self._send("signal", run_id, str(signum))
 
-    async def run(self, run_id: str, argv: list[str], sink: OutputSink, limit: int, keep: bool = False) -> RunEnd:
+    async def run(
+        self, run_id: str, argv: list[str], sink: OutputSink, limit: int, may_fork: bool = True, keep: bool = False,
+    ) -> RunEnd:
         """Run `argv` in a fresh process; feed at most `limit` bytes of its output to `sink`; how it ended.
+        A `python FILE` may be forked from the runner's warm interpreter unless `may_fork` is false.
         With `keep`, the process (a kernel) outlives other runs' leftover sweeps."""
         state = self._runs[run_id] = _RunState(asyncio.get_running_loop(), sink)
         try:
             packed = base64.b64encode("\0".join(argv).encode("utf-8", "surrogateescape")).decode()
-            self._send("run", run_id, packed, str(limit), *(["keep"] if keep else []))
+            how = ["keep"] if keep else [] if may_fork else ["spawn"]
+            self._send("run", run_id, packed, str(limit), *how)
             try:
                 await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:

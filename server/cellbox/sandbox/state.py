@@ -139,6 +139,8 @@ class WorkspaceState:
         safe_files.write_regular(self.run, f"python/{ship.FIGURES_MODULE}.py", ship.figures_source().encode())
         # Sessions start their kernels by kernelspec name with it.
         safe_files.write_regular(self.run, ship.KERNEL_LAUNCHER, ship.kernel_launcher_source().encode())
+        # The runner's warm Python interpreter (container/zygote.py).
+        safe_files.write_regular(self.run, ship.ZYGOTE, ship.zygote_source().encode())
 
 
 def can_mount() -> bool:

@@ -65,6 +65,10 @@ class SandboxConfig:
     """Fixed container name; by default derived from the workspace path."""
     auto_remove: bool = True
     """Remove the container when it stops."""
+    warm_python: bool = True
+    """Start a script-mode Python block by forking the sandbox's warm interpreter
+    (already started, so ~10 ms sooner) rather than as a new `python FILE`; the
+    block's process is as fresh either way (see the README). false: always spawn."""
     stop_container: bool = True
     """Stop the containers this daemon started when it shuts down."""
     execution_policies: Mapping[str, bool] = attrs.field(
@@ -222,7 +226,7 @@ def _check(key: str, value: Any) -> Any:
         if value < MIN_TIMEOUT_SECONDS:
             raise ValueError(f"must be at least {MIN_TIMEOUT_SECONDS} second (got {value})")
         return float(value)
-    if key in ("auto_remove", "stop_container"):
+    if key in ("auto_remove", "stop_container", "warm_python"):
         if not isinstance(value, bool):
             raise ValueError("must be true or false")
         return value
