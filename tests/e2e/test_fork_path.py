@@ -176,6 +176,16 @@ ENDINGS = {
     ),
     "stderr and stdout": "import sys\nprint('out')\nprint('err', file=sys.stderr)\nraise SystemExit(0)\n",
     "a coding cookie": "# -*- coding: latin-1 -*-\nprint(len('\u00e9'))\n",
+    "a global's __del__ at exit": (
+        "class Last:\n    def __del__(self):\n        print('deleted at exit')\n"
+        "keep = Last()\nprint('end of the block')\n"
+    ),
+    "a thread still running at the end": (
+        "import threading, time\n"
+        "def late():\n    time.sleep(0.3)\n    print('thread done')\n"
+        "threading.Thread(target=late).start()\nprint('main done')\n"
+    ),
+    "sys.exit with an atexit handler": "import atexit, sys\natexit.register(print, 'handler')\nsys.exit(5)\n",
 }
 
 
@@ -187,12 +197,24 @@ async def test_a_forked_block_ends_as_a_fresh_one_does(two_ways, ending):
     assert "<string>" not in forked["output"] and "_zygote" not in forked["output"]
 
 
+async def test_a_file_left_open_is_written_out_at_exit(two_ways):
+    code = "f = open('left-open.txt', 'w')\nf.write('written at exit')\n"
+    for run in (two_ways.spawned, two_ways.forked):
+        (two_ways.workspace / "left-open.txt").unlink(missing_ok=True)
+        assert (await run(code))["exitCode"] == 0
+        assert (two_ways.workspace / "left-open.txt").read_text() == "written at exit"
+
+
 async def test_the_exit_codes_and_tracebacks_are_the_interpreters(two_ways):
     """Not only equal on both paths, but what Python says (a check of the check)."""
     assert seen(await two_ways.forked(ENDINGS["sys.exit(3)"]))[:2] == ("error", 3)
     assert seen(await two_ways.forked(ENDINGS["os._exit(7)"]))[1:] == (7, "unflushed")
     interrupted = await two_ways.forked(ENDINGS["KeyboardInterrupt"])
     assert interrupted["exitCode"] == 130 and interrupted["output"].rstrip().endswith("KeyboardInterrupt")
+    assert (await two_ways.forked(ENDINGS["a global's __del__ at exit"]))["output"] == (
+        "end of the block\ndeleted at exit\n"
+    )
+    assert (await two_ways.forked(ENDINGS["a thread still running at the end"]))["output"] == "main done\nthread done\n"
     hooked = await two_ways.forked(ENDINGS["the block's own excepthook"])
     assert hooked["output"] == "hook OSError ['<module>', 'g'] True\n"
     failed = await two_ways.forked(ENDINGS["uncaught exception"])

@@ -47,7 +47,9 @@ class BlockPlaces:
 
     def rewrite(self, text: str) -> tuple[str, bool]:
         """`text` with the block's file named as the user knows it; whether anything changed."""
-        if not self.spellings:
+        if not any(spelling in text for spelling in self.spellings):
+            # Most output never names the block's file: no pattern to build
+            # (each block's file has a name of its own, so a cache would miss).
             return text, False
         changed = False
 
