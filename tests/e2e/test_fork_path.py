@@ -297,3 +297,26 @@ async def test_a_forked_block_gets_the_sandbox_limits(make_workspace, start_daem
     spawned, forked = await two_ways.both(code)
     assert seen(forked) == seen(spawned)
     assert forked["exitCode"] == 1 and "OSError: [Errno 27] File too large" in forked["output"]
+
+
+async def test_a_forked_block_shows_its_figures(two_ways):
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()\nprint('done')\n"
+    spawned, forked = await two_ways.both(code)
+    assert seen(forked) == seen(spawned) == ("ok", 0, "done\n")
+    assert [sorted(d["data"]) for d in forked["displays"]] == [["image/png", "text/plain"]]
+    with open(forked["displays"][0]["files"]["image/png"], "rb") as saved:
+        assert saved.read(4) == b"\x89PNG"
+
+
+@pytest.mark.parametrize("signal", ["SIGSTOP", "SIGKILL"])
+async def test_a_block_that_stops_or_kills_the_warm_interpreter_ends_and_the_next_forks_again(two_ways, signal):
+    """A forked block's parent is the warm interpreter: a block may stop or
+    kill it. The block still ends as it should, and Python blocks fork again."""
+    code = f"import os, signal\nos.kill(os.getppid(), signal.{signal})\nprint('done')\n"
+    block = await two_ways.daemon.execute(("python", "pass"))  # the first Python block, spawned
+    await until_forking(two_ways.daemon)
+    block = (await two_ways.daemon.execute(("python", code), timeout=20))["blocks"][0]
+    assert seen(block) == ("ok", 0, "done\n")
+    assert block["durationMs"] < 10_000  # not ended by the timeout
+    again = await two_ways.forked("print('after')")
+    assert seen(again) == ("ok", 0, "after\n")

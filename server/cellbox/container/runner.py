@@ -343,6 +343,17 @@ class Runner:
             run.killed = True  # killed as soon as the warm interpreter says which process it is
         else:
             kill_run(run.id, run.pid)
+        self.wake_zygote(run)
+
+    def wake_zygote(self, run):
+        """A forked block is its warm interpreter's child, told ended when that
+        interpreter has waited for it: a block that stopped it (SIGSTOP to its
+        parent) must not hang its own end."""
+        if run.forked and self.zygote is not None and self.zygote.run is run:
+            try:
+                os.kill(self.zygote.pid, signal.SIGCONT)
+            except OSError:
+                pass
 
     def kept(self):
         """The processes of live kept runs (kernels) and those they had when
@@ -573,6 +584,8 @@ class Runner:
         self.unwatch(fd)
         os.close(fd)
         del run.streams[fd]
+        if not run.streams and run.code is None:
+            self.wake_zygote(run)  # its exit may be waiting for the interpreter, should the block have stopped it
         self.finish_if_done(run)
 
     def reap(self):

@@ -10,6 +10,7 @@ after a run's leftovers are gone, never while a block runs, so no block can
 change what it reads at start-up under it.
 """
 
+import _signal
 import _socket
 import os
 import sys
@@ -43,7 +44,7 @@ class Zygote:
     def go(self, run, display, path, out_w, err_w):
         """Hand it a block: it forks a child that runs `path` with these pipes."""
         message = b"\0".join([b"go", run.id, display.encode(), self.argv0.encode(), path.encode("utf-8", "surrogateescape")])
-        os.kill(self.pid, 18)  # SIGCONT: a block may have stopped it
+        os.kill(self.pid, _signal.SIGCONT)  # a block may have stopped it
         self.control.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, int_bytes(out_w) + int_bytes(err_w))])
         self.run = run
         self.deadline = time.monotonic() + FORK_ANSWER_SECONDS
