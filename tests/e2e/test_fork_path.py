@@ -236,6 +236,12 @@ async def test_a_block_that_changes_the_site_folders_is_spawned_and_the_next_for
     assert seen_pth["output"] == "yes\n"
     again = await two_ways.forked("import os; print(os.environ.get('FROM_PTH'))")  # a new warm interpreter
     assert again["output"] == "yes\n"
+    # Rewritten in place (the folder's time does not change): seen too.
+    await two_ways.forked(
+        f"open({site!r} + '/cellbox_test.pth', 'w').write('import os; os.environ[\"FROM_PTH\"] = \"yep\"\\n')\n"
+    )
+    rewritten = await two_ways.daemon.execute(("python", "import os; print(os.environ.get('FROM_PTH'))"))
+    assert rewritten["output"] == "yep\n"
 
 
 async def test_warm_python_false_spawns_every_block(two_ways):

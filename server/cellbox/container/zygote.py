@@ -58,7 +58,24 @@ def _zygote():
                 seen.append((path, st.st_ino, st.st_mtime_ns))
             except OSError:
                 seen.append((path, None, None))
+                continue
+            # A folder's time changes when a file is added or removed, not
+            # when one is rewritten: where a block may write (the user site),
+            # the files start-up runs are looked at one by one too.
+            if path in folders and os.access(path, os.W_OK):
+                try:
+                    names = [n for n in os.listdir(path) if n.endswith(".pth") or n in RUN_AT_START]
+                except OSError:
+                    continue
+                for name in sorted(names):
+                    try:
+                        st = os.stat(os.path.join(path, name))
+                        seen.append((os.path.join(path, name), st.st_size, st.st_mtime_ns))
+                    except OSError:
+                        pass
         return seen
+
+    RUN_AT_START = ("sitecustomize.py", "usercustomize.py")
 
     def on_path(name):
         """Where PATH finds `name`, as posix_spawnp would."""
