@@ -131,9 +131,14 @@ def namespaced_dockerd(main: docker.DockerClient, image: str) -> Iterator[Namesp
         with log.open("wb") as log_file:
             # The lock goes to dockerd too: held as long as it lives, even if
             # this session dies without stopping it.
+            # Without the caller's XDG folders: runc keeps its exec state
+            # under $XDG_RUNTIME_DIR, and a caller's in /tmp (the benchmark's)
+            # is hidden from the engine by the tmpfs ("OCI runtime exec
+            # failed: open .../runc-process...: no such file or directory").
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True, pass_fds=() if lock is None else (lock,),
+                env={name: value for name, value in os.environ.items() if not name.startswith("XDG_")},
             )
         namespace = private_mount_namespace(process)
         try:
