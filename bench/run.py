@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -555,16 +556,20 @@ REMOTE_DELAY_MS = 2.0
 """The remote engine's link: this much delay each way (twice that a round trip)."""
 
 
-async def remote_figures(root: Path, runs: int) -> dict[str, list[float]]:
+async def remote_figures(root: Path, runs: int, requests: dict[str, float]) -> dict[str, list[float]]:
     """Copy mode against a remote engine: a second dockerd that cannot see the
     workspace (tests/namespaced_engine.py, as in the copy-mode tests), reached
     over TCP through a link of REMOTE_DELAY_MS each way (latency_link.py).
     A warm `echo` block through cellbox (its daemon told the engine by
     DOCKER_HOST) against one `docker exec` (the SDK's exec_run) into the same
     container over the same link; beside them, the engine's `_ping` through
-    the link and directly, which shows the round trip the link adds."""
+    the link and directly, which shows the round trip the link adds, and the
+    same warm echo in copy mode on that engine without the link (its Unix
+    socket), which shows what copy mode costs apart from the latency. Into
+    `requests` go the engine API requests each block took (counted by the link)."""
     samples: dict[str, list[float]] = {key: [] for key in (
-        "remote_warm_echo", "remote_docker_exec", "remote_ping_link", "remote_ping_direct")}
+        "remote_warm_echo", "remote_docker_exec", "remote_ping_link", "remote_ping_direct",
+        "remote_warm_echo_no_link")}
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: its tests' engine
     from tests.namespaced_engine import namespaced_dockerd
 
@@ -576,33 +581,50 @@ async def remote_figures(root: Path, runs: int) -> dict[str, list[float]]:
         try:
             assert link.stdout is not None
             url = f"tcp://127.0.0.1:{int(link.stdout.readline())}"
-            workspace = project_folder(root / "remote")
-            daemon = Daemon()
+            workspace, unlinked = project_folder(root / "remote"), project_folder(root / "remote-no-link")
+            daemon, direct = Daemon(), Daemon()
             await daemon.start(workspace, env={**os.environ, "DOCKER_HOST": url})
+            await direct.start(unlinked, env={**os.environ, "DOCKER_HOST": engine.url})
             delayed = docker.DockerClient(base_url=url, timeout=120)
             try:
-                for i in range(3):  # the sandbox comes up, then is warm
+                for i in range(3):  # the sandboxes come up, then are warm
                     await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": f"echo {i}"}]})
+                    await direct.command("cellbox.execute", {"blocks": [{"language": "sh", "code": f"echo {i}"}]})
                 (container,) = engine.client.containers.list(filters={"label": f"{LABEL_WORKSPACE}={workspace}"})
                 sources = {mount.get("Source") for mount in container.attrs["Mounts"]}
                 assert str(workspace) not in sources, f"not copy mode: the engine mounts {workspace}"
                 seen = delayed.containers.get(container.id)
+
+                def requests_so_far() -> int:
+                    link.send_signal(signal.SIGUSR1)
+                    return int(link.stdout.readline())
+
+                counted = {"remote_warm_echo": 0, "remote_docker_exec": 0}
                 for start in range(0, runs, 5):
                     n = min(5, runs - start)
+                    before = requests_so_far()
                     samples["remote_warm_echo"] += await timed_executes(daemon, workspace, "sh", "echo {i}", n)
+                    middle = requests_so_far()
                     for i in range(n):
                         started = time.perf_counter()
                         result = seen.exec_run(["sh", "-c", f"echo {i}"])
                         samples["remote_docker_exec"].append((time.perf_counter() - started) * 1000)
                         assert result.exit_code == 0 and result.output == f"{i}\n".encode(), result
+                    counted["remote_warm_echo"] += middle - before
+                    counted["remote_docker_exec"] += requests_so_far() - middle
+                    samples["remote_warm_echo_no_link"] += await timed_executes(direct, unlinked, "sh", "echo {i}", n)
                     for key, client in (("remote_ping_link", delayed), ("remote_ping_direct", engine.client)):
                         for _ in range(n):
                             started = time.perf_counter()
                             client.ping()
                             samples[key].append((time.perf_counter() - started) * 1000)
                 await daemon.command("cellbox.stop", {"workspace": str(workspace)})
+                await direct.command("cellbox.stop", {"workspace": str(unlinked)})
+                requests.update({"per_warm_echo": counted["remote_warm_echo"] / runs,
+                                 "per_docker_exec": counted["remote_docker_exec"] / runs})
             finally:
                 await daemon.stop()
+                await direct.stop()
                 delayed.close()
         finally:
             link.terminate()
@@ -766,7 +788,9 @@ async def measure(only: frozenset[str], runs: int, root: Path, engine: docker.Do
             keep(await sandboxes_figures(daemon, root, rounds=3))
         if "remote" in only:
             try:
-                keep(await remote_figures(root, runs))
+                requests: dict[str, float] = {}
+                keep(await remote_figures(root, runs, requests))
+                figures["remote_api_requests"] = requests
             except Exception as exc:  # printed as not measured, with the reason, never as a figure
                 figures["remote"] = {"not_measured": f"{type(exc).__name__}: {exc}"}
         keep(pooled)
@@ -801,6 +825,8 @@ RATIOS = {
     "restart_over_bare_create_start": lambda m: m["restart"] / m["bare_create_start"],
     "remote_echo_over_docker_exec": lambda m: m["remote_warm_echo"] / m["remote_docker_exec"],
     "remote_link_added_roundtrip_ms": lambda m: m["remote_ping_link"] - m["remote_ping_direct"],
+    "reference_restart_over_restart": lambda m: m["reference_restart"] / m["restart"],
+    "reference_stop_over_stop": lambda m: m["reference_stop"] / m["stop"],
 }
 """Each from the medians; a ratio whose figures a partial run did not measure is left out."""
 
@@ -845,9 +871,10 @@ ROWS = (
     ("warm bash block", "warm_bash", ("reference_bash",), "one docker exec (AG2's method)",
      "reference_bash_over_warm_bash"),
     ("  against the floor", "warm_bash", ("floor_sh",), "sh -c in the container", "warm_bash_minus_sh_floor_ms"),
-    ("restart", "restart", ("reference_restart",), "AG2 DockerCommandLineCodeExecutor.restart", None),
+    ("restart", "restart", ("reference_restart",), "AG2 DockerCommandLineCodeExecutor.restart",
+     "reference_restart_over_restart"),
     ("  against docker run -d", "restart", ("docker_run_d",), "plain docker run -d", "restart_over_docker_run_d"),
-    ("stop", "stop", ("reference_stop",), "AG2 DockerCommandLineCodeExecutor.stop", None),
+    ("stop", "stop", ("reference_stop",), "AG2 DockerCommandLineCodeExecutor.stop", "reference_stop_over_stop"),
     ("20 workspaces x 10 blocks at once", "concurrency_wall", ("concurrency_reference",),
      "20 AG2 executors, 10 blocks each, threads", "concurrency_cellbox_over_reference"),
     ("20 sandboxes brought up at once", "sandboxes_cellbox", ("sandboxes_reference",),
@@ -858,6 +885,7 @@ ROWS = (
     ("  with the project's daemon running", "editor_first_result_daemon", (), "target 100 ms", None),
     (f"copy mode (remote engine, {REMOTE_DELAY_MS:g} ms each way), warm echo", "remote_warm_echo",
      ("remote_docker_exec",), "one docker exec, same engine and link", "remote_echo_over_docker_exec"),
+    ("  the same without the link (engine's Unix socket)", "remote_warm_echo_no_link", (), "", None),
     ("  the link's own round trip (_ping)", "remote_ping_link", ("remote_ping_direct",), "_ping without the link",
      "remote_link_added_roundtrip_ms"),
 )
@@ -899,7 +927,7 @@ async def main(runs: int, json_path: Path | None, only: frozenset[str]) -> int:
         reference = sum(med[key] for key in theirs) if all(key in med for key in theirs) else None
         rows.append({"row": label, "cellbox_ms": med.get(ours), "reference": what,
                      "reference_ms": round(reference, 3) if theirs and reference is not None else None,
-                     "ratio": ratios.get(ratio) if ratio else None})
+                     "ratio": ratios.get(ratio) if ratio else None, "ratio_name": ratio})
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "docker": engine.version().get("Version"), "image": IMAGE, "runs": runs,
@@ -930,13 +958,16 @@ def print_table(report: dict) -> None:
         print(f"concurrency: {conc['workspaces']} workspaces x {conc['blocks_each']} blocks at once: "
               f"{conc['blocks_correct']}/{conc['blocks_total']} correct in {conc['wall_ms']:.0f} ms, "
               f"daemon peak RSS {conc['daemon_peak_rss_mb']:.1f} MB")
-    print("issue 17's table (medians, same run):")
+    if requests := figures.get("remote_api_requests"):
+        print(f"copy mode: engine API requests per warm echo {requests['per_warm_echo']:.1f}, "
+              f"per docker exec {requests['per_docker_exec']:.1f} (counted by the link)")
+    print("issue 17's table (medians, same run; ratio as named after the reference):")
     print(f"  {'':<52}{'cellbox ms':>12}{'reference ms':>14}{'ratio':>9}  reference")
     for row in report["rows"]:
         def cell(value, width, digits=1):
             return f"{value:>{width}.{digits}f}" if value is not None else f"{'n/m':>{width}}"
         print(f"  {row['row']:<52}{cell(row['cellbox_ms'], 12)}{cell(row['reference_ms'], 14)}"
-              f"{cell(row['ratio'], 9, 3)}  {row['reference']}")
+              f"{cell(row['ratio'], 9, 3)}  {row['reference']} [{row['ratio_name'] or 'no ratio'}]")
     print("ratios:")
     for name, value in ratios.items():
         print(f"  {name:<44}{value:>10.3f}")
