@@ -89,8 +89,19 @@ class Daemon:
         return (time.perf_counter() - started) * 1000, result
 
     async def stop(self) -> None:
-        await self.client.shutdown_async(None)
+        await asyncio.wait_for(self.client.shutdown_async(None), 60)
         self.client.exit(None)
+        # A server that does not end after `exit` would hang the bench in
+        # client.stop() (seen once: `cellbox serve` waited at interpreter exit
+        # for executor threads still reading docker exec streams of
+        # containers already removed). It is killed, and said so.
+        server = self.client._server
+        try:
+            await asyncio.wait_for(asyncio.shield(server.wait()), 15)
+        except TimeoutError:
+            print(f"bench: cellbox serve (pid {server.pid}) did not exit within 15 s of `exit`; killed it",
+                  file=sys.stderr, flush=True)
+            server.kill()
         await self.client.stop()
 
 
@@ -796,9 +807,11 @@ async def measure(only: frozenset[str], runs: int, root: Path, engine: docker.Do
         keep(pooled)
     finally:
         await daemon.stop()
-        for container in engine.containers.list(all=True, filters={"label": LABEL_WORKSPACE}):
-            if container.labels.get(LABEL_WORKSPACE, "").startswith(str(root)):
-                container.remove(force=True)
+        # The list endpoint's labels, without inspecting each container: an
+        # inspect of someone else's paused container hung here (Docker 20.10).
+        for container in engine.api.containers(all=True, filters={"label": LABEL_WORKSPACE}):
+            if (container.get("Labels") or {}).get(LABEL_WORKSPACE, "").startswith(str(root)):
+                engine.api.remove_container(container["Id"], force=True)
     return figures
 
 
