@@ -1,25 +1,35 @@
 """cellbox's benchmark: every figure measured in ONE run, on one machine and image.
 
-Usage: python bench/run.py [--runs N] [--json PATH]   (or: scripts/dev bench)
+Usage: python bench/run.py [--runs N] [--json PATH] [--only SECTION,...]   (or: scripts/dev bench)
 
 Drives a real `cellbox serve` over stdio, as an editor would, and times each
 request from sending it to having parsed the answer. Beside it, in the same
 container, it measures the floor (the interpreter's own start-up, timed inside
 the container) and the reference (the seed executor's method: one plain
-`docker exec` per block, done here with the docker SDK). It prints a table of
-medians and p90s with the ratios the targets are stated in, and writes the
-same as JSON. Absolute numbers move with the machine's load; the ratios are
-what to compare, since every figure comes from the same minutes.
+`docker exec` per block, done here with the docker SDK; and AG2's
+DockerCommandLineCodeExecutor itself for starting, restarting and stopping
+sandboxes). It prints a table of medians and p90s, issue 17's table (each
+row's cellbox figure beside its reference's), the ratios the targets are
+stated in and each target met or MISSED, and writes the same as JSON.
+Absolute numbers move with the machine's load; the ratios are what to
+compare, since every figure comes from the same minutes.
+
+--only measures some sections (for development); their targets print as
+"not measured" when a figure is missing, and results.json is written only by
+a full run (or to --json). The copy-mode row needs root, dockerd and unshare
+(tests/namespaced_engine.py); without them it prints as not measured, why.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import shutil
 import platform
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,8 +64,10 @@ class Daemon:
         self.client.feature("cellbox/blockStarted")(lambda params: None)
         self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)(lambda params: None)
 
-    async def start(self, workspace: Path) -> None:
-        await self.client.start_io(sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING")
+    async def start(self, workspace: Path, argv: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """Spawns the server (`cellbox serve`, or `argv`) and initializes it with `workspace` as its folder."""
+        argv = argv or [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"]
+        await self.client.start_io(*argv, env=env)
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),
@@ -77,8 +89,19 @@ class Daemon:
         return (time.perf_counter() - started) * 1000, result
 
     async def stop(self) -> None:
-        await self.client.shutdown_async(None)
+        await asyncio.wait_for(self.client.shutdown_async(None), 60)
         self.client.exit(None)
+        # A server that does not end after `exit` would hang the bench in
+        # client.stop() (seen once: `cellbox serve` waited at interpreter exit
+        # for executor threads still reading docker exec streams of
+        # containers already removed). It is killed, and said so.
+        server = self.client._server
+        try:
+            await asyncio.wait_for(asyncio.shield(server.wait()), 15)
+        except TimeoutError:
+            print(f"bench: cellbox serve (pid {server.pid}) did not exit within 15 s of `exit`; killed it",
+                  file=sys.stderr, flush=True)
+            server.kill()
         await self.client.stop()
 
 
@@ -396,6 +419,230 @@ async def mcp_figures(daemon: Daemon, root: Path, runs: int) -> dict[str, list[f
     return samples
 
 
+IDLE_MAIN = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 86400 & wait $!; done"]
+"""A main process that does nothing (and stops at once when asked)."""
+
+
+def docker_run_d(client: docker.DockerClient, name: str, floor_runs: int = 0) -> tuple[float, list[float]]:
+    """One plain `docker run -d` of the image (the engine's defaults, a
+    do-nothing main process), timed until the SDK has it running; then, if
+    asked, the in-container `python3 -c` floor in it; removed after."""
+    started = time.perf_counter()
+    container = client.containers.run(IMAGE, IDLE_MAIN, detach=True, name=name)
+    elapsed = (time.perf_counter() - started) * 1000
+    try:
+        floor = floor_inside(container, floor_runs)["python"] if floor_runs else []
+    finally:
+        container.remove(force=True)
+    return elapsed, floor
+
+
+def project_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "cellbox.toml").write_text(f'image = "{IMAGE}"\n')
+    return folder
+
+
+async def editor_first_result(folder: Path, argv: list[str] | None = None) -> float:
+    """What an editor opening a file waits for: spawning the server,
+    `initialize` naming the folder, and the answer to the first block, a
+    python print. The server is shut down afterwards (not timed)."""
+    started = time.perf_counter()
+    editor = Daemon()
+    await editor.start(folder, argv)
+    _, result = await editor.command(
+        "cellbox.execute", {"workspace": str(folder), "blocks": [{"language": "python", "code": "print(0)"}]}
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    assert result["exitCode"] == 0 and result["output"] == "0\n", result
+    if argv is None:  # the server's own sandbox: stopped, as an editor closing would leave it
+        await editor.command("cellbox.stop", {"workspace": str(folder)})
+    await editor.stop()
+    return elapsed
+
+
+async def first_result_figures(root: Path, runs: int) -> dict[str, list[float]]:
+    """The editor's first result, from spawning `cellbox serve` to the first
+    block's answer, with the workspace's container not there (a fresh folder
+    each time), against a plain `docker run -d` of the image plus the
+    in-container `python3 -c` floor, interleaved; and the same through
+    `cellbox serve --connect` when the project's daemon already runs (and
+    has its container up from an earlier editor session)."""
+    samples: dict[str, list[float]] = {key: [] for key in (
+        "editor_first_result_cold", "docker_run_d", "floor_python_fresh", "editor_first_result_daemon")}
+    client = docker.from_env()
+    try:
+        for i in range(runs):
+            samples["editor_first_result_cold"].append(await editor_first_result(project_folder(root / f"editor{i:02d}")))
+            elapsed, floor = docker_run_d(client, f"cellbox-bench-run-{os.getpid()}-{i}", floor_runs=3)
+            samples["docker_run_d"].append(elapsed)
+            samples["floor_python_fresh"] += floor
+    finally:
+        client.close()
+    project = project_folder(root / "editor-daemon")
+    cellbox = [sys.executable, "-m", "cellbox"]
+    subprocess.run([*cellbox, "daemon", "start", str(project)], check=True, capture_output=True)
+    try:
+        await editor_first_result(project, [*cellbox, "serve", "--connect"])  # the container comes up here
+        for _ in range(runs):
+            samples["editor_first_result_daemon"].append(
+                await editor_first_result(project, [*cellbox, "serve", "--connect"]))
+    finally:
+        subprocess.run([*cellbox, "daemon", "stop", str(project)], capture_output=True)
+    return samples
+
+
+def reference_sandboxes(base: Path, count: int, blocks: int, lifecycle: bool) -> dict[str, list[float]]:
+    """AG2's DockerCommandLineCodeExecutor: `count` executors created at once
+    (one thread each), timed until all are up; then `blocks` python blocks in
+    each, all at once; with `lifecycle`, one executor's restart and stop,
+    timed. All are stopped afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autogen.coding import CodeBlock, DockerCommandLineCodeExecutor
+
+    samples: dict[str, list[float]] = {"sandboxes_reference": [], "concurrency_reference": [],
+                                        "reference_restart": [], "reference_stop": []}
+    base.mkdir()
+    with ThreadPoolExecutor(count) as pool:
+        started = time.perf_counter()
+        futures = [pool.submit(DockerCommandLineCodeExecutor, image=IMAGE, work_dir=base / f"{w:02d}")
+                   for w in range(count)]
+        made, failed = [], []
+        for future in futures:
+            try:
+                made.append(future.result())
+            except Exception as exc:  # the others are stopped below all the same
+                failed.append(repr(exc))
+        samples["sandboxes_reference"].append((time.perf_counter() - started) * 1000)
+        try:
+            assert not failed, f"{len(failed)} of {count} reference executors did not come up: {failed[:3]}"
+
+            def run_blocks(w: int) -> int:
+                result = made[w].execute_code_blocks(
+                    [CodeBlock(language="python", code=f"print({w} * 100 + {b})") for b in range(blocks)])
+                return result.exit_code
+
+            started = time.perf_counter()
+            assert list(pool.map(run_blocks, range(count))) == [0] * count
+            samples["concurrency_reference"].append((time.perf_counter() - started) * 1000)
+            if lifecycle:
+                started = time.perf_counter()
+                made[0].restart()
+                samples["reference_restart"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                made.pop(0).stop()
+                samples["reference_stop"].append((time.perf_counter() - started) * 1000)
+        finally:
+            list(pool.map(lambda executor: executor.stop(), made))
+    return samples
+
+
+async def sandboxes_figures(daemon: Daemon, root: Path, rounds: int, count: int = 20) -> dict[str, list[float]]:
+    """20 sandboxes brought up at once: a first block (`sh true`) in each of
+    20 fresh workspaces, all sent together to one daemon, timed until all are
+    answered; against AG2's Docker executor creating 20 executors at once
+    (see reference_sandboxes, which also gives the reference's figures for
+    the 20x10 blocks and for restart and stop). Rounds interleaved."""
+    samples: dict[str, list[float]] = {"sandboxes_cellbox": []}
+    for r in range(rounds):
+        folders = []
+        for w in range(count):
+            folder = root / f"many{r}-{w:02d}"
+            folder.mkdir()
+            folders.append(folder)
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(daemon.command("cellbox.execute", {
+            "workspace": str(folder), "blocks": [{"language": "sh", "code": "true"}]}) for folder in folders))
+        samples["sandboxes_cellbox"].append((time.perf_counter() - started) * 1000)
+        assert all(result["exitCode"] == 0 for _, result in answers), answers
+        await asyncio.gather(*(daemon.command("cellbox.stop", {"workspace": str(folder)}) for folder in folders))
+        for key, values in (await asyncio.to_thread(
+                reference_sandboxes, root / f"many-reference{r}", count, 10, r == 0)).items():
+            samples.setdefault(key, []).extend(values)
+    return samples
+
+
+REMOTE_DELAY_MS = 2.0
+"""The remote engine's link: this much delay each way (twice that a round trip)."""
+
+
+async def remote_figures(root: Path, runs: int, requests: dict[str, float]) -> dict[str, list[float]]:
+    """Copy mode against a remote engine: a second dockerd that cannot see the
+    workspace (tests/namespaced_engine.py, as in the copy-mode tests), reached
+    over TCP through a link of REMOTE_DELAY_MS each way (latency_link.py).
+    A warm `echo` block through cellbox (its daemon told the engine by
+    DOCKER_HOST) against one `docker exec` (the SDK's exec_run) into the same
+    container over the same link; beside them, the engine's `_ping` through
+    the link and directly, which shows the round trip the link adds, and the
+    same warm echo in copy mode on that engine without the link (its Unix
+    socket), which shows what copy mode costs apart from the latency. Into
+    `requests` go the engine API requests each block took (counted by the link)."""
+    samples: dict[str, list[float]] = {key: [] for key in (
+        "remote_warm_echo", "remote_docker_exec", "remote_ping_link", "remote_ping_direct",
+        "remote_warm_echo_no_link")}
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: its tests' engine
+    from tests.namespaced_engine import namespaced_dockerd
+
+    main_client = docker.from_env()
+    with contextlib.closing(main_client), namespaced_dockerd(main_client, IMAGE) as engine:
+        link = subprocess.Popen([sys.executable, str(Path(__file__).with_name("latency_link.py")),
+                                 engine.url.removeprefix("unix://"), str(REMOTE_DELAY_MS)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert link.stdout is not None
+            url = f"tcp://127.0.0.1:{int(link.stdout.readline())}"
+            workspace, unlinked = project_folder(root / "remote"), project_folder(root / "remote-no-link")
+            daemon, direct = Daemon(), Daemon()
+            await daemon.start(workspace, env={**os.environ, "DOCKER_HOST": url})
+            await direct.start(unlinked, env={**os.environ, "DOCKER_HOST": engine.url})
+            delayed = docker.DockerClient(base_url=url, timeout=120)
+            try:
+                for i in range(3):  # the sandboxes come up, then are warm
+                    await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": f"echo {i}"}]})
+                    await direct.command("cellbox.execute", {"blocks": [{"language": "sh", "code": f"echo {i}"}]})
+                (container,) = engine.client.containers.list(filters={"label": f"{LABEL_WORKSPACE}={workspace}"})
+                sources = {mount.get("Source") for mount in container.attrs["Mounts"]}
+                assert str(workspace) not in sources, f"not copy mode: the engine mounts {workspace}"
+                seen = delayed.containers.get(container.id)
+
+                def requests_so_far() -> int:
+                    link.send_signal(signal.SIGUSR1)
+                    return int(link.stdout.readline())
+
+                counted = {"remote_warm_echo": 0, "remote_docker_exec": 0}
+                for start in range(0, runs, 5):
+                    n = min(5, runs - start)
+                    before = requests_so_far()
+                    samples["remote_warm_echo"] += await timed_executes(daemon, workspace, "sh", "echo {i}", n)
+                    middle = requests_so_far()
+                    for i in range(n):
+                        started = time.perf_counter()
+                        result = seen.exec_run(["sh", "-c", f"echo {i}"])
+                        samples["remote_docker_exec"].append((time.perf_counter() - started) * 1000)
+                        assert result.exit_code == 0 and result.output == f"{i}\n".encode(), result
+                    counted["remote_warm_echo"] += middle - before
+                    counted["remote_docker_exec"] += requests_so_far() - middle
+                    samples["remote_warm_echo_no_link"] += await timed_executes(direct, unlinked, "sh", "echo {i}", n)
+                    for key, client in (("remote_ping_link", delayed), ("remote_ping_direct", engine.client)):
+                        for _ in range(n):
+                            started = time.perf_counter()
+                            client.ping()
+                            samples[key].append((time.perf_counter() - started) * 1000)
+                await daemon.command("cellbox.stop", {"workspace": str(workspace)})
+                await direct.command("cellbox.stop", {"workspace": str(unlinked)})
+                requests.update({"per_warm_echo": counted["remote_warm_echo"] / runs,
+                                 "per_docker_exec": counted["remote_docker_exec"] / runs})
+            finally:
+                await daemon.stop()
+                await direct.stop()
+                delayed.close()
+        finally:
+            link.terminate()
+            link.wait(10)
+    return samples
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -423,7 +670,8 @@ async def concurrency(daemon: Daemon, root: Path, workspaces: int, blocks: int) 
     requests = [
         daemon.command(
             "cellbox.execute",
-            {"workspace": str(folder), "blocks": [{"language": "python", "code": f"print({w} * 100 + {b})"} for b in range(blocks)]},
+            {"workspace": str(folder),
+             "blocks": [{"language": "python", "code": f"print({w} * 100 + {b})"} for b in range(blocks)]},
         )
         for w, folder in enumerate(folders)
     ]
@@ -441,7 +689,231 @@ async def concurrency(daemon: Daemon, root: Path, workspaces: int, blocks: int) 
             "blocks_total": workspaces * blocks, "wall_ms": round(wall, 1), "daemon_peak_rss_mb": round(peak, 1)}
 
 
-async def main(runs: int, json_path: Path) -> int:
+SECTIONS = ("warm", "sessions", "cold", "restart", "environments", "agents", "mcp", "concurrency", "cli",
+            "first_result", "sandboxes", "remote")
+"""What --only may name; a full run (the only one whose results are kept) measures all."""
+
+
+async def measure(only: frozenset[str], runs: int, root: Path, engine: docker.DockerClient) -> dict[str, dict]:
+    workspace = root / "warm"
+    workspace.mkdir()
+    daemon = Daemon()
+    await daemon.start(workspace)
+    figures: dict[str, dict] = {}
+    pooled: dict[str, list[float]] = {}  # figures two sections add samples to
+
+    def keep(samples: dict[str, list[float]]) -> None:
+        for key, values in samples.items():
+            figures[key] = summary(values)
+
+    try:
+        # Warm up the sandbox (created here, then every run below is warm).
+        await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
+        container = engine.containers.list(filters={"label": f"{LABEL_WORKSPACE}={workspace}"})[0]
+        per_round = 5
+
+        if "warm" in only:
+            # Interleaved in rounds, so that the machine's noise (it is shared)
+            # falls on the warm figures, the floor and the reference alike.
+            samples: dict[str, list[float]] = {key: [] for key in
+                ("warm_python", "warm_bash", "floor_python", "floor_sh", "reference_python", "reference_bash")}
+            for start in range(0, runs, per_round):
+                n = min(per_round, runs - start)
+                samples["warm_python"] += await timed_executes(daemon, workspace, "python", "print({i})", n)
+                samples["warm_bash"] += await timed_executes(daemon, workspace, "bash", "echo {i}", n)
+                floor = floor_inside(container, n)
+                samples["floor_python"] += floor["python"]
+                samples["floor_sh"] += floor["sh"]
+                samples["reference_python"] += reference_exec(container, workspace, "python", "print({i})", n)
+                samples["reference_bash"] += reference_exec(container, workspace, "bash", "echo {i}", n)
+            keep(samples)
+
+        if "sessions" in only:
+            # Sessions: a warm block in a kernel the daemon drives, against
+            # jupyter_client driving the same image's ipykernel directly; and a
+            # session's start (cellbox.restart of the session: kill, then start)
+            # against the kernel's own start-up.
+            session_starts = 5
+            await session_blocks(daemon, workspace, 3)  # starts the "bench" session
+            session_samples: list[float] = []
+            for start in range(0, runs, per_round):
+                session_samples += await session_blocks(daemon, workspace, min(per_round, runs - start))
+            figures["warm_session_block"] = summary(session_samples)
+            floor = kernel_floor(container, runs, session_starts)
+            figures["floor_kernel_roundtrip"] = summary(floor["roundtrip"])
+            figures["floor_kernel_start"] = summary(floor["start"])
+            session_restarts = []
+            for _ in range(session_starts):
+                elapsed, _ = await daemon.command("cellbox.restart", {"session": "bench"})
+                session_restarts.append(elapsed)
+            figures["session_start"] = summary(session_restarts)
+
+        cold_runs = max(5, runs // 3)
+        if "cold" in only:
+            cold = []
+            for i in range(cold_runs):
+                fresh = root / f"cold{i:02d}"
+                fresh.mkdir()
+                elapsed, result = await daemon.command(
+                    "cellbox.execute", {"workspace": str(fresh), "blocks": [{"language": "python", "code": "print(0)"}]}
+                )
+                assert result["output"] == "0\n", result
+                cold.append(elapsed)
+                await daemon.command("cellbox.stop", {"workspace": str(fresh)})
+            figures["cold_first_execute"] = summary(cold)
+
+        if "cold" in only or "restart" in only:
+            bare_root = root / "bare"
+            bare_root.mkdir()
+            figures["bare_create_start"] = summary(await bare_create_start(bare_root, cold_runs))
+
+        if "restart" in only:
+            restarts, stops = [], []
+            for i in range(cold_runs):
+                elapsed, _ = await daemon.command("cellbox.restart", {})
+                restarts.append(elapsed)
+                # The plain `docker run -d` the restart target is stated against, interleaved.
+                pooled.setdefault("docker_run_d", []).append(docker_run_d(engine, f"cellbox-bench-run-r{os.getpid()}-{i}")[0])
+            for _ in range(cold_runs):
+                await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
+                elapsed, _ = await daemon.command("cellbox.stop", {})
+                stops.append(elapsed)
+            figures["restart"] = summary(restarts)
+            figures["stop"] = summary(stops)
+
+        if "environments" in only:
+            keep(await environment_figures(daemon, root, max(5, runs // 6)))
+        if "agents" in only:
+            keep(await asyncio.to_thread(agent_figures, root, max(10, runs // 2)))
+        if "mcp" in only:
+            keep(await mcp_figures(daemon, root, max(10, runs // 2)))
+        if "concurrency" in only:
+            figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
+        if "cli" in only:
+            keep(command_line(root, max(10, runs // 2)))
+        if "first_result" in only:
+            first = await first_result_figures(root, max(5, runs // 3))
+            pooled.setdefault("docker_run_d", []).extend(first.pop("docker_run_d"))
+            keep(first)
+        if "sandboxes" in only:
+            keep(await sandboxes_figures(daemon, root, rounds=3))
+        if "remote" in only:
+            try:
+                requests: dict[str, float] = {}
+                keep(await remote_figures(root, runs, requests))
+                figures["remote_api_requests"] = requests
+            except Exception as exc:  # printed as not measured, with the reason, never as a figure
+                figures["remote"] = {"not_measured": f"{type(exc).__name__}: {exc}"}
+        keep(pooled)
+    finally:
+        await daemon.stop()
+        # The list endpoint's labels, without inspecting each container: an
+        # inspect of someone else's paused container hung here (Docker 20.10).
+        for container in engine.api.containers(all=True, filters={"label": LABEL_WORKSPACE}):
+            if (container.get("Labels") or {}).get(LABEL_WORKSPACE, "").startswith(str(root)):
+                engine.api.remove_container(container["Id"], force=True)
+    return figures
+
+
+RATIOS = {
+    "warm_python_over_python_floor": lambda m: m["warm_python"] / m["floor_python"],
+    "reference_python_over_warm_python": lambda m: m["reference_python"] / m["warm_python"],
+    "warm_bash_minus_sh_floor_ms": lambda m: m["warm_bash"] - m["floor_sh"],
+    "reference_bash_over_warm_bash": lambda m: m["reference_bash"] / m["warm_bash"],
+    "cold_over_bare_create_start": lambda m: m["cold_first_execute"] / m["bare_create_start"],
+    "cli_exec_over_python_process": lambda m: m["cli_exec_via_daemon"] / m["floor_python_process"],
+    "cli_exec_over_docker_cli_exec": lambda m: m["cli_exec_via_daemon"] / m["docker_cli_exec"],
+    "warm_session_over_kernel_roundtrip": lambda m: m["warm_session_block"] / m["floor_kernel_roundtrip"],
+    "session_start_over_kernel_start": lambda m: m["session_start"] / m["floor_kernel_start"],
+    "cold_env_over_cold_base": lambda m: m["cold_first_execute_env"] / m["cold_first_execute_base"],
+    "env_rebuild_minus_by_hand_ms": lambda m: m["env_rebuild"] - m["env_rebuild_by_hand"],
+    "ag2_reference_over_cellbox": lambda m: m["ag2_block_reference"] / m["ag2_block_cellbox"],
+    "mcp_call_over_execute": lambda m: m["mcp_call"] / m["execute_same_block"],
+    # Issue 17's rows.
+    "editor_first_result_over_run_d_plus_floor":
+        lambda m: m["editor_first_result_cold"] / (m["docker_run_d"] + m["floor_python_fresh"]),
+    "sandboxes_cellbox_over_reference": lambda m: m["sandboxes_cellbox"] / m["sandboxes_reference"],
+    "concurrency_cellbox_over_reference": lambda m: m["concurrency_wall"] / m["concurrency_reference"],
+    "restart_over_docker_run_d": lambda m: m["restart"] / m["docker_run_d"],
+    "restart_over_bare_create_start": lambda m: m["restart"] / m["bare_create_start"],
+    "remote_echo_over_docker_exec": lambda m: m["remote_warm_echo"] / m["remote_docker_exec"],
+    "remote_link_added_roundtrip_ms": lambda m: m["remote_ping_link"] - m["remote_ping_direct"],
+    "reference_restart_over_restart": lambda m: m["reference_restart"] / m["restart"],
+    "reference_stop_over_stop": lambda m: m["reference_stop"] / m["stop"],
+}
+"""Each from the medians; a ratio whose figures a partial run did not measure is left out."""
+
+TARGETS = {
+    "warm python < 0.4x python floor": lambda m, r, f: r["warm_python_over_python_floor"] < 0.4,
+    "warm python >= 12x faster than exec reference": lambda m, r, f: r["reference_python_over_warm_python"] >= 12,
+    "warm bash <= sh floor + 2 ms": lambda m, r, f: r["warm_bash_minus_sh_floor_ms"] <= 2,
+    "cold first execute < 1.2x bare create+start": lambda m, r, f: r["cold_over_bare_create_start"] < 1.2,
+    "restart < 1 s": lambda m, r, f: m["restart"] < 1000,
+    "stop < 0.5 s": lambda m, r, f: m["stop"] < 500,
+    "20x10 concurrent blocks all correct":
+        lambda m, r, f: f["concurrency"]["blocks_correct"] == f["concurrency"]["blocks_total"],
+    "daemon RSS < 150 MB under that load": lambda m, r, f: f["concurrency"]["daemon_peak_rss_mb"] < 150,
+    "warm session block <= 3 ms": lambda m, r, f: m["warm_session_block"] <= 3,
+    "warm session block <= 1.5x kernel round trip": lambda m, r, f: r["warm_session_over_kernel_roundtrip"] <= 1.5,
+    "session start <= 1.3x kernel start-up": lambda m, r, f: r["session_start_over_kernel_start"] <= 1.3,
+    "cold run on a cached environment <= 1.1x on the base image": lambda m, r, f: r["cold_env_over_cold_base"] <= 1.1,
+    "environment rebuild <= docker build by hand + 2 s": lambda m, r, f: r["env_rebuild_minus_by_hand_ms"] <= 2000,
+    "AG2 block via cellbox >= 4x faster than AG2's Docker executor":
+        lambda m, r, f: r["ag2_reference_over_cellbox"] >= 4,
+    "AG2 executor created <= 100 ms": lambda m, r, f: m["ag2_executor_create"] <= 100,
+    "AG2 executor restart and stop <= 1 s": lambda m, r, f: max(m["ag2_restart"], m["ag2_stop"]) <= 1000,
+    "MCP tools/call <= 1.5x cellbox.execute": lambda m, r, f: r["mcp_call_over_execute"] <= 1.5,
+    "editor's first result (no container yet) <= 1.3x docker run -d + python floor":
+        lambda m, r, f: r["editor_first_result_over_run_d_plus_floor"] <= 1.3,
+    "editor's first result with the project's daemon running <= 100 ms":
+        lambda m, r, f: m["editor_first_result_daemon"] <= 100,
+    "20 sandboxes at once no slower than AG2's Docker executor (<= 1.0x)":
+        lambda m, r, f: r["sandboxes_cellbox_over_reference"] <= 1.0,
+    "restart <= 1.0x a plain docker run -d": lambda m, r, f: r["restart_over_docker_run_d"] <= 1.0,
+    "copy mode warm echo <= 0.5x one docker exec to the same engine":
+        lambda m, r, f: r["remote_echo_over_docker_exec"] <= 0.5,
+}
+"""Each is met or MISSED; one whose figures a partial run did not measure is not measured."""
+
+ROWS = (
+    # label, cellbox's figure, the reference's figures (summed), what the reference is, the ratio
+    ("warm python block", "warm_python", ("reference_python",), "one docker exec (AG2's method)",
+     "reference_python_over_warm_python"),
+    ("  against the floor", "warm_python", ("floor_python",), "python3 -c in the container",
+     "warm_python_over_python_floor"),
+    ("warm bash block", "warm_bash", ("reference_bash",), "one docker exec (AG2's method)",
+     "reference_bash_over_warm_bash"),
+    ("  against the floor", "warm_bash", ("floor_sh",), "sh -c in the container", "warm_bash_minus_sh_floor_ms"),
+    ("restart", "restart", ("reference_restart",), "AG2 DockerCommandLineCodeExecutor.restart",
+     "reference_restart_over_restart"),
+    ("  against docker run -d", "restart", ("docker_run_d",), "plain docker run -d", "restart_over_docker_run_d"),
+    ("stop", "stop", ("reference_stop",), "AG2 DockerCommandLineCodeExecutor.stop", "reference_stop_over_stop"),
+    ("20 workspaces x 10 blocks at once", "concurrency_wall", ("concurrency_reference",),
+     "20 AG2 executors, 10 blocks each, threads", "concurrency_cellbox_over_reference"),
+    ("20 sandboxes brought up at once", "sandboxes_cellbox", ("sandboxes_reference",),
+     "20 AG2 executors created, threads", "sandboxes_cellbox_over_reference"),
+    ("editor start to first result, no container", "editor_first_result_cold",
+     ("docker_run_d", "floor_python_fresh"), "docker run -d + python3 -c floor",
+     "editor_first_result_over_run_d_plus_floor"),
+    ("  with the project's daemon running", "editor_first_result_daemon", (), "target 100 ms", None),
+    (f"copy mode (remote engine, {REMOTE_DELAY_MS:g} ms each way), warm echo", "remote_warm_echo",
+     ("remote_docker_exec",), "one docker exec, same engine and link", "remote_echo_over_docker_exec"),
+    ("  the same without the link (engine's Unix socket)", "remote_warm_echo_no_link", (), "", None),
+    ("  the link's own round trip (_ping)", "remote_ping_link", ("remote_ping_direct",), "_ping without the link",
+     "remote_link_added_roundtrip_ms"),
+)
+"""The issue's table: cellbox's figure beside the reference's, from the same run."""
+
+
+def _maybe(compute, *args):
+    """compute(*args), or None when a figure it needs was not measured."""
+    try:
+        return compute(*args)
+    except KeyError:
+        return None
+
+
+async def main(runs: int, json_path: Path | None, only: frozenset[str]) -> int:
     engine = docker.from_env()
     root = Path(tempfile.mkdtemp(prefix="cellbox-bench-"))
     # The daemon's own folders for the bench's throw-away workspaces go with
@@ -451,140 +923,36 @@ async def main(runs: int, json_path: Path) -> int:
     # Its project daemons' sockets (the AG2 executor's) in a folder of its own, not the user's.
     os.environ["XDG_RUNTIME_DIR"] = str(root / "runtime")
     (root / "runtime").mkdir(mode=0o700)
-    workspace = root / "warm"
-    workspace.mkdir()
-    daemon = Daemon()
-    await daemon.start(workspace)
-    figures: dict[str, dict] = {}
     try:
-        # Warm up the sandbox (created here, then every run below is warm).
-        await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
-        container = engine.containers.list(filters={"label": f"{LABEL_WORKSPACE}={workspace}"})[0]
-
-        # Interleaved in rounds, so that the machine's noise (it is shared)
-        # falls on the warm figures, the floor and the reference alike.
-        samples: dict[str, list[float]] = {key: [] for key in
-            ("warm_python", "warm_bash", "floor_python", "floor_sh", "reference_python", "reference_bash")}
-        per_round = 5
-        for start in range(0, runs, per_round):
-            n = min(per_round, runs - start)
-            samples["warm_python"] += await timed_executes(daemon, workspace, "python", "print({i})", n)
-            samples["warm_bash"] += await timed_executes(daemon, workspace, "bash", "echo {i}", n)
-            floor = floor_inside(container, n)
-            samples["floor_python"] += floor["python"]
-            samples["floor_sh"] += floor["sh"]
-            samples["reference_python"] += reference_exec(container, workspace, "python", "print({i})", n)
-            samples["reference_bash"] += reference_exec(container, workspace, "bash", "echo {i}", n)
-        for key, values in samples.items():
-            figures[key] = summary(values)
-
-        # Sessions: a warm block in a kernel the daemon drives, against
-        # jupyter_client driving the same image's ipykernel directly; and a
-        # session's start (cellbox.restart of the session: kill, then start)
-        # against the kernel's own start-up.
-        session_starts = 5
-        await session_blocks(daemon, workspace, 3)  # starts the "bench" session
-        session_samples: list[float] = []
-        for start in range(0, runs, per_round):
-            session_samples += await session_blocks(daemon, workspace, min(per_round, runs - start))
-        figures["warm_session_block"] = summary(session_samples)
-        floor = kernel_floor(container, runs, session_starts)
-        figures["floor_kernel_roundtrip"] = summary(floor["roundtrip"])
-        figures["floor_kernel_start"] = summary(floor["start"])
-        session_restarts = []
-        for _ in range(session_starts):
-            elapsed, _ = await daemon.command("cellbox.restart", {"session": "bench"})
-            session_restarts.append(elapsed)
-        figures["session_start"] = summary(session_restarts)
-
-        cold_runs = max(5, runs // 3)
-        cold = []
-        for i in range(cold_runs):
-            fresh = root / f"cold{i:02d}"
-            fresh.mkdir()
-            elapsed, result = await daemon.command(
-                "cellbox.execute", {"workspace": str(fresh), "blocks": [{"language": "python", "code": "print(0)"}]}
-            )
-            assert result["output"] == "0\n", result
-            cold.append(elapsed)
-            await daemon.command("cellbox.stop", {"workspace": str(fresh)})
-        figures["cold_first_execute"] = summary(cold)
-        bare_root = root / "bare"
-        bare_root.mkdir()
-        figures["bare_create_start"] = summary(await bare_create_start(bare_root, cold_runs))
-
-        restarts, stops = [], []
-        for _ in range(cold_runs):
-            elapsed, _ = await daemon.command("cellbox.restart", {})
-            restarts.append(elapsed)
-        for _ in range(cold_runs):
-            await daemon.command("cellbox.execute", {"blocks": [{"language": "sh", "code": "true"}]})
-            elapsed, _ = await daemon.command("cellbox.stop", {})
-            stops.append(elapsed)
-        figures["restart"] = summary(restarts)
-        figures["stop"] = summary(stops)
-
-        for key, values in (await environment_figures(daemon, root, max(5, runs // 6))).items():
-            figures[key] = summary(values)
-        for key, values in (await asyncio.to_thread(agent_figures, root, max(10, runs // 2))).items():
-            figures[key] = summary(values)
-        for key, values in (await mcp_figures(daemon, root, max(10, runs // 2))).items():
-            figures[key] = summary(values)
-        figures["concurrency"] = await concurrency(daemon, root, workspaces=20, blocks=10)
-        cli_runs = max(10, runs // 2)
-        for key, values in command_line(root, cli_runs).items():
-            figures[key] = summary(values)
+        figures = await measure(only, runs, root, engine)
     finally:
-        await daemon.stop()
-        for container in engine.containers.list(all=True, filters={"label": LABEL_WORKSPACE}):
-            if container.labels.get(LABEL_WORKSPACE, "").startswith(str(root)):
-                container.remove(force=True)
         shutil.rmtree(root, ignore_errors=True)
+    if "concurrency" in figures:
+        figures["concurrency_wall"] = {"median_ms": figures["concurrency"]["wall_ms"], "p90_ms":
+                                       figures["concurrency"]["wall_ms"], "n": 1}
 
     med = {name: f["median_ms"] for name, f in figures.items() if "median_ms" in f}
-    ratios = {
-        "warm_python_over_python_floor": med["warm_python"] / med["floor_python"],
-        "reference_python_over_warm_python": med["reference_python"] / med["warm_python"],
-        "warm_bash_minus_sh_floor_ms": med["warm_bash"] - med["floor_sh"],
-        "reference_bash_over_warm_bash": med["reference_bash"] / med["warm_bash"],
-        "cold_over_bare_create_start": med["cold_first_execute"] / med["bare_create_start"],
-        "cli_exec_over_python_process": med["cli_exec_via_daemon"] / med["floor_python_process"],
-        "cli_exec_over_docker_cli_exec": med["cli_exec_via_daemon"] / med["docker_cli_exec"],
-        "warm_session_over_kernel_roundtrip": med["warm_session_block"] / med["floor_kernel_roundtrip"],
-        "session_start_over_kernel_start": med["session_start"] / med["floor_kernel_start"],
-        "cold_env_over_cold_base": med["cold_first_execute_env"] / med["cold_first_execute_base"],
-        "env_rebuild_minus_by_hand_ms": med["env_rebuild"] - med["env_rebuild_by_hand"],
-        "ag2_reference_over_cellbox": med["ag2_block_reference"] / med["ag2_block_cellbox"],
-        "mcp_call_over_execute": med["mcp_call"] / med["execute_same_block"],
-    }
-    conc = figures["concurrency"]
-    targets = {
-        "warm python <= 1.5x python floor": ratios["warm_python_over_python_floor"] <= 1.5,
-        "warm python >= 4x faster than exec reference": ratios["reference_python_over_warm_python"] >= 4,
-        "warm bash <= sh floor + 5 ms": ratios["warm_bash_minus_sh_floor_ms"] <= 5,
-        "cold first execute < 1.2x bare create+start": ratios["cold_over_bare_create_start"] < 1.2,
-        "restart < 1 s": med["restart"] < 1000,
-        "stop < 0.5 s": med["stop"] < 500,
-        "20x10 concurrent blocks all correct": conc["blocks_correct"] == conc["blocks_total"],
-        "daemon RSS < 150 MB under that load": conc["daemon_peak_rss_mb"] < 150,
-        "warm session block <= 3 ms": med["warm_session_block"] <= 3,
-        "warm session block <= 1.5x kernel round trip": ratios["warm_session_over_kernel_roundtrip"] <= 1.5,
-        "session start <= 1.3x kernel start-up": ratios["session_start_over_kernel_start"] <= 1.3,
-        "cold run on a cached environment <= 1.1x on the base image": ratios["cold_env_over_cold_base"] <= 1.1,
-        "environment rebuild <= docker build by hand + 2 s": ratios["env_rebuild_minus_by_hand_ms"] <= 2000,
-        "AG2 block via cellbox >= 4x faster than AG2's Docker executor": ratios["ag2_reference_over_cellbox"] >= 4,
-        "AG2 executor created <= 100 ms": med["ag2_executor_create"] <= 100,
-        "AG2 executor restart and stop <= 1 s": max(med["ag2_restart"], med["ag2_stop"]) <= 1000,
-        "MCP tools/call <= 1.5x cellbox.execute": ratios["mcp_call_over_execute"] <= 1.5,
-    }
+    ratios = {name: value for name, compute in RATIOS.items() if (value := _maybe(compute, med)) is not None}
+    targets = {name: met for name, check in TARGETS.items()
+               if (met := _maybe(check, med, ratios, figures)) is not None}
+    rows = []
+    for label, ours, theirs, what, ratio in ROWS:
+        reference = sum(med[key] for key in theirs) if all(key in med for key in theirs) else None
+        rows.append({"row": label, "cellbox_ms": med.get(ours), "reference": what,
+                     "reference_ms": round(reference, 3) if theirs and reference is not None else None,
+                     "ratio": ratios.get(ratio) if ratio else None, "ratio_name": ratio})
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "docker": engine.version().get("Version"), "image": IMAGE, "runs": runs},
+                    "docker": engine.version().get("Version"), "image": IMAGE, "runs": runs,
+                    "remote_link_delay_ms_each_way": REMOTE_DELAY_MS,
+                    "sections": sorted(only)},
         "figures": figures,
+        "rows": rows,
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "targets": targets,
     }
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
     return 0
 
@@ -596,21 +964,44 @@ def print_table(report: dict) -> None:
     for name, f in figures.items():
         if "median_ms" in f:
             print(f"{name:<28}{f['median_ms']:>12.2f}{f['p90_ms']:>12.2f}{f['n']:>6}")
-    conc = figures["concurrency"]
-    print(f"concurrency: {conc['workspaces']} workspaces x {conc['blocks_each']} blocks at once: "
-          f"{conc['blocks_correct']}/{conc['blocks_total']} correct in {conc['wall_ms']:.0f} ms, "
-          f"daemon peak RSS {conc['daemon_peak_rss_mb']:.1f} MB")
+        elif "not_measured" in f:
+            print(f"{name:<28} not measured: {f['not_measured']}")
+    conc = figures.get("concurrency")
+    if conc:
+        print(f"concurrency: {conc['workspaces']} workspaces x {conc['blocks_each']} blocks at once: "
+              f"{conc['blocks_correct']}/{conc['blocks_total']} correct in {conc['wall_ms']:.0f} ms, "
+              f"daemon peak RSS {conc['daemon_peak_rss_mb']:.1f} MB")
+    if requests := figures.get("remote_api_requests"):
+        print(f"copy mode: engine API requests per warm echo {requests['per_warm_echo']:.1f}, "
+              f"per docker exec {requests['per_docker_exec']:.1f} (counted by the link)")
+    print("issue 17's table (medians, same run; ratio as named after the reference):")
+    print(f"  {'':<52}{'cellbox ms':>12}{'reference ms':>14}{'ratio':>9}  reference")
+    for row in report["rows"]:
+        def cell(value, width, digits=1):
+            return f"{value:>{width}.{digits}f}" if value is not None else f"{'n/m':>{width}}"
+        print(f"  {row['row']:<52}{cell(row['cellbox_ms'], 12)}{cell(row['reference_ms'], 14)}"
+              f"{cell(row['ratio'], 9, 3)}  {row['reference']} [{row['ratio_name'] or 'no ratio'}]")
     print("ratios:")
     for name, value in ratios.items():
-        print(f"  {name:<40}{value:>10.3f}")
+        print(f"  {name:<44}{value:>10.3f}")
     print("targets:")
-    for name, met in report["targets"].items():
-        print(f"  [{'met' if met else 'MISSED'}] {name}")
+    for name in TARGETS:
+        met = report["targets"].get(name)
+        print(f"  [{'not measured' if met is None else 'met' if met else 'MISSED'}] {name}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="warm runs per figure (at least 30)")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where the results go (default: bench/results.json, and only for a full run)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to measure, of: {','.join(SECTIONS)}")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(max(30, args.runs), args.json)))
+    only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
+    if unknown := only - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    json_path = args.json
+    if json_path is None and only == set(SECTIONS):
+        json_path = Path(__file__).with_name("results.json")
+    sys.exit(asyncio.run(main(max(30, args.runs), json_path, only)))
