@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -56,6 +57,8 @@ class DockerBackend:
         """Whether the engine is Podman's Docker-compatible API, which differs in small ways (see _ulimits)."""
         self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
         self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix="exec")
+        self._attached_streams: weakref.WeakSet[StreamConnection] = weakref.WeakSet()
+        """Main processes' output streams still open, closed with the engine."""
 
     # ----------------------------------------------------------- plumbing
 
@@ -103,6 +106,12 @@ class DockerBackend:
         return await loop.run_in_executor(pool or self._calls, guarded)
 
     def close(self) -> None:
+        # A thread blocked reading a main process's output would hold the
+        # interpreter's exit (it joins the pools' threads): a removed
+        # container's stream is not always ended by a slow engine (seen: a
+        # `cellbox serve` that never exited after `exit`). Closing unblocks it.
+        for stream in list(self._attached_streams):
+            stream.close()
         self._calls.shutdown(wait=False, cancel_futures=True)
         self._streams.shutdown(wait=False, cancel_futures=True)
 
@@ -220,7 +229,9 @@ class DockerBackend:
                 )
             except docker.errors.NotFound as exc:
                 raise ContainerGone(reason_of(exc)) from None
-            return StreamConnection(sock, self._streams)
+            stream = StreamConnection(sock, self._streams)
+            self._attached_streams.add(stream)
+            return stream
 
         return await self._call(attach)
 
