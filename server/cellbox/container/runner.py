@@ -80,7 +80,7 @@ from cellbox.container.processes import (
     start_time,
 )
 from cellbox.container.seccomp import forbid_setid_files
-from cellbox.container.warm_python import STARTS_BEFORE_GIVING_UP, forkable, start_zygote
+from cellbox.container.warm_python import FORK_ANSWER_SECONDS, STARTS_BEFORE_GIVING_UP, forkable, start_zygote
 
 CHUNK = 65536
 MOST_DISPLAY_BYTES = (16 << 20) + 1024
@@ -521,6 +521,8 @@ class Runner:
         if message == [b"ready"]:
             zygote.ready = True
             self.zygote_failures = 0
+            if zygote.run is not None and zygote.run.pid is None:
+                zygote.deadline = time.monotonic() + FORK_ANSWER_SECONDS  # a block already waits for it
         elif message[0] == b"forked" and len(message) == 2 and zygote.run is not None:
             run = zygote.run
             run.pid = int(message[1])

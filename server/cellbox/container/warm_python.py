@@ -20,6 +20,8 @@ PYTHON_NAMES = ("python", "python3")
 """Interpreter names a block's command may start with to be forked (prepare.py's "python")."""
 FORK_ANSWER_SECONDS = 1.0
 """How long a ready zygote may take to say it forked; past it, it is killed and the block spawned."""
+START_SECONDS = 10.0
+"""How long one still starting may take to be ready (a loaded machine): then FORK_ANSWER_SECONDS more."""
 STARTS_BEFORE_GIVING_UP = 3
 """Zygotes that may die before saying `ready` before the runner stops trying (an image whose
 python cannot run zygote.py, e.g. Python 2): blocks are then spawned as before."""
@@ -47,7 +49,7 @@ class Zygote:
         os.kill(self.pid, _signal.SIGCONT)  # a block may have stopped it
         self.control.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, int_bytes(out_w) + int_bytes(err_w))])
         self.run = run
-        self.deadline = time.monotonic() + FORK_ANSWER_SECONDS
+        self.deadline = time.monotonic() + (FORK_ANSWER_SECONDS if self.ready else START_SECONDS)
 
     def message(self):
         """Its next message as a list of fields; [] when there is none yet,
