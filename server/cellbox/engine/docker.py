@@ -415,6 +415,11 @@ class DockerBackend:
                 exec_id = api.exec_create(container_id, argv, workdir="/workspace", user=user or "")["Id"]
                 stdout, stderr = api.exec_start(exec_id, demux=True)
                 exit_code = api.exec_inspect(exec_id)["ExitCode"]
+                if exit_code == EXEC_START_FAILED and not api.inspect_container(container_id)["State"]["Running"]:
+                    # Not the command's answer: the container stopped under it
+                    # (as in _exec_stream), e.g. taken by auto-removal just
+                    # after a restart; "no python3" would be the wrong lesson.
+                    raise ContainerGone("the container stopped before the command could start")
             except docker.errors.NotFound as exc:
                 raise ContainerGone(reason_of(exc)) from None
             except docker.errors.APIError as exc:

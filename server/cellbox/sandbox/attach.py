@@ -144,7 +144,15 @@ class Attacher:
             if (attached := self._current(spec)) is not None:
                 return attached  # a concurrent request did the work
             self._detach()
-            self._attached = await self._attach(config, spec, progress)
+            try:
+                self._attached = await self._attach(config, spec, progress)
+            except ContainerGone as gone:
+                # It went while we attached: an auto-remove container that a
+                # restart had stopped, taken by the engine's removal just
+                # after (seen once in a full CI run). Make it anew, once.
+                log.warning("%s: the sandbox went while attaching (%s); making it anew", self.workspace, gone)
+                self._detach()
+                self._attached = await self._attach(config, self.spec(config), progress)
             return self._attached
 
     @property
