@@ -15,7 +15,7 @@ ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 an editor shutting down (code-server sends SIGTERM), a terminal closed."""
 
 
-def serve_stdio(log_level: str = "INFO") -> None:
+def serve_stdio(log_level: str = "INFO", lazy: bool = False) -> None:
     # stdout carries the protocol; every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=log_level, format="cellbox %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
