@@ -20,7 +20,6 @@ import socket
 import sys
 import threading
 import time
-from io import BufferedReader
 from pathlib import Path
 
 from cellbox.project import DaemonError, DaemonPaths, uri_path
@@ -30,22 +29,28 @@ LAST_ANSWERS_SECONDS = 5.0
 """How long the daemon's last answers may take once the editor closed stdin."""
 
 
-def _read_message(stdin: BufferedReader) -> bytes:
-    """One whole LSP message, headers included, exactly as it came."""
-    raw = b""
-    length = None
+def _read_message(fd: int) -> tuple[bytes, bytes]:
+    """One whole LSP message from `fd`, headers included, exactly as it came,
+    and whatever came after it in the same reads. Read from the descriptor
+    itself, not sys.stdin's buffer: a thread blocked in a buffered read holds
+    its lock, and the interpreter's exit then aborts on it."""
+    data = b""
     while True:
-        line = stdin.readline()
-        if not line:
+        head, blank, _ = data.partition(b"\r\n\r\n")
+        if blank:
+            length = None
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length is None:
+                raise EOFError("the client's first message has no Content-Length")
+            end = len(head) + len(blank) + length
+            if len(data) >= end:
+                return data[:end], data[end:]
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
             raise EOFError("the client closed stdin before initialize")
-        raw += line
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-        if line in (b"\r\n", b"\n") and length is not None:
-            body = stdin.read(length)
-            if len(body) < length:
-                raise EOFError("the client closed stdin in the middle of initialize")
-            return raw + body
+        data += chunk
 
 
 def _project_of(message: bytes) -> Path:
@@ -78,11 +83,11 @@ def _connect(workspace: Path, idle_timeout: float) -> socket.socket:
     return connection
 
 
-def _editor_to_daemon(stdin: BufferedReader, connection: socket.socket) -> None:
+def _editor_to_daemon(fd: int, connection: socket.socket) -> None:
     """Copy the editor's messages to the daemon; at the end of stdin, say so
     to the daemon (its answer is to close) and leave the rest to the other way."""
     try:
-        while chunk := stdin.read1(CHUNK):
+        while chunk := os.read(fd, CHUNK):
             connection.sendall(chunk)
         connection.shutdown(socket.SHUT_WR)
         time.sleep(LAST_ANSWERS_SECONDS)  # the last answers may still come; then end the other way too
@@ -92,18 +97,16 @@ def _editor_to_daemon(stdin: BufferedReader, connection: socket.socket) -> None:
 
 
 def bridge(idle_timeout: float) -> int:
-    stdin = sys.stdin.buffer
-    assert isinstance(stdin, BufferedReader)
-    stdout_fd = sys.stdout.fileno()
+    stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
     try:
-        first = _read_message(stdin)
-    except EOFError:
+        first, more = _read_message(stdin_fd)
+    except (EOFError, ValueError):
         return 0
     connection = _connect(_project_of(first), idle_timeout)
-    connection.sendall(first)
+    connection.sendall(first + more)
     # Either side hanging up ends the bridge: the editor closing stdin is its
     # exit; the daemon closing is its answer to `exit`, or its end.
-    threading.Thread(target=_editor_to_daemon, args=(stdin, connection), daemon=True).start()
+    threading.Thread(target=_editor_to_daemon, args=(stdin_fd, connection), daemon=True).start()
     try:
         while chunk := connection.recv(CHUNK):
             view = memoryview(chunk)
