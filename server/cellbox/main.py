@@ -14,11 +14,11 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def serve_arguments(args: list[str]) -> dict[str, object] | None:
-    """`cellbox [serve [--connect] [--lazy] [--log-level L]]` as its options;
+    """`cellbox serve [--connect] [--lazy] [--log-level L]` as its options;
     None for anything else (help, another command, an unknown option, a
     bad level), which the click program then handles as it always did."""
-    if args[:1] not in ([], ["serve"]):
-        return None
+    if args[:1] != ["serve"] or any(name.startswith("_CELLBOX_COMPLETE") for name in os.environ):
+        return None  # bare `cellbox` (also serve) and shell completion stay click's
     options: dict[str, object] = {"connect": False, "lazy": False, "log_level": "INFO"}
     rest = args[1:]
     while rest:

@@ -12,7 +12,6 @@ from cellbox.main import serve_arguments
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([], {"connect": False, "lazy": False, "log_level": "INFO"}),
         (["serve"], {"connect": False, "lazy": False, "log_level": "INFO"}),
         (["serve", "--connect"], {"connect": True, "lazy": False, "log_level": "INFO"}),
         (["serve", "--log-level", "warning"], {"connect": False, "lazy": False, "log_level": "WARNING"}),
@@ -34,6 +33,7 @@ def test_an_editors_serve_starts_without_click(monkeypatch, args, expected) -> N
         ["serve", "extra"],
         ["run", "notes.md"],
         ["--version"],
+        [],  # bare `cellbox` serves too, through the program
     ],
 )
 def test_anything_else_goes_to_the_click_program(monkeypatch, args) -> None:
@@ -44,3 +44,8 @@ def test_anything_else_goes_to_the_click_program(monkeypatch, args) -> None:
 def test_an_idle_timeout_from_the_environment_is_checked_by_the_program(monkeypatch) -> None:
     monkeypatch.setenv("CELLBOX_IDLE_TIMEOUT", "-1")
     assert serve_arguments(["serve", "--connect"]) is None
+
+
+def test_shell_completion_is_the_programs(monkeypatch) -> None:
+    monkeypatch.setenv("_CELLBOX_COMPLETE", "bash_complete")
+    assert serve_arguments(["serve"]) is None
