@@ -79,8 +79,9 @@ async def test_two_clients_share_one_daemon_and_one_container_each_with_its_own_
 
 
 async def test_a_client_that_hangs_up_mid_run_leaves_nothing_running(workspace, runtime_dir, start_daemon, engine):
-    from tests.e2e.test_execution import surviving
     import asyncio
+
+    from tests.e2e.test_execution import surviving
 
     start(workspace)
     leaving = await start_daemon(workspace, command=[CONSOLE_SCRIPT, "serve", "--connect"])
@@ -144,3 +145,56 @@ def test_another_user_cannot_open_the_socket(workspace, runtime_dir):
     # The same probe as the daemon's own user connects: the refusal is the permissions.
     as_owner = subprocess.run(["/usr/bin/python3", "-c", probe, started["socket"]], capture_output=True, text=True)
     assert as_owner.stdout.strip() == "connected"
+
+
+def _message(body: dict) -> bytes:
+    data = json.dumps(body).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(data) + data
+
+
+def _answers(stream, count: int) -> list[dict]:
+    """The next `count` answers (messages with an id and no method), notifications skipped."""
+    found = []
+    while len(found) < count:
+        length = None
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        assert length is not None, "the bridge closed before answering"
+        message = json.loads(stream.read(length))
+        if "id" in message and "method" not in message:
+            found.append(message)
+    return found
+
+
+def test_the_bridge_passes_an_editors_first_burst_whole_and_ends_cleanly(workspace, runtime_dir, engine):
+    # An editor may write initialize and its first requests in one go: what
+    # came with initialize must reach the daemon too. And after `exit` the
+    # bridge exits 0 (a thread blocked reading a buffered stdin made the
+    # interpreter abort at its exit).
+    start(workspace)
+    bridge = subprocess.Popen([CONSOLE_SCRIPT, "serve", "--connect"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert bridge.stdin is not None and bridge.stdout is not None
+    bridge.stdin.write(
+        _message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "capabilities": {}, "rootUri": workspace.as_uri()}})
+        + _message({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        + _message({"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand", "params": {
+            "command": "cellbox.execute", "arguments": [{"blocks": [{"language": "sh", "code": "echo burst"}]}]}})
+    )
+    bridge.stdin.flush()
+    initialized, executed = _answers(bridge.stdout, 2)
+    assert initialized["id"] == 1 and "capabilities" in initialized["result"]
+    assert executed["result"]["output"] == "burst\n"
+    bridge.stdin.write(_message({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
+    bridge.stdin.flush()
+    assert _answers(bridge.stdout, 1)[0]["id"] == 3
+    # `exit`: the daemon hangs up on this client, and the bridge ends with
+    # the editor's end of stdin still open.
+    bridge.stdin.write(_message({"jsonrpc": "2.0", "method": "exit"}))
+    bridge.stdin.flush()
+    assert bridge.wait(30) == 0, bridge.stderr.read()
+    bridge.stdin.close()
+    assert b"Fatal" not in bridge.stderr.read()
+    assert daemon_status(workspace)["running"]  # one editor leaving does not end the daemon

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import TEST_IMAGE
+from tests.e2e.conftest import SERVER_COMMAND
 from pygls.exceptions import JsonRpcException
 
 BLOCK_KEYS = {
@@ -121,7 +122,8 @@ async def test_no_workspace_at_all_is_a_clear_error(start_daemon):
 
 
 async def test_status_lists_the_workspace_before_and_after_a_run(workspace, start_daemon):
-    daemon = await start_daemon(workspace)
+    # --lazy: an editor's plain `serve` would have started it already (test_early_start.py).
+    daemon = await start_daemon(workspace, command=[*SERVER_COMMAND, "--lazy"])
     before = await daemon.command("cellbox.status", {})
     assert before == {
         "sandboxes": [

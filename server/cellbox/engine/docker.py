@@ -45,6 +45,7 @@ T = TypeVar("T")
 # forwards SIGTERM to the main process, which exits at once, so stop and
 # restart do not wait out a grace period the way the seed's `/bin/sh` did.
 STOP_GRACE_SECONDS = 1
+QUICK_CALL_THREADS = 32
 EXEC_START_FAILED = 126
 """An exec's exit code when the runtime could not start its command at all."""
 
@@ -55,7 +56,10 @@ class DockerBackend:
         self._client: docker.DockerClient | None = None
         self._podman = False
         """Whether the engine is Podman's Docker-compatible API, which differs in small ways (see _ulimits)."""
-        self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
+        # Quick calls wait on the engine, not on this process: 20 workspaces
+        # coming up at once make ~60 of them (create, attach, start), and 8
+        # threads made them queue behind each other.
+        self._calls = ThreadPoolExecutor(max_workers=QUICK_CALL_THREADS, thread_name_prefix="engine")
         self._streams = ThreadPoolExecutor(max_workers=64, thread_name_prefix="exec")
         self._attached_streams: weakref.WeakSet[StreamConnection] = weakref.WeakSet()
         """Main processes' output streams still open, closed with the engine."""
@@ -204,9 +208,9 @@ class DockerBackend:
 
     async def start_container(self, name: str) -> None:
         def start() -> None:
-            container = self._connect().containers.get(name)
             try:
-                container.start()
+                # The low-level call: one request, where the model's get+start made two.
+                self._connect().api.start(name)
             except docker.errors.APIError as exc:
                 raise SandboxFailed(
                     f"The sandbox container {name!r} did not start: {reason_of(exc)}{start_hint(reason_of(exc))}"

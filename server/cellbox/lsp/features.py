@@ -21,11 +21,11 @@ from cellbox.documents.finder import DocumentBlock, document_kind, find_blocks
 from cellbox.documents.selection import check_selector, document_name, select_blocks
 from cellbox.errors import CellboxError, ConfigError, EngineUnavailable, ImageUnavailable, InvalidParams
 from cellbox.lsp.client_side import StreamingListener
+from cellbox.lsp.opening import client_settings
 from cellbox.lsp.server import CellboxServer
 from cellbox.project import uri_path
-from cellbox.sandbox.pool import SandboxPool, workspace_path
+from cellbox.sandbox.pool import SandboxPool
 from cellbox.sandbox.request import BlockToRun
-from cellbox.settings.schema import validate_overrides
 from cellbox.settings.sources import trust_workspace
 from cellbox.vocabulary import MIN_TIMEOUT_SECONDS, Command
 from cellbox.wire import (
@@ -70,37 +70,29 @@ def command_handler(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
     return handler
 
 
-def build_server(pool: SandboxPool | None = None, hang_up: Callable[[], None] | None = None) -> CellboxServer:
-    """A server for one client: of a daemon's shared `pool`, else with its own sandboxes."""
+def build_server(
+    pool: SandboxPool | None = None, hang_up: Callable[[], None] | None = None, owns_pool: bool | None = None
+) -> CellboxServer:
+    """A server for one client: of a daemon's shared `pool`, else with its own
+    sandboxes (`owns_pool`: the pool given is this server's alone, and it
+    stops them at shutdown)."""
     if pool is None:
         from cellbox.engine.docker import DockerBackend
 
         server = CellboxServer(SandboxPool(DockerBackend()), owns_pool=True, hang_up=hang_up)
     else:
-        server = CellboxServer(pool, owns_pool=False, hang_up=hang_up)
+        server = CellboxServer(pool, owns_pool=bool(owns_pool), hang_up=hang_up)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: CellboxServer, params: types.InitializeParams) -> None:
         folders = [f.uri for f in params.workspace_folders or []]
-        roots: list[str | None] = [*folders] or [params.root_uri or params.root_path]
-        for root in roots:
-            if not root:
-                continue
-            try:
-                ls.sandboxes.default_workspaces.append(workspace_path(root))
-            except InvalidParams as exc:
-                log.warning("ignoring workspace %s: %s", root, exc)
-        options = params.initialization_options
-        try:
-            if isinstance(options, dict) and "workspaceSettings" in options:
-                options = dict(options)
-                from_workspace = options.pop("workspaceSettings")
-                # Checked now for a clear message; weighed like a workspace file at each run.
-                ls.sandboxes.workspace_settings = validate_overrides(from_workspace, "initializationOptions.workspaceSettings")
-            ls.sandboxes.overrides.update(validate_overrides(options, "initializationOptions"))
-        except ConfigError as exc:
+        found = client_settings(folders, params.root_uri or params.root_path, params.initialization_options)
+        ls.sandboxes.default_workspaces.extend(found.workspaces)
+        ls.sandboxes.workspace_settings = found.workspace_settings
+        ls.sandboxes.overrides.update(found.overrides)
+        if found.error is not None:
             # Carry on with the workspace's own settings rather than refuse to start.
-            ls.show_error(f"cellbox: {exc}; using the workspace's settings instead")
+            ls.show_error(f"cellbox: {found.error}; using the workspace's settings instead")
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: CellboxServer, *_: Any) -> None:

@@ -11,10 +11,11 @@ long run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,26 @@ class Sandbox:
         self._container.close()
 
     # --------------------------------------------------------- lifecycle
+
+    async def prewarm(self) -> None:
+        """Bring the container up before the first run asks for it (an editor
+        just named this workspace), by the path an execute takes: the same
+        settings, read and weighed the same way, with no one to approve a
+        workspace file, so nothing unapproved loosens the sandbox; a run that
+        approves one then finds the container stale and replaces it. No slow
+        step without a client to show it: no pull, no environment build. Never
+        raises: the first run meets any failure again and reports it."""
+        try:
+            config = await self.config()
+            if config.environment is not None:
+                return  # its build (or cache check) is the first run's, under progress
+            await self.state()
+            await self._give_packages(config)
+            await self._container.ensure(config, _no_slow_steps)
+        except _SlowStep as step:
+            log.info("%s: not started before the first run: it needs a slow step (%s)", self.workspace, step)
+        except Exception as exc:  # noqa: BLE001 - the first run reports it
+            log.info("%s: not started before the first run: %s", self.workspace, exc)
 
     async def restart(
         self, progress: ProgressFactory = no_progress, gate: SettingsGate | None = None, session: str | None = None
@@ -390,6 +411,16 @@ class Sandbox:
             extent=block.extent, block_number=block.number, original_output=None, state_lost=outcome.state_lost,
             displays=outcome.displays, session=name,
         )
+
+
+class _SlowStep(Exception):
+    """A prewarm reached a step that shows progress (a pull): left to the first run."""
+
+
+@contextlib.asynccontextmanager
+async def _no_slow_steps(title: str) -> AsyncIterator[None]:
+    raise _SlowStep(title)
+    yield None  # an async generator, as a progress factory is
 
 
 def _ms_since(started: float) -> float:

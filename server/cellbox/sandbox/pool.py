@@ -75,6 +75,8 @@ class SandboxPool:
         self._sandboxes: dict[Path, Sandbox] = {}
         self._settings: dict[Path, dict[str, Any]] = {}
         """The client settings each sandbox was made with."""
+        self._warming: set[asyncio.Task[None]] = set()
+        """Sandboxes being brought up before their first run (prewarm)."""
         self.active_runs = 0
         """Runs going now, over all clients: a daemon with runs is not idle."""
         self.last_activity = time.monotonic()
@@ -110,8 +112,17 @@ class SandboxPool:
             self.active_runs -= 1
             self.last_activity = time.monotonic()
 
+    def prewarm(self, path: Path, overrides: dict[str, Any], workspace_settings: dict[str, Any] | None = None) -> None:
+        """Start bringing up the sandbox of `path` in the background (Sandbox.prewarm)."""
+        task = asyncio.ensure_future(self.at(path, overrides, workspace_settings).prewarm())
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
     async def shutdown(self) -> None:
         """Stop the containers this daemon started, unless their config says to keep them."""
+        # A container still being brought up is waited for, so that it is
+        # stopped below and not made after the stop.
+        await asyncio.gather(*self._warming, return_exceptions=True)
         stopping = []
         # Copies: a request still being served may add a workspace meanwhile.
         for sandbox in list(self._sandboxes.values()):
