@@ -93,6 +93,10 @@ class FakeEngine:
         """Times the engine saw the memory limit kill a process."""
         self.vanishing_execs = 0
         """How many of the next execs find their container gone (removed under them)."""
+        self.broken: set[str] = set()
+        """Containers the engine calls running but cannot run anything in (Docker
+        20.10 after a restart, its runtime saying "stopped"): attaching to them
+        finds them gone, and only a removal ends that."""
         self.killed: list[str] = []
         """Run ids a kill was sent for."""
         self._ids = itertools.count(1)
@@ -150,6 +154,8 @@ class FakeEngine:
     async def attach(self, container_id: str) -> FakeStream:
         container = next(c for c in self.containers.values() if c.info.id == container_id)
         self.calls.append(("attach", container.info.name))
+        if container.info.name in self.broken:
+            raise ContainerGone("cannot exec in a stopped state: unknown")
         spec = container.spec
         assert spec is not None
 
@@ -183,6 +189,7 @@ class FakeEngine:
 
     async def remove_container(self, name: str, label: tuple[str, str]) -> None:
         self.calls.append(("remove_container", name))
+        self.broken.discard(name)
         if name in self.containers:
             self._check_label(name, label)
             del self.containers[name]

@@ -199,6 +199,21 @@ async def test_a_block_whose_container_vanished_is_retried_once_in_a_new_one(wor
     assert engine.asked("create_container") == [name, name]
 
 
+async def test_a_container_the_engine_calls_running_but_cannot_use_is_made_anew(workspace: Path) -> None:
+    engine = FakeEngine()
+    earlier = sandbox_of(workspace, engine)
+    await earlier.restart()
+    earlier.close()
+    name = container_name_for(workspace)
+    engine.broken.add(name)
+
+    result = await sandbox_of(workspace, engine).execute([PY])  # a daemon that finds it so
+
+    assert result.status == "ok"
+    assert engine.asked("remove_container") == [name]
+    assert engine.asked("create_container")[-1] == name and engine.asked("exec_stream") == [name]
+
+
 async def test_the_retry_gives_up_after_a_second_loss(workspace: Path) -> None:
     engine = FakeEngine()
     sandbox = sandbox_of(workspace, engine)

@@ -149,9 +149,12 @@ class Attacher:
             except ContainerGone as gone:
                 # It went while we attached: an auto-remove container that a
                 # restart had stopped, taken by the engine's removal just
-                # after (seen once in a full CI run). Make it anew, once.
+                # after, or one the engine calls running while its runtime
+                # says it has stopped (each seen once in a full CI run).
+                # Remove what is left of it and make it anew, once.
                 log.warning("%s: the sandbox went while attaching (%s); making it anew", self.workspace, gone)
                 self._detach()
+                await self._engine.remove_container(spec.name, self.label)
                 self._attached = await self._attach(config, self.spec(config), progress)
             return self._attached
 
