@@ -195,27 +195,23 @@ RUNNER_PROGRAM = "from cellbox.container.runner import main"
 (the runner's source travels in them): never a block's leftover, whatever
 words that source holds."""
 ZYGOTE_WORDS = "The warm Python interpreter"
-"""In the warm Python interpreter's arguments (zygote.py's source), and so in
-those of every block forked from it, which have no arguments of their own."""
-FORKED_BLOCK = "python /cellbox/<a block forked from the warm interpreter>"
-"""How processes_in names a process forked from the warm interpreter: it matches
-the patterns that find a Python block's process (`python /cellbox`)."""
+"""In the warm Python interpreter's arguments as ps shows them (zygote.TITLE)."""
+PYTHON_BLOCK = r"python3? \S*\.py$"
+"""A Python block's process as ps shows it, spawned or forked (the warm
+interpreter writes the block's arguments over its own)."""
 
 
 def processes_in(engine, workspace) -> list[str]:
     """The arguments of each process in the workspace's sandbox but `ps` and the
-    warm Python interpreter (the runner's own child, kept between runs like it);
-    what was forked from that interpreter is named FORKED_BLOCK."""
+    warm Python interpreter (the runner's own child, kept between runs like it)."""
     (container,) = containers_of(engine, workspace)
     listing = container.exec_run(["ps", "-eo", "pid=,ppid=,args="]).output.decode()
     rows = [line.split(None, 2) for line in listing.splitlines() if len(line.split(None, 2)) == 3]
     runners = {pid for pid, _, args in rows if RUNNER_PROGRAM in args and args.startswith("python3 -I")}
-    found = []
-    for _, ppid, args in rows:
-        if args.startswith("ps ") or (ppid in runners and ZYGOTE_WORDS in args):
-            continue
-        found.append(FORKED_BLOCK if ZYGOTE_WORDS in args else args.strip())
-    return found
+    return [
+        args.strip() for _, ppid, args in rows
+        if not args.startswith("ps ") and not (ppid in runners and ZYGOTE_WORDS in args)
+    ]
 
 
 def surviving(engine, workspace, pattern: str) -> list[str]:

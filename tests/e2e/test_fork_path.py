@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import pytest
 
 from tests.conftest import TEST_IMAGE, containers_of
 from tests.e2e.test_cancel import wait_for_output
-from tests.e2e.test_execution import FORKED_BLOCK, RUNNER_PROGRAM, ZYGOTE_WORDS, surviving
+from tests.e2e.test_execution import PYTHON_BLOCK, RUNNER_PROGRAM, ZYGOTE_WORDS, surviving
 
 PARENT_IS_ZYGOTE = (
     "import os\n"
@@ -88,7 +87,7 @@ FACTS = r'''
 import sys
 modules = sorted(sys.modules)
 names = sorted(globals())
-import json, os, signal, random, resource, warnings
+import json, os, signal, random, resource, subprocess, warnings
 loader = globals()["__loader__"]
 facts = {
     "modules": modules,
@@ -113,6 +112,10 @@ facts = {
     "warnings": repr(warnings.filters),
     "meta path": [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path], "path hooks": len(sys.path_hooks),
     "excepthook": sys.excepthook is sys.__excepthook__,
+    # How ps, pgrep -f and /proc show the block's process (the warm
+    # interpreter's own arguments are its whole program).
+    "ps": subprocess.run(["ps", "-o", "args=", "-p", str(os.getpid())], capture_output=True, text=True).stdout,
+    "cmdline": open("/proc/self/cmdline", "rb").read().rstrip(b"\0").decode().split("\0"),
 }
 print(json.dumps(facts, sort_keys=True, default=repr))
 '''
@@ -126,6 +129,7 @@ async def test_a_forked_block_sees_what_a_fresh_python_sees(two_ways):
         assert warm == fresh
     assert fresh["file"] == "/workspace/sub/facts.py" and fresh["argv"] == ["sub/facts.py"]  # the second one
     assert fresh["path"][0] == "/workspace/sub" and "_socket" not in fresh["modules"]
+    assert fresh["ps"].strip() == " ".join(fresh["cmdline"]) and fresh["cmdline"][1:] == ["sub/facts.py"]
 
 
 async def test_each_forked_block_has_a_fresh_random_state(two_ways):
@@ -268,8 +272,7 @@ async def test_a_forked_block_is_killed_at_its_timeout_with_all_it_started(two_w
     assert (block["status"], block["exitCode"], block["timedOut"]) == ("timeout", 124, True)
     assert block["output"] == "started\n\nTimeout"
     assert surviving(two_ways.engine, two_ways.workspace, r"sleep 61") == []
-    # The block and its forked child, which have the warm interpreter's arguments, are gone.
-    assert surviving(two_ways.engine, two_ways.workspace, re.escape(FORKED_BLOCK)) == []
+    assert surviving(two_ways.engine, two_ways.workspace, PYTHON_BLOCK) == []  # the block and its forked child
 
 
 async def test_a_forked_block_can_be_cancelled(two_ways):
@@ -284,7 +287,7 @@ async def test_a_forked_block_can_be_cancelled(two_ways):
     assert (block["status"], block["exitCode"]) == ("cancelled", 130)
     assert surviving(two_ways.engine, workspace, r"sleep 62") == []
     assert zygote_pid(two_ways.engine, workspace) == before  # it was forked, and the warm interpreter stays
-    assert surviving(two_ways.engine, workspace, re.escape(FORKED_BLOCK)) == []
+    assert surviving(two_ways.engine, workspace, PYTHON_BLOCK) == []
 
 
 async def test_a_forked_memory_hog_is_reported_oom_and_forking_goes_on(make_workspace, start_daemon, engine):

@@ -17,6 +17,8 @@ module is never imported here, so each child seeds its own.
 What a fork cannot make fresh, and why it is still chosen: the children share
 this interpreter's string hash seed (`hash("a")` is the same in two blocks),
 and a block's stack has two frames of ours above its module's (`<string>`).
+The block's arguments are written over ours, so ps and pgrep -f show
+`python FILE`, but /proc/PID/cmdline ends in more NULs than a fresh one's.
 What start-up made is frozen for the garbage collector (`gc.freeze()`), so
 `gc.get_freeze_count()` is not 0 and `gc.get_objects()` leaves it out. And
 the block's process ends as _finish says, not by the interpreter's whole
@@ -97,6 +99,8 @@ def _zygote():
     import gc
 
     gc.freeze()
+    # `ps` would show this whole program as our argument: say what we are.
+    _retitle(os, [os.fsencode(sys.orig_argv[0] if hasattr(sys, "orig_argv") else sys.executable), b"-c", TITLE])
     control = _socket.socket(fileno=3)
     control.send(b"ready")
     while True:
@@ -150,6 +154,7 @@ def _zygote():
     filename = os.fsdecode(path)
     absolute = os.path.abspath(filename)
     sys.argv[:] = [filename]
+    _retitle(os, [asked_for, path])  # as `ps` and pgrep -f show a spawned block
     if hasattr(sys, "orig_argv"):
         sys.orig_argv[:] = [interpreter, filename]
     if sys.path and sys.path[0] == "":  # not with -P / PYTHONSAFEPATH, as for a fresh run
@@ -205,6 +210,32 @@ def _zygote():
         sys.excepthook = told_without_our_frames
         raise  # the interpreter's own handling and finalization
     finish(0, namespace)
+
+
+TITLE = b"# The warm Python interpreter of cellbox's runner: each Python block is forked from it"
+"""The zygote's command line as `ps` shows it (its -c argument, the program
+itself, is many lines)."""
+
+
+def _retitle(os, words):
+    """Show `words` as this process's arguments (ps, pgrep -f, /proc/PID/cmdline),
+    written over the memory its arguments were given in, the rest zeroed (so
+    /proc/PID/cmdline ends in more NULs than a spawned process's, which ps and
+    pgrep do not show). Left as it was if they do not fit, or if /proc says no."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end: stat's fields 48 and 49
+        title = b"\0".join(words) + b"\0"
+        if len(title) > end - start:
+            return
+        mem = os.open("/proc/self/mem", os.O_RDWR)
+        try:
+            os.pwrite(mem, title + bytes(end - start - len(title)), start)
+        finally:
+            os.close(mem)
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 def _finish(status, namespace):
