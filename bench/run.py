@@ -443,6 +443,10 @@ def project_folder(folder: Path) -> Path:
     return folder
 
 
+EDITOR_SERVE = [sys.executable, "-m", "cellbox", "serve", "--eager", "--log-level", "WARNING"]
+"""What the editor clients start: the sandbox comes up as `initialize` names the folder."""
+
+
 async def editor_first_result(folder: Path, argv: list[str] | None = None) -> float:
     """What an editor opening a file waits for: spawning the server,
     `initialize` naming the folder, and the answer to the first block, a
@@ -455,14 +459,14 @@ async def editor_first_result(folder: Path, argv: list[str] | None = None) -> fl
     )
     elapsed = (time.perf_counter() - started) * 1000
     assert result["exitCode"] == 0 and result["output"] == "0\n", result
-    if argv is None:  # the server's own sandbox: stopped, as an editor closing would leave it
+    if "--connect" not in (argv or []):  # the server's own sandbox: stopped, as an editor closing would leave it
         await editor.command("cellbox.stop", {"workspace": str(folder)})
     await editor.stop()
     return elapsed
 
 
 async def first_result_figures(root: Path, runs: int) -> dict[str, list[float]]:
-    """The editor's first result, from spawning `cellbox serve` to the first
+    """The editor's first result, from spawning `cellbox serve --eager` to the first
     block's answer, with the workspace's container not there (a fresh folder
     each time), against a plain `docker run -d` of the image plus the
     in-container `python3 -c` floor, interleaved; and the same through
@@ -473,7 +477,8 @@ async def first_result_figures(root: Path, runs: int) -> dict[str, list[float]]:
     client = docker.from_env()
     try:
         for i in range(runs):
-            samples["editor_first_result_cold"].append(await editor_first_result(project_folder(root / f"editor{i:02d}")))
+            samples["editor_first_result_cold"].append(
+                await editor_first_result(project_folder(root / f"editor{i:02d}"), EDITOR_SERVE))
             elapsed, floor = docker_run_d(client, f"cellbox-bench-run-{os.getpid()}-{i}", floor_runs=3)
             samples["docker_run_d"].append(elapsed)
             samples["floor_python_fresh"] += floor

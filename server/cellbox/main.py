@@ -14,16 +14,16 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def serve_arguments(args: list[str]) -> dict[str, object] | None:
-    """`cellbox serve [--connect] [--lazy] [--log-level L]` as its options;
+    """`cellbox serve [--connect] [--eager] [--log-level L]` as its options;
     None for anything else (help, another command, an unknown option, a
     bad level), which the click program then handles as it always did."""
     if args[:1] != ["serve"] or any(name.startswith("_CELLBOX_COMPLETE") for name in os.environ):
         return None  # bare `cellbox` (also serve) and shell completion stay click's
-    options: dict[str, object] = {"connect": False, "lazy": False, "log_level": "INFO"}
+    options: dict[str, object] = {"connect": False, "eager": False, "log_level": "INFO"}
     rest = args[1:]
     while rest:
         arg = rest.pop(0)
-        if arg in ("--connect", "--lazy"):
+        if arg in ("--connect", "--eager"):
             options[arg[2:]] = True
         elif arg == "--log-level" and rest:
             options["log_level"] = rest.pop(0).upper()
@@ -52,4 +52,4 @@ def main() -> None:
     else:
         from cellbox.lsp.stdio import serve_stdio
 
-        serve_stdio(str(options["log_level"]), lazy=bool(options["lazy"]))
+        serve_stdio(str(options["log_level"]), eager=bool(options["eager"]))

@@ -19,10 +19,11 @@ from cellbox.cli.commands import daemon_group, idle_timeout_option, main
               help="Bridge stdio to the project's daemon (started if needed) instead of serving here.")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-@click.option("--lazy", is_flag=True,
-              help="Start the workspace's sandbox at the first request, not as soon as initialize names it.")
+@click.option("--eager", is_flag=True,
+              help="Start the workspace's sandbox as soon as initialize names it, not at the first run "
+                   "(what an editor wants: its first result comes sooner).")
 @idle_timeout_option
-def serve(connect: bool, log_level: str, lazy: bool, idle_timeout: float) -> None:
+def serve(connect: bool, log_level: str, eager: bool, idle_timeout: float) -> None:
     """Speak LSP on stdin/stdout (what an editor starts)."""
     if connect:
         from cellbox.cli.bridge import run_bridge
@@ -30,7 +31,7 @@ def serve(connect: bool, log_level: str, lazy: bool, idle_timeout: float) -> Non
         sys.exit(run_bridge(idle_timeout))
     from cellbox.lsp.stdio import serve_stdio
 
-    serve_stdio(log_level.upper(), lazy=lazy)
+    serve_stdio(log_level.upper(), eager=eager)
 
 
 @daemon_group.command("run", hidden=True)

@@ -1,5 +1,7 @@
-"""An editor's `cellbox serve` starts the workspace's sandbox as soon as
-`initialize` names it, before the first run asks (lsp/stdio.py, Sandbox.prewarm):
+"""`cellbox serve --eager` (what the editor clients start) starts the
+workspace's sandbox as soon as `initialize` names it, before the first run
+asks (lsp/stdio.py, Sandbox.prewarm); a plain `serve` makes it at the first
+execute, as it always did. The early start goes
 by the same settings and approvals as a run, never loosened without one,
 stopped at shutdown even while it is still coming up, and silent when it
 fails, leaving the first run to report the failure as it always did."""
@@ -21,6 +23,8 @@ from tests.conftest import TEST_IMAGE, containers_of
 from tests.e2e.conftest import SERVER_COMMAND
 from tests.e2e.daemon_support import wait_for
 
+EAGER = [*SERVER_COMMAND, "--eager"]
+
 LOOSER = f'image = "{TEST_IMAGE}"\npids_limit = 300\n'
 """Raises a limit above its default (256): loosening, so it needs approval."""
 
@@ -37,7 +41,7 @@ async def wait_until_running(engine, workspace):
 
 
 async def test_the_sandbox_starts_at_initialize_and_the_first_run_uses_it(workspace, start_daemon, engine):
-    daemon = await start_daemon(workspace)
+    daemon = await start_daemon(workspace, command=EAGER)
     container = await wait_until_running(engine, workspace)
     result = await daemon.execute(("python", "import os; print(os.getcwd())"))
     assert result["output"] == "/workspace\n"
@@ -48,10 +52,10 @@ async def test_the_sandbox_starts_at_initialize_and_the_first_run_uses_it(worksp
     assert containers_of(engine, workspace) == []  # stopped (and auto-removed) at shutdown, as before
 
 
-async def test_the_clis_own_server_starts_nothing_before_a_request(workspace, start_daemon, engine):
-    # `cellbox status` or `stop` with no daemon running starts `serve --lazy`:
-    # asking must not make the container it asks about.
-    daemon = await start_daemon(workspace, command=[*SERVER_COMMAND, "--lazy"])
+async def test_a_plain_serve_starts_nothing_before_a_request(workspace, start_daemon, engine):
+    # What `cellbox status` or `stop` starts with no daemon running: asking
+    # must not make the container it asks about.
+    daemon = await start_daemon(workspace)
     status = await daemon.command("cellbox.status", {})
     assert status["sandboxes"][0]["state"] == "absent"
     assert containers_of(engine, workspace) == []
@@ -61,7 +65,7 @@ async def test_an_unapproved_loosening_is_not_applied_early_and_an_approval_repl
     make_workspace, start_daemon, engine
 ):
     workspace = make_workspace("looser", LOOSER)
-    daemon = await start_daemon(workspace)
+    daemon = await start_daemon(workspace, command=EAGER)
     early = await wait_until_running(engine, workspace)
     assert early.attrs["HostConfig"]["PidsLimit"] == 256  # the file's 300 waits for the person's approval
     assert daemon.client.message_requests == []  # nobody was asked before a run
@@ -76,7 +80,7 @@ def test_a_server_ended_while_the_sandbox_is_still_starting_leaves_no_container(
     # SIGTERM as soon as the container exists, while pygls is still being
     # imported and the sandbox is still coming up: the server must wait for
     # that start to finish and then stop it, not exit and leave it running.
-    server = subprocess.Popen([*SERVER_COMMAND, "--log-level", "WARNING"], stdin=subprocess.PIPE,
+    server = subprocess.Popen([*EAGER, "--log-level", "WARNING"], stdin=subprocess.PIPE,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
     assert server.stdin is not None
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -104,7 +108,7 @@ async def test_an_early_start_that_fails_is_silent_and_the_first_run_reports_it(
         workspace = make_workspace("bad", f'image = "{TEST_IMAGE}"\ntimeout = "soon"\n')
     else:
         workspace = make_workspace("noimage", 'image = "cellbox-test/no-such-image:never"\n')
-    daemon = await start_daemon(workspace)
+    daemon = await start_daemon(workspace, command=EAGER)
     status = await daemon.command("cellbox.status", {})  # the server answers meanwhile
     assert status["sandboxes"][0]["state"] == "absent"
     with pytest.raises(JsonRpcException) as error:

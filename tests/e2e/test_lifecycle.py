@@ -8,7 +8,6 @@ import signal
 import pytest
 
 from tests.conftest import TEST_IMAGE, containers_of
-from tests.e2e.conftest import SERVER_COMMAND
 
 
 async def test_the_container_is_named_and_labelled_from_the_workspace(workspace, start_daemon, engine):
@@ -26,9 +25,7 @@ async def test_the_container_is_named_and_labelled_from_the_workspace(workspace,
 
 
 async def test_the_container_is_created_lazily_on_the_first_execute(workspace, start_daemon, engine):
-    # With --lazy (the CLI's own server); an editor's plain `serve` starts it
-    # at initialize (test_early_start.py).
-    daemon = await start_daemon(workspace, command=[*SERVER_COMMAND, "--lazy"])
+    daemon = await start_daemon(workspace)  # `serve --eager` starts it at initialize: test_early_start.py
     await daemon.command("cellbox.status", {})
     assert containers_of(engine, workspace) == []
     await daemon.execute(("sh", "true"))

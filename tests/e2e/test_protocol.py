@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import TEST_IMAGE
-from tests.e2e.conftest import SERVER_COMMAND
 from pygls.exceptions import JsonRpcException
 
 BLOCK_KEYS = {
@@ -122,8 +121,7 @@ async def test_no_workspace_at_all_is_a_clear_error(start_daemon):
 
 
 async def test_status_lists_the_workspace_before_and_after_a_run(workspace, start_daemon):
-    # --lazy: an editor's plain `serve` would have started it already (test_early_start.py).
-    daemon = await start_daemon(workspace, command=[*SERVER_COMMAND, "--lazy"])
+    daemon = await start_daemon(workspace)
     before = await daemon.command("cellbox.status", {})
     assert before == {
         "sandboxes": [

@@ -12,10 +12,10 @@ from cellbox.main import serve_arguments
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["serve"], {"connect": False, "lazy": False, "log_level": "INFO"}),
-        (["serve", "--connect"], {"connect": True, "lazy": False, "log_level": "INFO"}),
-        (["serve", "--log-level", "warning"], {"connect": False, "lazy": False, "log_level": "WARNING"}),
-        (["serve", "--lazy", "--log-level=DEBUG"], {"connect": False, "lazy": True, "log_level": "DEBUG"}),
+        (["serve"], {"connect": False, "eager": False, "log_level": "INFO"}),
+        (["serve", "--connect"], {"connect": True, "eager": False, "log_level": "INFO"}),
+        (["serve", "--log-level", "warning"], {"connect": False, "eager": False, "log_level": "WARNING"}),
+        (["serve", "--eager", "--log-level=DEBUG"], {"connect": False, "eager": True, "log_level": "DEBUG"}),
     ],
 )
 def test_an_editors_serve_starts_without_click(monkeypatch, args, expected) -> None:

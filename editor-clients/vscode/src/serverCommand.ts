@@ -21,7 +21,7 @@ export function serverCommandFor(folder: vscode.WorkspaceFolder): ServerCommand 
         return { command: setting[0], args: setting.slice(1) };
     }
     if (typeof setting === 'string' && setting.trim() !== '') {
-        return { command: setting.trim(), args: ['serve'] };
+        return { command: setting.trim(), args: ['serve', '--eager'] };
     }
     // Absolute entries only: a relative one would be looked up from wherever the editor runs.
     const found = (process.env.PATH ?? '')
@@ -29,7 +29,7 @@ export function serverCommandFor(folder: vscode.WorkspaceFolder): ServerCommand 
         .filter((dir) => path.isAbsolute(dir))
         .map((dir) => path.join(dir, 'cellbox'))
         .find(isExecutableFile);
-    return found ? { command: found, args: ['serve'] } : undefined;
+    return found ? { command: found, args: ['serve', '--eager'] } : undefined;
 }
 
 /** The folder's own .venv/bin/cellbox, which is not used unless the user names it; undefined when there is none. */

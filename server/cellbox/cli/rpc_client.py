@@ -146,7 +146,7 @@ class Session:
         else:
             self._server_log = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING", "--lazy"],
+                [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._server_log, bufsize=0,
                 # Its own session: Ctrl-C at the terminal is for us to turn
                 # into a cancel, not for the server to die of.

@@ -1,7 +1,7 @@
 """`cellbox serve`: one client's daemon over stdin/stdout, pygls's LSP loop
 with stdin read on the event loop and the clean-up inside it, whether stdin
 ends or SIGTERM or SIGHUP come. The workspace's sandbox starts as soon as
-`initialize` names it, before pygls is loaded (see serve_stdio)."""
+`initialize` names it with --eager, before pygls is loaded (see serve_stdio)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 an editor shutting down (code-server sends SIGTERM), a terminal closed."""
 
 
-def serve_stdio(log_level: str = "INFO", lazy: bool = False) -> None:
-    """Serve one client on stdin/stdout. Unless `lazy`, the sandbox of the
+def serve_stdio(log_level: str = "INFO", eager: bool = False) -> None:
+    """Serve one client on stdin/stdout. If `eager`, the sandbox of the
     workspace `initialize` names starts at once, in the background, while
     pygls and lsprotocol are still being imported (a thread): an editor's
-    first result then waits for the slower of the two, not for their sum."""
+    first result then waits for the slower of the two, not for their sum.
+    Otherwise the container is made at the first execute, as it always was."""
     # stdout carries the protocol; every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=log_level, format="cellbox %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
@@ -39,7 +40,7 @@ def serve_stdio(log_level: str = "INFO", lazy: bool = False) -> None:
         loop = asyncio.get_running_loop()
         stream = await _stdin_stream()
         first = b""
-        if stream is not None and not lazy:
+        if stream is not None and eager:
             first = await read_message(stream)
             found = settings_of_initialize(first)
             if found is not None and found.error is None and found.workspaces:

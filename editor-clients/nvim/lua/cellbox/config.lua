@@ -3,7 +3,7 @@ local M = {}
 
 M.defaults = {
   -- The server; one runs per workspace root.
-  cmd = { "cellbox", "serve" },
+  cmd = { "cellbox", "serve", "--eager" },
   -- Buffers of these filetypes get a server attached when they open.
   filetypes = { "markdown", "python", "sh" },
   -- A buffer's workspace root is the nearest folder holding one of these,
