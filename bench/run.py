@@ -39,6 +39,7 @@ from pathlib import Path
 
 import attrs
 import docker
+from jsonrpc_client import JsonRpcDaemon
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -56,7 +57,18 @@ def summary(samples_ms: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(ordered), 3), "p90_ms": round(p90, 3), "n": len(ordered)}
 
 
-class Daemon:
+class Daemon(JsonRpcDaemon):
+    """`cellbox serve` driven as an editor drives it (jsonrpc_client.py), with the bench's image."""
+
+    async def start(self, workspace: Path, argv: list[str] | None = None, env: dict[str, str] | None = None,
+                    initialization_options: dict | None = None) -> None:
+        await super().start(workspace, argv, env, initialization_options or {"image": IMAGE})
+
+
+class PyglsDaemon:
+    """The same through pygls' LanguageClient, for the one row that shows what
+    that heavier client adds (lsprotocol's converters in the timed process)."""
+
     def __init__(self) -> None:
         self.client = LanguageClient("cellbox-bench", "1")
         # Streamed output is part of what a real client receives; take it, ignore it.
@@ -64,10 +76,8 @@ class Daemon:
         self.client.feature("cellbox/blockStarted")(lambda params: None)
         self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)(lambda params: None)
 
-    async def start(self, workspace: Path, argv: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        """Spawns the server (`cellbox serve`, or `argv`) and initializes it with `workspace` as its folder."""
-        argv = argv or [sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING"]
-        await self.client.start_io(*argv, env=env)
+    async def start(self, workspace: Path) -> None:
+        await self.client.start_io(sys.executable, "-m", "cellbox", "serve", "--log-level", "WARNING")
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),
@@ -76,10 +86,6 @@ class Daemon:
             )
         )
         self.client.initialized(types.InitializedParams())
-
-    @property
-    def pid(self) -> int:
-        return self.client._server.pid
 
     async def command(self, name: str, argument: dict) -> tuple[float, dict]:
         started = time.perf_counter()
@@ -91,21 +97,10 @@ class Daemon:
     async def stop(self) -> None:
         await asyncio.wait_for(self.client.shutdown_async(None), 60)
         self.client.exit(None)
-        # A server that does not end after `exit` would hang the bench in
-        # client.stop() (seen once: `cellbox serve` waited at interpreter exit
-        # for executor threads still reading docker exec streams of
-        # containers already removed). It is killed, and said so.
-        server = self.client._server
-        try:
-            await asyncio.wait_for(asyncio.shield(server.wait()), 15)
-        except TimeoutError:
-            print(f"bench: cellbox serve (pid {server.pid}) did not exit within 15 s of `exit`; killed it",
-                  file=sys.stderr, flush=True)
-            server.kill()
         await self.client.stop()
 
 
-async def timed_executes(daemon: Daemon, workspace: Path, language: str, code: str, runs: int) -> list[float]:
+async def timed_executes(daemon: Daemon | PyglsDaemon, workspace: Path, language: str, code: str, runs: int) -> list[float]:
     samples = []
     for i in range(runs):
         elapsed, result = await daemon.command(
@@ -720,17 +715,29 @@ async def measure(only: frozenset[str], runs: int, root: Path, engine: docker.Do
         if "warm" in only:
             # Interleaved in rounds, so that the machine's noise (it is shared)
             # falls on the warm figures, the floor and the reference alike.
-            samples: dict[str, list[float]] = {key: [] for key in
-                ("warm_python", "warm_bash", "floor_python", "floor_sh", "reference_python", "reference_bash")}
+            samples: dict[str, list[float]] = {key: [] for key in (
+                "warm_python", "warm_bash", "floor_python", "floor_sh", "reference_python", "reference_bash",
+                "warm_python_pygls_client")}
+            # The same python block through pygls' client too (jsonrpc_client.py
+            # says why), in a workspace of its own: a second server on the
+            # first workspace would share its sandbox through docker exec.
+            other = root / "warm-pygls"
+            other.mkdir()
+            heavier = PyglsDaemon()
+            await heavier.start(other)
+            await timed_executes(heavier, other, "python", "print({i})", 10)  # up, and forking
             for start in range(0, runs, per_round):
                 n = min(per_round, runs - start)
                 samples["warm_python"] += await timed_executes(daemon, workspace, "python", "print({i})", n)
+                samples["warm_python_pygls_client"] += await timed_executes(
+                    heavier, other, "python", "print({i})", n)
                 samples["warm_bash"] += await timed_executes(daemon, workspace, "bash", "echo {i}", n)
                 floor = floor_inside(container, n)
                 samples["floor_python"] += floor["python"]
                 samples["floor_sh"] += floor["sh"]
                 samples["reference_python"] += reference_exec(container, workspace, "python", "print({i})", n)
                 samples["reference_bash"] += reference_exec(container, workspace, "bash", "echo {i}", n)
+            await heavier.stop()
             keep(samples)
 
         if "sessions" in only:
@@ -823,6 +830,7 @@ async def measure(only: frozenset[str], runs: int, root: Path, engine: docker.Do
 RATIOS = {
     "warm_python_over_python_floor": lambda m: m["warm_python"] / m["floor_python"],
     "reference_python_over_warm_python": lambda m: m["reference_python"] / m["warm_python"],
+    "warm_python_pygls_client_over_python_floor": lambda m: m["warm_python_pygls_client"] / m["floor_python"],
     "warm_bash_minus_sh_floor_ms": lambda m: m["warm_bash"] - m["floor_sh"],
     "reference_bash_over_warm_bash": lambda m: m["reference_bash"] / m["warm_bash"],
     "cold_over_bare_create_start": lambda m: m["cold_first_execute"] / m["bare_create_start"],
@@ -886,6 +894,8 @@ ROWS = (
      "reference_python_over_warm_python"),
     ("  against the floor", "warm_python", ("floor_python",), "python3 -c in the container",
      "warm_python_over_python_floor"),
+    ("  the same through pygls' LanguageClient", "warm_python_pygls_client", ("floor_python",),
+     "python3 -c in the container", "warm_python_pygls_client_over_python_floor"),
     ("warm bash block", "warm_bash", ("reference_bash",), "one docker exec (AG2's method)",
      "reference_bash_over_warm_bash"),
     ("  against the floor", "warm_bash", ("floor_sh",), "sh -c in the container", "warm_bash_minus_sh_floor_ms"),
