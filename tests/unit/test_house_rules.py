@@ -18,7 +18,7 @@ import pytest
 PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "server"
 
 SHARED = ("cellbox.errors", "cellbox.project", "cellbox.vocabulary", "cellbox.wire", "cellbox.languages",
-          "cellbox.safe_files", "cellbox.daemon_control")
+          "cellbox.safe_files", "cellbox.daemon_control", "cellbox.timeouts")
 CONTEXTS = ("cellbox.cli", "cellbox.lsp", "cellbox.documents", "cellbox.sandbox", "cellbox.engine",
             "cellbox.container", "cellbox.settings", "cellbox.mcp", "cellbox.integrations")
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from docker.utils.socket import frames_iter
 
+from cellbox import timeouts
+
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +56,7 @@ class StreamConnection:
         """The next line the process writes on stdout; None at its end or after `timeout`."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._pool, self._next_line), timeout)
+            return await timeouts.wait_for(loop.run_in_executor(self._pool, self._next_line), timeout)
         except TimeoutError:
             self.close()  # unblocks the reading thread
             return None

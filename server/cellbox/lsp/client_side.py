@@ -4,13 +4,13 @@ approves settings (ClientGate) and the editor that hears a run as it goes
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from cellbox import timeouts
 from cellbox.sandbox.request import BlockToRun, RunListener, SettingsGate
 from cellbox.vocabulary import Notification
 from cellbox.wire import BlockStartedNotification, DisplayNotification, DisplayOutput, OutputNotification, to_json
@@ -48,7 +48,7 @@ class ClientGate(SettingsGate):
             actions=[types.MessageActionItem(title=ALLOW), types.MessageActionItem(title=NOT_NOW)],
         )
         try:
-            answer = await asyncio.wait_for(self.ls.window_show_message_request_async(request), APPROVAL_WAIT_SECONDS)
+            answer = await timeouts.wait_for(self.ls.window_show_message_request_async(request), APPROVAL_WAIT_SECONDS)
         except TimeoutError:
             log.info("no answer to the approval request within %.0f s: the settings stay ignored", APPROVAL_WAIT_SECONDS)
             return False

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from cellbox import timeouts
 from cellbox.lsp import pygls_internals
 from cellbox.project import DaemonError, DaemonPaths, answers, read_pid
 
@@ -142,7 +143,7 @@ async def _wait_until_stopped(stopping: asyncio.Event, idle_timeout: float, pool
     tick = max(0.2, min(idle_timeout / 4, 30.0)) if idle_timeout > 0 else None
     while True:
         try:
-            await asyncio.wait_for(stopping.wait(), timeout=tick)
+            await timeouts.wait_for(stopping.wait(), timeout=tick)
             log.info("asked to stop")
             return
         except TimeoutError:

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
-from cellbox import __version__, project
+from cellbox import __version__, project, timeouts
 from cellbox.errors import CellboxError
 from cellbox.vocabulary import Command, Notification
 
@@ -106,7 +106,7 @@ class ServerLink:
         if client is None:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_async(None), 30)
+            await timeouts.wait_for(client.shutdown_async(None), 30)
             client.exit(None)
         with contextlib.suppress(Exception):
             await client.stop()

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from cellbox import safe_files
+from cellbox import safe_files, timeouts
 from cellbox.engine.protocol import Engine
 from cellbox.errors import SandboxFailed
 from cellbox.languages import normalize_language
@@ -175,7 +175,7 @@ async def _kill(
     """Kill every process of a run and wait for its output to end."""
     await runner.kill(run_id)
     try:
-        await asyncio.wait_for(execution, KILL_WAIT_SECONDS)
+        await timeouts.wait_for(execution, KILL_WAIT_SECONDS)
         return
     except TimeoutError:
         log.warning("run %s still going %.0f s after it was killed", run_id, KILL_WAIT_SECONDS)

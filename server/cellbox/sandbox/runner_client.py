@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from cellbox import safe_files
+from cellbox import safe_files, timeouts
 from cellbox.sandbox import state
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class RunnerListener:
     async def runner(self, timeout: float) -> RunnerClient:
         """The runner that connects with the expected token; TimeoutError if none does in time."""
         assert self._arrived is not None, "expect() first"
-        runner = await asyncio.wait_for(asyncio.shield(self._arrived), timeout)
+        runner = await timeouts.wait_for(asyncio.shield(self._arrived), timeout)
         self._taken = True
         return runner
 
@@ -178,7 +178,7 @@ class RunnerListener:
             return
         self._pending_hellos += 1
         try:
-            line = await asyncio.wait_for(_short_line(reader), HELLO_TIMEOUT_SECONDS)
+            line = await timeouts.wait_for(_short_line(reader), HELLO_TIMEOUT_SECONDS)
         except (TimeoutError, OSError, ValueError, asyncio.LimitOverrunError):
             writer.close()
             return
@@ -338,7 +338,7 @@ class RunnerClient:
         answer = self._pings[ping_id] = asyncio.get_running_loop().create_future()
         self._send("ping", ping_id)
         try:
-            return await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
+            return await timeouts.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
@@ -355,7 +355,7 @@ class RunnerClient:
         answer = self._pings[request_id] = asyncio.get_running_loop().create_future()
         self._send(request, request_id)
         try:
-            await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
+            await timeouts.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
             raise RunnerLost("the sandbox's runner does not answer", started=False, wedged=True) from None
 
@@ -365,7 +365,7 @@ class RunnerClient:
         answer = self._pings[request] = asyncio.get_running_loop().create_future()
         self._send("memory", request, run_id)
         try:
-            found = await asyncio.wait_for(answer, PING_TIMEOUT_SECONDS)
+            found = await timeouts.wait_for(answer, PING_TIMEOUT_SECONDS)
         except TimeoutError:
             return None
         return found if found >= 0 else None
@@ -387,7 +387,7 @@ class RunnerClient:
             how = ["keep"] if keep else [] if may_fork else ["spawn"]
             self._send("run", run_id, packed, str(limit), *how)
             try:
-                await asyncio.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
+                await timeouts.wait_for(asyncio.shield(state.started), STARTED_TIMEOUT_SECONDS)
             except TimeoutError:
                 raise RunnerLost(
                     f"the sandbox's runner did not start the block within {STARTED_TIMEOUT_SECONDS:.0f} s",

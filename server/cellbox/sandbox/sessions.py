@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from cellbox import safe_files
+from cellbox import safe_files, timeouts
 from cellbox.container import scripts as container_scripts
 from cellbox.container import ship
 from cellbox.errors import SandboxFailed
@@ -319,7 +319,7 @@ class KernelSession:
         assert self._ended is not None
         end = None
         with contextlib.suppress(Exception):
-            end = await asyncio.wait_for(asyncio.shield(self._ended), 5)
+            end = await timeouts.wait_for(asyncio.shield(self._ended), 5)
         await self.kill()
         if end is not None and end.oom_kills:
             return outcome(
@@ -387,7 +387,7 @@ class KernelSession:
         if self._runner is not None and self._ended is not None and not self._ended.done():
             await self._runner.kill(self._run_id)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._ended), 5)
+                await timeouts.wait_for(asyncio.shield(self._ended), 5)
         self.close()
 
     def close(self) -> None:
