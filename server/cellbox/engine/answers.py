@@ -16,6 +16,26 @@ from cellbox.engine.location import engine_address
 from cellbox.engine.protocol import ForeignContainer
 from cellbox.errors import EngineUnavailable
 
+EXEC_START_FAILED = 126
+"""An exec's exit code when the runtime could not start its command at all."""
+RUNTIME_SAYS_STOPPED = b"cannot exec in a stopped state"
+"""What runc answers an exec into a container whose main process is gone."""
+
+
+def never_started(api: Any, container_id: str, exit_code: int | None, runtime_output: bytes | None = None) -> bool:
+    """Whether an exec that ended with `exit_code` never ran its command
+    because the container had stopped under it: taken by auto-removal just
+    after a restart (seen in copy mode), or called running by the engine while
+    its runtime says "cannot exec in a stopped state" (Docker 20.10 after a
+    restart, seen once in CI). The exec's output counts only where it cannot
+    be the command's own (`runtime_output`: given for our helpers, never for
+    a block's)."""
+    if exit_code != EXEC_START_FAILED:
+        return False
+    if runtime_output is not None and RUNTIME_SAYS_STOPPED in runtime_output:
+        return True
+    return not api.inspect_container(container_id)["State"]["Running"]
+
 
 def is_podman(client: docker.DockerClient) -> bool:
     components = client.version().get("Components") or []

@@ -21,7 +21,14 @@ import docker.errors
 import requests.exceptions
 
 from cellbox.engine import builds
-from cellbox.engine.answers import engine_unavailable, get_labelled, is_podman, reason_of, wait_until_gone
+from cellbox.engine.answers import (
+    engine_unavailable,
+    get_labelled,
+    is_podman,
+    never_started,
+    reason_of,
+    wait_until_gone,
+)
 from cellbox.engine.container_options import create_arguments, info_of, says_path_missing, start_hint
 from cellbox.engine.location import engine_address, locate_engine, ssh_needs_client_binary
 from cellbox.engine.protocol import (
@@ -51,10 +58,6 @@ T = TypeVar("T")
 # "stopped" (each seen once in a full CI run with a grace of 1 s).
 STOP_GRACE_SECONDS = 10
 QUICK_CALL_THREADS = 32
-EXEC_START_FAILED = 126
-"""An exec's exit code when the runtime could not start its command at all."""
-RUNTIME_SAYS_STOPPED = b"cannot exec in a stopped state"
-"""What runc answers an exec into a container whose main process is gone."""
 
 
 class DockerBackend:
@@ -325,11 +328,7 @@ class DockerBackend:
                 if stderr:
                     on_output("stderr", stderr)
             exit_code = api.exec_inspect(exec_id)["ExitCode"]
-            if exit_code == EXEC_START_FAILED and not api.inspect_container(container_id)["State"]["Running"]:
-                # The runtime could not start the command: the container had
-                # stopped ("cannot exec in a stopped state"). An auto-remove
-                # container that a restart stopped can be taken by the engine's
-                # removal just after the restart returned (seen in copy mode).
+            if never_started(api, container_id, exit_code):  # not its output: a block may print anything
                 raise ContainerGone("the container stopped before the block could start")
         except docker.errors.NotFound as exc:
             raise ContainerGone(reason_of(exc)) from None
@@ -426,16 +425,9 @@ class DockerBackend:
                 exec_id = api.exec_create(container_id, argv, workdir="/workspace", user=user or "")["Id"]
                 stdout, stderr = api.exec_start(exec_id, demux=True)
                 exit_code = api.exec_inspect(exec_id)["ExitCode"]
-                if exit_code == EXEC_START_FAILED and (
-                    RUNTIME_SAYS_STOPPED in (stdout or b"") + (stderr or b"")
-                    or not api.inspect_container(container_id)["State"]["Running"]
-                ):
-                    # Not the command's answer (ours are never 126): the
-                    # container stopped under it (as in _exec_stream), e.g.
-                    # taken by auto-removal just after a restart, or the engine
-                    # calls it running while its runtime says it has stopped
-                    # (Docker 20.10 after a restart, seen once in CI). "No
-                    # python3" would be the wrong lesson: the caller makes it anew.
+                # Our helpers never exit 126 themselves, so the runtime's words
+                # count here; "no python3" would be the wrong lesson.
+                if never_started(api, container_id, exit_code, (stdout or b"") + (stderr or b"")):
                     raise ContainerGone("the container stopped before the command could start")
             except docker.errors.NotFound as exc:
                 raise ContainerGone(reason_of(exc)) from None
