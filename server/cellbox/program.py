@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from cellbox.cli.commands import daemon_group, idle_timeout_option, main
+from cellbox.main import LOG_LEVELS
 
 
 @main.command()
 @click.option("--connect", is_flag=True,
               help="Bridge stdio to the project's daemon (started if needed) instead of serving here.")
 @click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+              type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option("--eager", is_flag=True,
               help="Start the workspace's sandbox as soon as initialize names it, not at the first run "
                    "(what an editor wants: its first result comes sooner).")
